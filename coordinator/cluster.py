@@ -1,0 +1,250 @@
+"""The cluster as the coordinator process runs it.
+
+The coordinator process is itself a node of the cluster: a coordinating-only node (roles `[]` by
+default) with its own registry (`Cluster.local`) and gRPC server, so that REST-entry tasks such as
+`cluster:monitor/tasks/lists` live in a real registry and peers can reach it. Around it: the node
+processes (the `Supervisor`), and the cluster state — who is in the cluster — which this process
+publishes to every node.
+
+Membership follows OpenSearch's follower checks (`cluster.fault_detection.follower_check.*`: every
+1 s, 10 s timeout, 3 retries; a refused connection fails at once): a node that stops answering leaves
+the cluster, every request still waiting on it fails with `node_disconnected_exception`, and its
+bans are dropped. A node that answers again (resumed, restarted) joins again. Without that a request
+to a hung node with no `timeout` would wait forever, as it would in a cluster without fault
+detection. The coordinator plays the elected cluster manager's part for publication; the cluster
+state names the first `cluster_manager` node as the elected one, as users expect to see it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from coordinator.results import TaskResultsIndex
+from coordinator.supervisor import NodeSpec, Supervisor, SupervisorError
+from simnode._wire import node_pb2 as pb
+from simnode.discovery import (
+    DEFAULT_ATTRIBUTES,
+    DEFAULT_ROLES,
+    ClusterState,
+    DiscoveryNode,
+    cluster_uuid_for,
+    node_id_for,
+)
+from simnode.errors import OpenSearchError
+from simnode.node import Node
+from simnode.server import NodeServer
+from simnode.transport import GrpcTransport
+from simnode.wire import cluster_state_to_pb
+
+PUBLISH_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class FaultDetection:
+    """OpenSearch's follower-check settings."""
+
+    enabled: bool = True
+    interval: float = 1.0
+    timeout: float = 10.0
+    retries: int = 3
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    roles: tuple[str, ...] = DEFAULT_ROLES
+    attributes: tuple[tuple[str, str], ...] = DEFAULT_ATTRIBUTES
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    nodes: tuple[NodeConfig, ...] = field(
+        default_factory=lambda: tuple(NodeConfig(f"node-{i}") for i in range(1, 4))
+    )
+    cluster_name: str = "tasksim"
+    seed: int | str = field(default_factory=lambda: secrets.randbelow(2**31))
+    coordinator_name: str = "coordinator"
+    coordinator_roles: tuple[str, ...] = ()
+    coordinator_attributes: tuple[tuple[str, str], ...] = DEFAULT_ATTRIBUTES
+    host: str = "127.0.0.1"
+    transport_port: int = 0
+    fault_detection: FaultDetection = FaultDetection()
+    log_dir: Path | None = None
+
+    @classmethod
+    def with_nodes(cls, count: int, **kwargs: Any) -> ClusterConfig:
+        return cls(nodes=tuple(NodeConfig(f"node-{i}") for i in range(1, count + 1)), **kwargs)
+
+
+class Cluster:
+    def __init__(self, config: ClusterConfig) -> None:
+        self.config = config
+        self.supervisor = Supervisor(config.log_dir)
+        self.transport = GrpcTransport(keepers=True)
+        self.state = ClusterState(cluster_name=config.cluster_name)
+        self.results = TaskResultsIndex()
+        self._local: Node | None = None
+        self._members: dict[
+            str, DiscoveryNode
+        ] = {}  # every supervised node, in or out of the state
+        self._lock = trio.Lock()
+
+    @property
+    def local(self) -> Node:
+        assert self._local is not None, "the cluster is not running"
+        return self._local
+
+    def spec_of(self, config: NodeConfig) -> NodeSpec:
+        return NodeSpec(
+            name=config.name,
+            id=node_id_for(self.config.seed, config.name),
+            roles=config.roles,
+            attributes=config.attributes,
+            host=self.config.host,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the coordinating node and every node process; stop them all on the way out."""
+        cfg = self.config
+        server = NodeServer(cfg.host, cfg.transport_port)
+        me = DiscoveryNode(
+            id=node_id_for(cfg.seed, cfg.coordinator_name),
+            name=cfg.coordinator_name,
+            host=cfg.host,
+            ip=cfg.host,
+            port=server.port,
+            roles=cfg.coordinator_roles,
+            attributes=cfg.coordinator_attributes,
+        )
+        self._local = Node(me, self.transport)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._local.run)
+                server.start(self._local, trio.lowlevel.current_trio_token())
+                await self._start_nodes([self.spec_of(n) for n in cfg.nodes])
+                await self.publish()
+                if cfg.fault_detection.enabled:
+                    for name in self._members:
+                        nursery.start_soon(self._follower_check, name)
+                task_status.started(self)
+                await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                await server.stop(0)
+                await self.supervisor.stop_all()
+                self.transport.close()
+
+    async def _start_nodes(self, specs: list[NodeSpec]) -> None:
+        errors: list[str] = []
+
+        async def one(spec: NodeSpec) -> None:
+            try:
+                proc = await self.supervisor.start(spec)
+            except SupervisorError as e:
+                errors.append(str(e))
+                return
+            self._members[spec.name] = self._discovery_node(spec, proc.port)
+
+        async with trio.open_nursery() as nursery:
+            for spec in specs:
+                nursery.start_soon(one, spec)
+        if errors:
+            raise SupervisorError(sorted(errors)[0])
+        # Keep the configured order (node-1, node-2, ...), whatever order they became ready in.
+        self._members = {s.name: self._members[s.name] for s in specs}
+        self._set_members(list(self._members))
+
+    def _discovery_node(self, spec: NodeSpec, port: int) -> DiscoveryNode:
+        return DiscoveryNode(
+            id=spec.id,
+            name=spec.name,
+            host=spec.host,
+            ip=spec.host,
+            port=port,
+            roles=spec.roles,
+            attributes=spec.attributes,
+        )
+
+    def _set_members(self, names: list[str]) -> None:
+        nodes = (self.local.local, *(self._members[n] for n in names))
+        manager = next((n.id for n in nodes if n.has_role("cluster_manager")), "")
+        self.state = ClusterState(
+            cluster_name=self.config.cluster_name,
+            cluster_uuid=cluster_uuid_for(self.config.seed),
+            version=self.state.version + 1,
+            cluster_manager_node_id=manager,
+            nodes=nodes,
+        )
+
+    async def publish(self) -> None:
+        """Send the current cluster state to every node in it (and apply it locally)."""
+        self.local.set_cluster_state(self.state)
+        message = cluster_state_to_pb(self.state)
+
+        async def one(node: DiscoveryNode) -> None:
+            try:
+                await self.transport.call(node, "SetClusterState", message, timeout=PUBLISH_TIMEOUT)
+            except OpenSearchError:
+                pass  # the follower checker deals with nodes that do not answer
+
+        async with trio.open_nursery() as nursery:
+            for node in self.state.nodes:
+                if node.id != self.local.local.id:
+                    nursery.start_soon(one, node)
+
+    # -- membership ------------------------------------------------------------------------------
+
+    def in_cluster(self, name: str) -> bool:
+        return self.state.by_name(name) is not None
+
+    async def node_left(self, name: str) -> None:
+        async with self._lock:
+            if not self.in_cluster(name):
+                return
+            self._set_members([n for n in self._members if n != name and self.in_cluster(n)])
+            await self.publish()
+
+    async def node_joined(self, name: str) -> None:
+        async with self._lock:
+            if self.in_cluster(name):
+                return
+            self._set_members([n for n in self._members if n == name or self.in_cluster(n)])
+            await self.publish()
+
+    async def _follower_check(self, name: str) -> None:
+        fd = self.config.fault_detection
+        failures = 0
+        while True:
+            await trio.sleep(fd.interval)
+            node = self._members[name]
+            try:
+                await self.transport.call(node, "Status", pb.Empty(), timeout=fd.timeout)
+            except OpenSearchError as e:
+                failures += 1
+                disconnected = e.type in (
+                    "node_not_connected_exception",
+                    "node_disconnected_exception",
+                )
+                if (disconnected or failures >= fd.retries) and self.in_cluster(name):
+                    await self.node_left(name)
+                continue
+            failures = 0
+            if not self.in_cluster(name):
+                await self.node_joined(name)
+
+    # -- process faults (the supervisor's, with membership kept right) -------------------------
+
+    async def restart(self, name: str) -> None:
+        """Restart a node process: same name, id and port, a new process that lost its tasks."""
+        proc = await self.supervisor.restart(name)
+        self._members[name] = replace(self._members[name], port=proc.port)
+        async with self._lock:
+            self._set_members([n for n in self._members if n == name or self.in_cluster(n)])
+            await self.publish()

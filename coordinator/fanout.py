@@ -1,0 +1,193 @@
+"""The coordinating node's transport actions for the Tasks API.
+
+`list_tasks` / `cancel_tasks` are OpenSearch's `TransportTasksAction`: register the REST-entry task
+(`cluster:monitor/tasks/lists`, type `transport`) on the coordinating node, resolve the target
+nodes, send one `[n]` request per node in parallel with the entry task as parent (the local shortcut
+for the coordinating node itself, so its child is `direct`), and gather: a node that fails is one
+`failed_node_exception` in `node_failures` (an unknown node id: `no_such_node_exception`), answers
+are concatenated in node order, per-task failures become `task_failures`. A `timeout` is a
+per-node deadline; there is none by default (a node that hangs without one is failed when it leaves
+the cluster).
+
+`get_task` is `TransportGetTaskAction`: forwarded to the node that owns the task, falling back to
+the `.tasks` index (`coordinator/results.py`) when the task is not running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from coordinator.cluster import Cluster
+from coordinator.params import GetTaskRequest, TasksRequest
+from coordinator.render import TaskFailureInfo, TasksResult
+from coordinator.resolve import resolve_nodes
+from coordinator.results import GetTaskResult
+from simnode._wire import node_pb2 as pb
+from simnode.errors import (
+    FailedNodeError,
+    NoSuchNodeError,
+    OpenSearchError,
+    ResourceNotFoundError,
+)
+from simnode.node import CANCEL_ACTION, GET_ACTION, LIST_ACTION
+from simnode.registry import Headers
+from simnode.taskid import TaskId
+from simnode.transport import ACTION_OF_METHOD, receive_timeout
+from simnode.wire import error_from_pb, headers_to_pb, task_info_from_pb
+
+# Forwarding a get with `wait_for_completion` gets this much more than the node's own wait, so
+# that the node's `timeout_exception` (504) is what the user sees when the wait expires.
+GET_FORWARD_SLACK = 0.5
+
+
+def target_nodes(cluster: Cluster, req: TasksRequest) -> list[str]:
+    """`resolveNodes`: the task id's node when a task id is set (not checked), else the selectors."""
+    if req.task_id.is_set():
+        return [req.task_id.node_id]
+    return resolve_nodes(cluster.state, req.nodes, cluster.local.local.id)
+
+
+def _node_request(req: TasksRequest, parent: TaskId, headers: Headers) -> pb.TasksRequest:
+    msg = pb.TasksRequest(
+        task_id=str(req.task_id) if req.task_id.is_set() else "",
+        actions=list(req.actions),
+        parent_task_id=str(req.parent_task_id) if req.parent_task_id.is_set() else "",
+        detailed=req.detailed,
+        wait_for_completion=req.wait_for_completion,
+        reason="by user request",
+        parent_task=str(parent),
+        headers=headers_to_pb(headers),
+    )
+    if req.timeout is not None:
+        msg.timeout_millis = int(req.timeout * 1000)
+    return msg
+
+
+async def _broadcast(
+    cluster: Cluster,
+    node_ids: list[str],
+    method: str,
+    request: Any,
+    local_handler: Callable[..., Awaitable[pb.TasksResponse]],
+    timeout: float | None,
+) -> TasksResult:
+    outcomes: list[pb.TasksResponse | OpenSearchError | None] = [None] * len(node_ids)
+    local_id = cluster.local.local.id
+
+    async def one(index: int, node_id: str) -> None:
+        node = cluster.state.get(node_id)
+        try:
+            if node is None:
+                raise NoSuchNodeError.of(node_id)
+            if node_id == local_id:
+                started = trio.current_time()
+                with trio.move_on_after(timeout if timeout is not None else float("inf")):
+                    outcomes[index] = await local_handler(request, local=True)
+                    return
+                elapsed = int((trio.current_time() - started) * 1000)
+                raise receive_timeout(node, ACTION_OF_METHOD[method], 0, elapsed)
+            outcomes[index] = await cluster.transport.call(node, method, request, timeout=timeout)
+        except OpenSearchError as e:
+            outcomes[index] = e
+
+    async with trio.open_nursery() as nursery:
+        for i, node_id in enumerate(node_ids):
+            nursery.start_soon(one, i, node_id)
+
+    result = TasksResult()
+    for node_id, outcome in zip(node_ids, outcomes, strict=True):
+        if isinstance(outcome, OpenSearchError):
+            result.node_failures.append(FailedNodeError.of(node_id, outcome))
+        elif outcome is not None:
+            result.tasks.extend(task_info_from_pb(t) for t in outcome.tasks)
+            result.task_failures.extend(
+                TaskFailureInfo(f.node_id, f.task_id, error_from_pb(f.reason))
+                for f in outcome.task_failures
+            )
+    return result
+
+
+async def list_tasks(cluster: Cluster, req: TasksRequest, headers: Headers) -> TasksResult:
+    node = cluster.local
+    parent = node.register(LIST_ACTION, local=False, headers=headers)
+    try:
+        node_ids = target_nodes(cluster, req)
+        if not node_ids:
+            return TasksResult()
+        return await _broadcast(
+            cluster,
+            node_ids,
+            "ListTasks",
+            _node_request(req, parent.task_id, headers),
+            node.list_tasks,
+            req.timeout,
+        )
+    finally:
+        node.unregister(parent)
+
+
+async def cancel_tasks(cluster: Cluster, req: TasksRequest, headers: Headers) -> TasksResult:
+    node = cluster.local
+    parent = node.register(CANCEL_ACTION, local=False, headers=headers)
+    try:
+        node_ids = target_nodes(cluster, req)
+        if not node_ids:
+            return TasksResult()
+        return await _broadcast(
+            cluster,
+            node_ids,
+            "CancelTasks",
+            _node_request(req, parent.task_id, headers),
+            node.cancel_tasks,
+            None,
+        )
+    finally:
+        node.unregister(parent)
+
+
+async def get_task(cluster: Cluster, req: GetTaskRequest, headers: Headers) -> GetTaskResult:
+    """`TransportGetTaskAction` (reference §2.6)."""
+    req.validate()
+    node = cluster.local
+    me = node.register(GET_ACTION, local=False, headers=headers)
+    try:
+        task_id = req.task_id
+        target = cluster.state.get(task_id.node_id)
+        if target is None:
+            try:
+                return cluster.results.get(task_id)
+            except ResourceNotFoundError as e:
+                raise ResourceNotFoundError(
+                    f"task [{task_id}] belongs to the node [{task_id.node_id}] which isn't part of "
+                    "the cluster and there is no record of the task",
+                    cause=e,
+                ) from e
+        msg = pb.GetTaskRequest(
+            id=task_id.id,
+            wait_for_completion=req.wait_for_completion,
+            parent_task=str(me.task_id),
+            headers=headers_to_pb(headers),
+        )
+        if req.timeout is not None:
+            msg.timeout_millis = int(req.timeout * 1000)
+        if target.id == node.local.id:
+            answer = await node.get_task(msg, local=True, register=False)
+        else:
+            timeout = req.timeout
+            if timeout is not None and req.wait_for_completion:
+                timeout += GET_FORWARD_SLACK
+            answer = await cluster.transport.call(target, "GetTask", msg, timeout=timeout)
+        if not answer.HasField("task"):
+            return cluster.results.get(task_id)  # not running: the stored result, or 404
+        info = task_info_from_pb(answer.task)
+        if answer.completed:
+            try:
+                return cluster.results.get(task_id)
+            except ResourceNotFoundError:
+                return GetTaskResult(completed=True, task=info)
+        return GetTaskResult(completed=False, task=info)
+    finally:
+        node.unregister(me)

@@ -1,0 +1,76 @@
+"""The coordinator process: the cluster (coordinating node + node processes) and the REST front
+on one trio loop, until SIGINT/SIGTERM. Everything it started is stopped on the way out."""
+
+from __future__ import annotations
+
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from coordinator import rest_cluster, rest_tasks
+from coordinator.cluster import Cluster, ClusterConfig
+from coordinator.demo import start_demo
+from coordinator.http import Router, build_app, serve_http
+
+
+@dataclass(frozen=True)
+class Ready:
+    http_port: int
+    cluster: Cluster
+    seconds: float
+
+
+def build_router(cluster: Cluster) -> Router:
+    router = Router()
+    for module in (rest_cluster, rest_tasks):
+        module.register(router, cluster)
+    return router
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail before any node starts when the HTTP port is taken (one clear line, no traceback)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise OSError(f"cannot bind the HTTP port {host}:{port}: {e.strerror}") from None
+
+
+async def run(
+    config: ClusterConfig,
+    *,
+    http_host: str = "127.0.0.1",
+    http_port: int = 9200,
+    demo: bool = False,
+    on_ready: Callable[[Ready], None] | None = None,
+) -> None:
+    check_port_free(http_host, http_port)
+    started = trio.current_time()
+    cluster = Cluster(config)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(cluster.run)
+        shutdown = trio.Event()
+        port = await nursery.start(
+            lambda task_status: serve_http(
+                build_app(build_router(cluster)),
+                http_host,
+                http_port,
+                shutdown=shutdown,
+                task_status=task_status,
+            )
+        )
+        if demo:
+            await start_demo(cluster)
+        if on_ready is not None:
+            on_ready(Ready(port, cluster, trio.current_time() - started))
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                break
+        shutdown.set()
+        nursery.cancel_scope.cancel()

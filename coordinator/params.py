@@ -1,0 +1,261 @@
+"""REST parameters the way OpenSearch's `RestRequest` and `BaseRestHandler` read them.
+
+A handler *consumes* parameters as it reads them (reading an absent one consumes it too); what is
+left unconsumed afterwards is an `unrecognized parameter` error, with Levenshtein "did you mean"
+suggestions. Booleans (`paramAsBoolean`), time values (`TimeValue.parseTimeValue`), comma lists
+(`Strings.splitStringByCommaToArray`: no trimming, trailing empties dropped) and task ids parse with
+OpenSearch's exact messages. The `parse_*` functions build one typed request per endpoint in
+OpenSearch's order of checks (reference §4, last paragraph). Pure; no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from simnode.errors import ActionRequestValidationError, IllegalArgumentError, NumberFormatError
+from simnode.taskid import EMPTY_TASK_ID, TaskId, parse_java_long
+
+# Consumed by the REST channel and controller for every request.
+RESPONSE_PARAMS = (
+    "pretty",
+    "human",
+    "format",
+    "filter_path",
+    "error_trace",
+    "source",
+    "source_content_type",
+)
+GROUP_BY_VALUES = ("nodes", "parents", "none")
+
+
+class Params:
+    """Query parameters with OpenSearch's consumed-parameter bookkeeping."""
+
+    def __init__(self, items: list[tuple[str, str]], path: str) -> None:
+        self._values: dict[str, str] = {}
+        for key, value in items:
+            self._values[key] = value  # the last occurrence wins, as Netty's decoder keeps it
+        self.path = path
+        self._consumed: set[str] = set(RESPONSE_PARAMS)
+
+    def has(self, key: str) -> bool:
+        return key in self._values
+
+    def param(self, key: str, default: str | None = None) -> str | None:
+        self._consumed.add(key)
+        return self._values.get(key, default)
+
+    def param_bool(self, key: str, default: bool) -> bool:
+        """`paramAsBoolean`: absent → default, empty → true, else exactly `true`/`false`."""
+        value = self.param(key)
+        if value is None:
+            return default
+        return parse_boolean(value, default=True)
+
+    def param_time(self, key: str) -> float | None:
+        """`paramAsTime(key, null)` in seconds; `-1` means no limit and gives None."""
+        value = self.param(key)
+        if value is None:
+            return None
+        seconds = parse_time_value(value, key)
+        return None if seconds < 0 else seconds
+
+    def param_list(self, key: str) -> tuple[str, ...]:
+        return split_comma(self.param(key))
+
+    def check_unrecognized(self) -> None:
+        unconsumed = sorted(k for k in self._values if k not in self._consumed)
+        if unconsumed:
+            raise IllegalArgumentError(unrecognized(self.path, unconsumed, self._consumed))
+
+    def response_flag(self, key: str) -> bool:
+        """A response parameter such as `pretty` or `human` (present and not `false`)."""
+        value = self._values.get(key)
+        return value is not None and value != "false"
+
+    def response_value(self, key: str) -> str | None:
+        return self._values.get(key)
+
+
+def parse_boolean(value: str, *, default: bool) -> bool:
+    """`Booleans.parseBoolean(value, default)`: empty → default; `true`/`false`; else 400."""
+    if value == "":
+        return default
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    raise IllegalArgumentError(
+        f"Failed to parse value [{value}] as only [true] or [false] are allowed."
+    )
+
+
+_TIME_UNITS = (
+    ("nanos", 1e-9),
+    ("micros", 1e-6),
+    ("ms", 1e-3),
+    ("s", 1.0),
+    ("m", 60.0),
+    ("h", 3600.0),
+    ("d", 86400.0),
+)
+_JAVA_DOUBLE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[fFdD]?")
+
+
+def parse_time_value(value: str, setting: str) -> float:
+    """`TimeValue.parseTimeValue`: seconds (-1.0 for the magic -1), with OpenSearch's messages."""
+    normalized = value.lower().strip()
+    for suffix, scale in _TIME_UNITS:
+        # `m` is matched against the raw value (case-sensitive), every other unit case-insensitively.
+        matched = value.endswith("m") if suffix == "m" else normalized.endswith(suffix)
+        if not matched:
+            continue
+        number = normalized[: len(normalized) - len(suffix)].strip()
+        try:
+            amount = parse_java_long(number)
+        except NumberFormatError as e:
+            if _JAVA_DOUBLE.fullmatch(number):
+                raise IllegalArgumentError(
+                    f"failed to parse [{value}], fractional time values are not supported", cause=e
+                ) from e
+            raise IllegalArgumentError(f"failed to parse [{value}]", cause=e) from e
+        if amount < -1:
+            raise IllegalArgumentError(
+                f"failed to parse setting [{setting}] with value [{value}] as a time value: "
+                "negative durations are not supported"
+            )
+        return -1.0 if amount == -1 else amount * scale
+    if re.fullmatch(r"-0*1", normalized):
+        return -1.0
+    if re.fullmatch(r"0+", normalized):
+        return 0.0
+    raise IllegalArgumentError(
+        f"failed to parse setting [{setting}] with value [{value}] as a time value: "
+        "unit is missing or unrecognized"
+    )
+
+
+def split_comma(value: str | None) -> tuple[str, ...]:
+    """`Strings.splitStringByCommaToArray`: Java `split(",")` — no trim, trailing empties dropped."""
+    if not value:
+        return ()
+    parts = value.split(",")
+    while parts and parts[-1] == "":
+        parts.pop()
+    return tuple(parts)
+
+
+def _levenshtein_similarity(a: str, b: str) -> float:
+    """Lucene's `LevenshteinDistance.getDistance`: 1 - edits / max(len)."""
+    if not a and not b:
+        return 1.0
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        cur = [i]
+        for j, cb in enumerate(b, start=1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return 1.0 - prev[-1] / max(len(a), len(b))
+
+
+def unrecognized(path: str, invalids: list[str], candidates: set[str]) -> str:
+    """`BaseRestHandler.unrecognized` for parameters."""
+    plural = "s" if len(invalids) > 1 else ""
+    parts = []
+    for invalid in sorted(invalids):
+        scored = [(s, c) for c in candidates if (s := _levenshtein_similarity(invalid, c)) > 0.5]
+        scored.sort(key=lambda sc: (-sc[0], sc[1]))
+        keys = [c for _, c in scored]
+        text = f"[{invalid}]"
+        if len(keys) == 1:
+            text += f" -> did you mean [{keys[0]}]?"
+        elif keys:
+            text += f" -> did you mean any of [{', '.join(keys)}]?"
+        parts.append(text)
+    return f"request [{path}] contains unrecognized parameter{plural}: " + ", ".join(parts)
+
+
+# -- typed requests ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TasksRequest:
+    """`ListTasksRequest` / `CancelTasksRequest` (OpenSearch's BaseTasksRequest and friends)."""
+
+    nodes: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+    task_id: TaskId = EMPTY_TASK_ID
+    parent_task_id: TaskId = EMPTY_TASK_ID
+    detailed: bool = False
+    wait_for_completion: bool = False
+    timeout: float | None = None
+    group_by: str = "nodes"
+
+    def validate(self) -> None:
+        if self.task_id.is_set() and self.nodes:
+            raise ActionRequestValidationError.of("task id cannot be used together with node ids")
+
+
+@dataclass(frozen=True, slots=True)
+class GetTaskRequest:
+    task_id: TaskId
+    wait_for_completion: bool = False
+    timeout: float | None = None
+
+    def validate(self) -> None:
+        if not self.task_id.is_set():
+            raise ActionRequestValidationError.of("task id is required")
+
+
+def check_group_by(group_by: str) -> None:
+    if group_by not in GROUP_BY_VALUES:
+        raise IllegalArgumentError(
+            f"[group_by] must be one of [nodes], [parents] or [none] but was [{group_by}]"
+        )
+
+
+def parse_list(params: Params) -> TasksRequest:
+    """`RestListTasksAction.generateListTasksRequest` (+ group_by)."""
+    detailed = params.param_bool("detailed", False)
+    nodes = params.param_list("nodes")
+    actions = params.param_list("actions")
+    parent = TaskId.parse(params.param("parent_task_id"))
+    wait = params.param_bool("wait_for_completion", False)
+    timeout = params.param_time("timeout")
+    group_by = params.param("group_by", "nodes") or "nodes"
+    return TasksRequest(
+        nodes=nodes,
+        actions=actions,
+        parent_task_id=parent,
+        detailed=detailed,
+        wait_for_completion=wait,
+        timeout=timeout,
+        group_by=group_by,
+    )
+
+
+def parse_cancel(params: Params, task_id: str | None) -> TasksRequest:
+    """`RestCancelTasksAction.prepareRequest`: no `timeout` on cancel."""
+    nodes = params.param_list("nodes")
+    tid = TaskId.parse(task_id)
+    actions = params.param_list("actions")
+    parent = TaskId.parse(params.param("parent_task_id"))
+    group_by = params.param("group_by", "nodes") or "nodes"
+    wait = params.param_bool("wait_for_completion", False)
+    return TasksRequest(
+        nodes=nodes,
+        actions=actions,
+        task_id=tid,
+        parent_task_id=parent,
+        wait_for_completion=wait,
+        group_by=group_by,
+    )
+
+
+def parse_get(params: Params, task_id: str) -> GetTaskRequest:
+    """`RestGetTaskAction.prepareRequest`."""
+    tid = TaskId.parse(task_id)
+    wait = params.param_bool("wait_for_completion", False)
+    timeout = params.param_time("timeout")
+    return GetTaskRequest(task_id=tid, wait_for_completion=wait, timeout=timeout)

@@ -1,0 +1,65 @@
+"""REST handlers of the Tasks API: `GET _tasks`, `GET _tasks/<id>`, `POST _tasks[/<id>]/_cancel`.
+
+Each handler follows its OpenSearch Rest*Action: parse and consume parameters (`prepareRequest`),
+then `finish()` (unrecognized parameters, body), then `group_by`, then the request's own
+`validate()`, then the transport action (coordinator/fanout.py), then render (coordinator/render.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coordinator import fanout
+from coordinator.cluster import Cluster
+from coordinator.http import RestRequest, RestResponse, Router
+from coordinator.params import check_group_by, parse_cancel, parse_get, parse_list
+from coordinator.render import task_info, tasks_response
+from coordinator.results import GetTaskResult
+
+
+def get_task_body(result: GetTaskResult, *, human: bool) -> dict[str, Any]:
+    """`GetTaskResponse` → `TaskResult.innerToXContent`."""
+    body: dict[str, Any] = {
+        "completed": result.completed,
+        "task": task_info(result.task, human=human),
+    }
+    if result.error is not None:
+        body["error"] = result.error.xcontent()
+    if result.response is not None:
+        body["response"] = result.response
+    return body
+
+
+def register(router: Router, cluster: Cluster) -> None:
+    async def list_tasks(request: RestRequest) -> RestResponse:
+        req = parse_list(request.params)
+        request.finish()
+        check_group_by(req.group_by)
+        req.validate()
+        result = await fanout.list_tasks(cluster, req, request.task_headers)
+        human = request.params.response_flag("human")
+        return RestResponse(
+            tasks_response(result, cluster.state, group_by=req.group_by, human=human)
+        )
+
+    async def get_task(request: RestRequest) -> RestResponse:
+        req = parse_get(request.params, request.path_params["task_id"])
+        request.finish()
+        result = await fanout.get_task(cluster, req, request.task_headers)
+        return RestResponse(get_task_body(result, human=request.params.response_flag("human")))
+
+    async def cancel_tasks(request: RestRequest) -> RestResponse:
+        req = parse_cancel(request.params, request.path_params.get("task_id"))
+        request.finish()
+        check_group_by(req.group_by)
+        req.validate()
+        result = await fanout.cancel_tasks(cluster, req, request.task_headers)
+        human = request.params.response_flag("human")
+        return RestResponse(
+            tasks_response(result, cluster.state, group_by=req.group_by, human=human)
+        )
+
+    router.add("GET", "/_tasks", list_tasks)
+    router.add("GET", "/_tasks/{task_id}", get_task)
+    router.add("POST", "/_tasks/_cancel", cancel_tasks)
+    router.add("POST", "/_tasks/{task_id}/_cancel", cancel_tasks)

@@ -1,0 +1,199 @@
+"""The supervisor: it owns every node process — start, kill, pause, resume, restart, stop.
+
+Nodes are fresh interpreters (`python -m simnode`, fork+exec through trio; never a bare fork while
+grpc is loaded). A node reports `READY <port>` on stdout; its stdin is a pipe we hold, so it exits
+when we close it or die. `stop_all()` resumes paused nodes, closes stdin, sends SIGTERM, and SIGKILLs
+whatever is left after a grace period. `heal()` resumes every paused node. Process faults live here
+and nowhere else (DESIGN.md rule 4).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+import simnode
+from simnode.discovery import DEFAULT_ATTRIBUTES, DEFAULT_ROLES
+
+READY_TIMEOUT = 30.0
+STOP_GRACE = 2.0
+
+
+class SupervisorError(Exception):
+    """A node process could not be started or controlled (a clear, one-line message)."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    id: str
+    roles: tuple[str, ...] = DEFAULT_ROLES
+    attributes: tuple[tuple[str, str], ...] = DEFAULT_ATTRIBUTES
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
+@dataclass
+class NodeProcess:
+    spec: NodeSpec
+    process: trio.Process
+    port: int
+    log: Path
+    paused: bool = False
+    restarts: int = 0
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Run the very code this process imported, wherever it lives (a checkout, a temp clone).
+    root = str(Path(simnode.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    env.setdefault("GRPC_VERBOSITY", "ERROR")
+    env.pop("GRPC_ENABLE_FORK_SUPPORT", None)
+    return env
+
+
+class Supervisor:
+    def __init__(self, log_dir: Path | None = None) -> None:
+        self.nodes: dict[str, NodeProcess] = {}
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="tasksim-logs-"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+
+    def command(self, spec: NodeSpec, port: int) -> list[str]:
+        cmd = [
+            sys.executable,
+            "-m",
+            "simnode",
+            "--id",
+            spec.id,
+            "--name",
+            spec.name,
+            "--host",
+            spec.host,
+            "--port",
+            str(port),
+            "--roles",
+            ",".join(spec.roles),
+        ]
+        for key, value in spec.attributes:
+            cmd += ["--attr", f"{key}={value}"]
+        if not spec.attributes:
+            cmd += ["--attr", "="]  # an explicit empty set
+        return cmd
+
+    async def start(self, spec: NodeSpec, *, port: int | None = None) -> NodeProcess:
+        """Start a node process and wait for its READY line. Its stderr goes to `<log_dir>/<name>.log`."""
+        log = self.log_dir / f"{spec.name}.log"
+        with open(log, "ab") as stderr:
+            process = await trio.lowlevel.open_process(
+                self.command(spec, spec.port if port is None else port),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=_child_env(),
+            )
+        assert process.stdout is not None
+        buf = b""
+        with trio.move_on_after(READY_TIMEOUT) as timeout:
+            while b"\n" not in buf:
+                chunk = await process.stdout.receive_some(4096)
+                if not chunk:
+                    break
+                buf += chunk
+        line = buf.split(b"\n", 1)[0].decode(errors="replace").strip()
+        if timeout.cancelled_caught or not line.startswith("READY "):
+            await self._kill(process)
+            err = log.read_text(errors="replace").strip()
+            reason = err.splitlines()[-1] if err else "no READY line"
+            raise SupervisorError(f"node {spec.name} did not start: {reason}")
+        node = NodeProcess(spec, process, int(line.split()[1]), log)
+        old = self.nodes.get(spec.name)
+        if old is not None:
+            node.restarts = old.restarts + 1
+        self.nodes[spec.name] = node
+        return node
+
+    @staticmethod
+    async def _kill(process: trio.Process) -> None:
+        if process.returncode is None:
+            try:
+                process.kill()
+            except ProcessLookupError:
+                pass
+        await process.wait()
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                await stream.aclose()
+
+    def get(self, name: str) -> NodeProcess:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise SupervisorError(f"no node named [{name}]") from None
+
+    # -- process faults --------------------------------------------------------------------------
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: the process is gone at once, its tasks with it."""
+        node = self.get(name)
+        if node.alive:
+            node.process.send_signal(signal.SIGKILL)
+        node.paused = False
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP: the process holds its sockets but answers nothing."""
+        node = self.get(name)
+        if node.alive:
+            node.process.send_signal(signal.SIGSTOP)
+            node.paused = True
+
+    def resume(self, name: str) -> None:
+        node = self.get(name)
+        if node.alive and node.paused:
+            node.process.send_signal(signal.SIGCONT)
+        node.paused = False
+
+    async def restart(self, name: str) -> NodeProcess:
+        """Kill (if alive) and start again with the same name, id and port: a fresh registry."""
+        node = self.get(name)
+        await self._kill(node.process)
+        return await self.start(node.spec, port=node.port)
+
+    def heal(self) -> None:
+        """Resume every paused node. Idempotent."""
+        for name in list(self.nodes):
+            self.resume(name)
+
+    async def stop_all(self) -> None:
+        """Stop every node: resume, close stdin, SIGTERM, then SIGKILL after the grace period."""
+        with trio.CancelScope(shield=True):
+            for node in self.nodes.values():
+                if node.alive:
+                    if node.paused:
+                        node.process.send_signal(signal.SIGCONT)
+                    if node.process.stdin is not None:
+                        await node.process.stdin.aclose()
+                    try:
+                        node.process.send_signal(signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+            with trio.move_on_after(STOP_GRACE):
+                for node in self.nodes.values():
+                    await node.process.wait()
+            for node in self.nodes.values():
+                await self._kill(node.process)

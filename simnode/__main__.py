@@ -1,0 +1,112 @@
+"""`python -m simnode`: one simulated node process.
+
+It binds its gRPC port (0 = any free port), prints `READY <port>` on stdout once it serves, and
+exits cleanly on SIGTERM/SIGINT, when its stdin reaches EOF (the parent closed the pipe or died),
+and — Linux — when its parent process dies (PR_SET_PDEATHSIG, which also reaches a SIGSTOPped node).
+No orphans, ever.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import signal
+import stat
+import sys
+
+import trio
+
+from simnode.discovery import DEFAULT_ATTRIBUTES, DEFAULT_ROLES, DiscoveryNode
+from simnode.node import Node
+from simnode.server import DEFAULT_MAX_WORKERS, NodeServer
+from simnode.transport import GrpcTransport
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    # The parent may already be gone between fork and prctl.
+    if os.getppid() == 1:
+        sys.exit(0)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m simnode", description=__doc__.splitlines()[0])
+    p.add_argument("--id", required=True, help="the node id (22-char base64)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--roles", default=",".join(DEFAULT_ROLES), help="comma list; '' = none")
+    p.add_argument(
+        "--attr",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="node attribute (repeatable); default shard_indexing_pressure_enabled=true",
+    )
+    p.add_argument("--max-workers", type=int, default=DEFAULT_MAX_WORKERS)
+    return p.parse_args(argv)
+
+
+async def _exit_on_stdin_eof(cancel: trio.CancelScope) -> None:
+    if not stat.S_ISFIFO(os.fstat(0).st_mode):
+        return
+    stream = trio.lowlevel.FdStream(os.dup(0))
+    async with stream:
+        while await stream.receive_some(4096):
+            pass
+    cancel.cancel()
+
+
+async def serve(args: argparse.Namespace) -> None:
+    attrs = (
+        tuple(tuple(a.split("=", 1)) for a in args.attr)
+        if args.attr is not None
+        else DEFAULT_ATTRIBUTES
+    )
+    server = NodeServer(args.host, args.port, max_workers=args.max_workers)
+    local = DiscoveryNode(
+        id=args.id,
+        name=args.name,
+        host=args.host,
+        ip=args.host,
+        port=server.port,
+        roles=tuple(r for r in args.roles.split(",") if r),
+        attributes=attrs,  # type: ignore[arg-type]
+    )
+    transport = GrpcTransport()
+    node = Node(local, transport)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            server.start(node, trio.lowlevel.current_trio_token())
+            print(f"READY {server.port}", flush=True)
+            with trio.CancelScope() as waiting:
+                nursery.start_soon(_exit_on_stdin_eof, waiting)
+                with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for _ in signals:
+                        break
+            # Stop serving first, while the loop still runs, so that handlers can finish.
+            await server.stop(0)
+            nursery.cancel_scope.cancel()
+    finally:
+        transport.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    _die_with_parent()
+    try:
+        trio.run(serve, args)
+    except OSError as e:
+        print(f"simnode: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Node identity and cluster membership as OpenSearch has them (`DiscoveryNode`, `DiscoveryNodes`).
+
+A node id is a 22-character URL-safe base64 string (16 random bytes, no padding), like OpenSearch's
+`UUIDs.randomBase64UUID`; tasksim derives it from the cluster seed and the node name so a restarted
+node keeps its id and a seeded run is reproducible. Roles are kept sorted, as `DiscoveryNode` keeps
+them. Pure; no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+from dataclasses import dataclass, field
+
+DEFAULT_ROLES: tuple[str, ...] = ("cluster_manager", "data", "ingest", "remote_cluster_client")
+BUILT_IN_ROLES = frozenset({"cluster_manager", "data", "ingest", "remote_cluster_client", "search"})
+DEFAULT_ATTRIBUTES: tuple[tuple[str, str], ...] = (("shard_indexing_pressure_enabled", "true"),)
+
+
+def node_id_for(seed: int | str, name: str) -> str:
+    """A stable 22-character URL-safe base64 node id for `name` in a cluster seeded with `seed`."""
+    rng = random.Random(f"tasksim-node-id:{seed}:{name}")
+    raw = rng.getrandbits(128).to_bytes(16, "big")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def cluster_uuid_for(seed: int | str) -> str:
+    return node_id_for(seed, "\x00cluster-uuid")
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryNode:
+    id: str
+    name: str
+    host: str = "127.0.0.1"
+    ip: str = "127.0.0.1"
+    port: int = 0
+    roles: tuple[str, ...] = DEFAULT_ROLES
+    attributes: tuple[tuple[str, str], ...] = DEFAULT_ATTRIBUTES
+    ephemeral_id: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "roles", tuple(sorted(set(self.roles))))
+
+    @property
+    def transport_address(self) -> str:
+        return f"{self.ip}:{self.port}"
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterState:
+    """The part of the cluster state the Tasks API reads: who is in the cluster, who leads."""
+
+    cluster_name: str = "tasksim"
+    cluster_uuid: str = ""
+    version: int = 0
+    cluster_manager_node_id: str = ""
+    nodes: tuple[DiscoveryNode, ...] = field(default_factory=tuple)
+
+    def get(self, node_id: str) -> DiscoveryNode | None:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        return None
+
+    def by_name(self, name: str) -> DiscoveryNode | None:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        return None
+
+    @property
+    def cluster_manager(self) -> DiscoveryNode | None:
+        return self.get(self.cluster_manager_node_id)

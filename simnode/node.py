@@ -1,0 +1,552 @@
+"""The trio runtime of one node: it owns the registry and runs what the registry describes.
+
+What lives here: the node side of the Tasks API (`cluster:monitor/tasks/lists[n]`,
+`cluster:admin/tasks/cancel[n]`, `cluster:monitor/task/get`), simulated task trees whose children run
+on peers (a child on another node is a `RunTask` call that answers when the child is done, the way a
+transport child request does), and OpenSearch's cancellation service: cancel a task, ban its children
+on every node that holds one (`internal:admin/tasks/ban`), recursively, and lift the bans when the
+children and the task are gone.
+
+Handlers take and return protobuf messages so that every transport (gRPC today, in-memory later)
+carries the same logic. `local=True` means the request came through the local shortcut and the
+task type is `direct`; over the transport it is `transport`.
+
+Rules: only the trio loop touches the registry; every background activity runs in `self._nursery`;
+time comes from `Clock` (trio's clock, so a MockClock gives virtual time).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from simnode._wire import node_pb2 as pb
+from simnode.discovery import ClusterState, DiscoveryNode
+from simnode.errors import (
+    IllegalArgumentError,
+    NoSuchNodeError,
+    OpenSearchError,
+    OpenSearchTimeoutError,
+    ResourceNotFoundError,
+)
+from simnode.registry import DIRECT, TRANSPORT, Headers, Registry, Task, TaskFilter, task_headers
+from simnode.taskid import EMPTY_TASK_ID, TaskId
+from simnode.transport import Transport
+from simnode.wire import (
+    discovery_node_to_pb,
+    error_to_pb,
+    headers_from_pb,
+    headers_to_pb,
+    task_info_to_pb,
+)
+
+LIST_ACTION = "cluster:monitor/tasks/lists"
+CANCEL_ACTION = "cluster:admin/tasks/cancel"
+GET_ACTION = "cluster:monitor/task/get"
+BAN_ACTION = "internal:admin/tasks/ban"
+DEFAULT_WAIT_FOR_COMPLETION_TIMEOUT = 30.0
+
+# How a simulated task reacts when it is cancelled.
+ON_CANCEL_MODES = ("immediate", "checkpoint", "ignore")
+
+
+class Clock:
+    """Wall-clock milliseconds and monotonic nanoseconds, both driven by trio's clock."""
+
+    def __init__(self) -> None:
+        self._epoch_millis = time.time_ns() // 1_000_000
+        self._t0 = trio.current_time()
+
+    def now_nanos(self) -> int:
+        return int(trio.current_time() * 1e9)
+
+    def now_millis(self) -> int:
+        return self._epoch_millis + int((trio.current_time() - self._t0) * 1000)
+
+
+def java_object_name(task: Task) -> str:
+    """What `Task.toString()` prints in OpenSearch (no override → `Class@hash`)."""
+    cls = (
+        "org.opensearch.tasks.CancellableTask" if task.cancellable else "org.opensearch.tasks.Task"
+    )
+    if task.action.startswith("indices:data/write/") and task.action.endswith(
+        ("reindex", "update/byquery", "delete/byquery")
+    ):
+        cls = "org.opensearch.index.reindex.BulkByScrollTask"
+    elif task.action.startswith("indices:data/read/search"):
+        cls = "org.opensearch.action.search.SearchTask"
+    return f"{cls}@{(hash((task.node_id, task.id)) & 0x7FFFFFFF):x}"
+
+
+@dataclass(eq=False)
+class _Running:
+    """The runtime side of a simulated task: how its work learns it was cancelled."""
+
+    task: Task
+    cancelled: trio.Event = field(default_factory=trio.Event)
+
+
+class Node:
+    def __init__(
+        self,
+        local: DiscoveryNode,
+        transport: Transport,
+        *,
+        cluster: ClusterState | None = None,
+    ) -> None:
+        self.local = local
+        self.transport = transport
+        self.cluster = cluster or ClusterState(nodes=(local,))
+        self.registry = Registry(local.id)
+        self.clock: Clock | None = None
+        self._nursery: trio.Nursery | None = None
+        self._done_waiters: dict[int, trio.Event] = {}
+        self._children_waiters: dict[int, trio.Event] = {}
+        self._running: dict[int, _Running] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the node's background work until cancelled."""
+        self.clock = Clock()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    @property
+    def nursery(self) -> trio.Nursery:
+        assert self._nursery is not None, "Node.run() is not running"
+        return self._nursery
+
+    def _now(self) -> tuple[int, int]:
+        assert self.clock is not None
+        return self.clock.now_millis(), self.clock.now_nanos()
+
+    def register(
+        self,
+        action: str,
+        *,
+        local: bool,
+        parent: TaskId = EMPTY_TASK_ID,
+        headers: Headers = (),
+        cancellable: bool = False,
+        description: str = "",
+        status: dict[str, Any] | None = None,
+    ) -> Task:
+        millis, nanos = self._now()
+        return self.registry.register(
+            action=action,
+            type=DIRECT if local else TRANSPORT,
+            parent=parent,
+            headers=task_headers(headers),
+            cancellable=cancellable,
+            description=description,
+            status=status,
+            now_millis=millis,
+            now_nanos=nanos,
+        )
+
+    def unregister(self, task: Task) -> None:
+        self.registry.unregister(task)
+        waiter = self._done_waiters.pop(task.id, None)
+        if waiter is not None:
+            waiter.set()
+
+    async def wait_done(self, task: Task) -> None:
+        if self.registry.get(task.id) is not task:
+            return
+        await self._done_waiters.setdefault(task.id, trio.Event()).wait()
+
+    async def wait_children_done(self, task: Task) -> None:
+        while task.child_nodes:
+            await self._children_waiters.setdefault(task.id, trio.Event()).wait()
+
+    def set_cluster_state(self, state: ClusterState) -> None:
+        gone = {n.id for n in self.cluster.nodes} - {n.id for n in state.nodes}
+        self.cluster = state
+        for node_id in gone:
+            self.registry.remove_bans_of_node(node_id)
+            self.transport.node_left(node_id)
+
+    # -- cluster:monitor/tasks/lists[n] ----------------------------------------------------------
+
+    def _process_tasks(self, req: pb.TasksRequest, *, for_cancel: bool) -> list[Task]:
+        """`TransportTasksAction.processTasks` (and the cancel variant of §3.2)."""
+        task_id = TaskId.parse(req.task_id)
+        task_filter = TaskFilter(
+            actions=tuple(req.actions),
+            task_id=task_id,
+            parent_task_id=TaskId.parse(req.parent_task_id),
+            cancellable_only=for_cancel,
+        )
+        if not task_id.is_set():
+            return self.registry.matching(task_filter)
+        task = self.registry.get(task_id.id)
+        if for_cancel:
+            if task is not None and task.cancellable:
+                if task_filter.match(task):
+                    return [task]
+                raise IllegalArgumentError(f"task [{task_id}] doesn't support this operation")
+            if task is not None:
+                raise IllegalArgumentError(f"task [{task_id}] doesn't support cancellation")
+            raise ResourceNotFoundError(f"task [{task_id}] is not found")
+        if task is None:
+            raise ResourceNotFoundError(f"task [{task_id}] is missing")
+        if not task_filter.match(task):
+            raise ResourceNotFoundError(f"task [{task_id}] doesn't support this operation")
+        return [task]
+
+    async def _wait_for_completion(self, task: Task, deadline: float) -> None:
+        with trio.move_on_at(deadline):
+            await self.wait_done(task)
+            return
+        raise OpenSearchTimeoutError(
+            f"Timed out waiting for completion of [{java_object_name(task)}]"
+        )
+
+    async def list_tasks(self, req: pb.TasksRequest, *, local: bool) -> pb.TasksResponse:
+        me = self.register(
+            f"{LIST_ACTION}[n]",
+            local=local,
+            parent=TaskId.parse(req.parent_task),
+            headers=headers_from_pb(req.headers),
+        )
+        try:
+            tasks = self._process_tasks(req, for_cancel=False)
+            if req.wait_for_completion:
+                timeout = (
+                    req.timeout_millis / 1000
+                    if req.HasField("timeout_millis")
+                    else DEFAULT_WAIT_FOR_COMPLETION_TIMEOUT
+                )
+                deadline = trio.current_time() + timeout
+                for task in tasks:
+                    if not task.action.startswith(LIST_ACTION):
+                        await self._wait_for_completion(task, deadline)
+            _, nanos = self._now()
+            return pb.TasksResponse(
+                tasks=[
+                    task_info_to_pb(t.info(detailed=req.detailed, now_nanos=nanos)) for t in tasks
+                ]
+            )
+        finally:
+            self.unregister(me)
+
+    # -- cluster:monitor/task/get ----------------------------------------------------------------
+
+    async def get_task(
+        self, req: pb.GetTaskRequest, *, local: bool, register: bool = True
+    ) -> pb.GetTaskResponse:
+        """`getRunningTaskFromNode`. A task that is not running here gives a response without
+        `task`: the caller reads the `.tasks` index (the coordinator holds it). `register=False`
+        is the coordinating node serving its own task inside the REST-entry task."""
+        me = None
+        if register:
+            me = self.register(
+                GET_ACTION,
+                local=local,
+                parent=TaskId.parse(req.parent_task),
+                headers=headers_from_pb(req.headers),
+            )
+        try:
+            task = self.registry.get(req.id)
+            if task is None:
+                return pb.GetTaskResponse()
+            if req.wait_for_completion:
+                timeout = (
+                    req.timeout_millis / 1000
+                    if req.HasField("timeout_millis")
+                    else DEFAULT_WAIT_FOR_COMPLETION_TIMEOUT
+                )
+                await self._wait_for_completion(task, trio.current_time() + timeout)
+            _, nanos = self._now()
+            return pb.GetTaskResponse(
+                completed=bool(req.wait_for_completion),
+                task=task_info_to_pb(task.info(detailed=True, now_nanos=nanos)),
+            )
+        finally:
+            if me is not None:
+                self.unregister(me)
+
+    # -- cluster:admin/tasks/cancel[n] -----------------------------------------------------------
+
+    async def cancel_tasks(self, req: pb.TasksRequest, *, local: bool) -> pb.TasksResponse:
+        headers = headers_from_pb(req.headers)
+        me = self.register(
+            f"{CANCEL_ACTION}[n]",
+            local=local,
+            parent=TaskId.parse(req.parent_task),
+            headers=headers,
+        )
+        try:
+            tasks = self._process_tasks(req, for_cancel=True)
+            infos: dict[int, pb.TaskInfo] = {}
+            failures: list[pb.TaskFailure] = []
+
+            async def one(task: Task) -> None:
+                try:
+                    await self.cancel_task_and_descendants(
+                        task, req.reason or "by user request", req.wait_for_completion, headers
+                    )
+                except OpenSearchError as e:
+                    failures.append(
+                        pb.TaskFailure(
+                            node_id=self.local.id, task_id=task.id, reason=error_to_pb(e)
+                        )
+                    )
+                    return
+                _, nanos = self._now()
+                infos[task.id] = task_info_to_pb(task.info(detailed=False, now_nanos=nanos))
+
+            async with trio.open_nursery() as nursery:
+                for task in tasks:
+                    nursery.start_soon(one, task)
+            return pb.TasksResponse(
+                tasks=[infos[t.id] for t in tasks if t.id in infos], task_failures=failures
+            )
+        finally:
+            self.unregister(me)
+
+    async def cancel_task_and_descendants(
+        self, task: Task, reason: str, wait_for_completion: bool, headers: Headers
+    ) -> None:
+        """`TaskCancellationService.cancelTaskAndDescendants` (reference §3.3)."""
+        child_nodes = [n for n, count in task.child_nodes.items() if count > 0]
+        millis, nanos = self._now()
+        if self.registry.cancel(task, reason, now_millis=millis, now_nanos=nanos):
+            running = self._running.get(task.id)
+            if running is not None:
+                running.cancelled.set()
+        if not child_nodes:
+            if wait_for_completion:
+                await self.wait_done(task)
+            return
+        await self._ban_on_nodes(task, child_nodes, reason, wait_for_completion, headers)
+
+        async def complete_then_unban() -> None:
+            await self.wait_children_done(task)
+            await self.wait_done(task)
+            await self._unban_on_nodes(task, child_nodes, headers)
+
+        if wait_for_completion:
+            await complete_then_unban()
+        else:
+            self.nursery.start_soon(complete_then_unban)
+
+    def _node(self, node_id: str) -> DiscoveryNode | None:
+        return self.cluster.get(node_id)
+
+    async def _ban_on_nodes(
+        self, task: Task, node_ids: list[str], reason: str, wait: bool, headers: Headers
+    ) -> None:
+        request = pb.BanParentRequest(
+            parent_task_id=str(task.task_id),
+            ban=True,
+            reason=reason,
+            wait_for_completion=wait,
+            headers=headers_to_pb(headers),
+        )
+        errors: list[OpenSearchError] = []
+
+        async def one(node_id: str) -> None:
+            try:
+                await self._send(node_id, "BanParent", request, self.ban_parent)
+            except OpenSearchError as e:
+                # A ban to a node that is gone is no failure (isNodeClosedException).
+                if e.type not in (
+                    "node_disconnected_exception",
+                    "node_not_connected_exception",
+                    "connect_transport_exception",
+                    "node_closed_exception",
+                    "no_such_node_exception",
+                ):
+                    errors.append(e)
+
+        async with trio.open_nursery() as nursery:
+            for node_id in node_ids:
+                nursery.start_soon(one, node_id)
+        if errors:
+            raise errors[0]
+
+    async def _unban_on_nodes(self, task: Task, node_ids: list[str], headers: Headers) -> None:
+        request = pb.BanParentRequest(
+            parent_task_id=str(task.task_id), ban=False, headers=headers_to_pb(headers)
+        )
+
+        async def one(node_id: str) -> None:
+            try:
+                await self._send(node_id, "BanParent", request, self.ban_parent)
+            except OpenSearchError:
+                pass
+
+        async with trio.open_nursery() as nursery:
+            for node_id in node_ids:
+                nursery.start_soon(one, node_id)
+
+    async def _send(
+        self,
+        node_id: str,
+        method: str,
+        request: Any,
+        local_handler: Callable[..., Awaitable[Any]],
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """Send to a node: the local shortcut for ourselves, the transport for a peer."""
+        if node_id == self.local.id:
+            return await local_handler(request, local=True)
+        node = self._node(node_id)
+        if node is None:
+            raise NoSuchNodeError.of(node_id)
+        return await self.transport.call(node, method, request, timeout=timeout)
+
+    # -- internal:admin/tasks/ban ----------------------------------------------------------------
+
+    async def ban_parent(self, req: pb.BanParentRequest, *, local: bool) -> pb.Empty:
+        headers = headers_from_pb(req.headers)
+        me = self.register(BAN_ACTION, local=local, headers=headers)
+        try:
+            parent = TaskId.parse(req.parent_task_id)
+            if not req.ban:
+                self.registry.remove_ban(parent)
+                return pb.Empty()
+            children = self.registry.set_ban(
+                parent, req.reason, record=self._node(parent.node_id) is not None
+            )
+            async with trio.open_nursery() as nursery:
+                for child in children:
+                    nursery.start_soon(
+                        self.cancel_task_and_descendants,
+                        child,
+                        req.reason,
+                        req.wait_for_completion,
+                        headers,
+                    )
+            return pb.Empty()
+        finally:
+            self.unregister(me)
+
+    # -- simulated task trees --------------------------------------------------------------------
+
+    def start_task(self, req: pb.RunTaskRequest) -> pb.StartTaskResponse:
+        """Register the root of a tree now, run it in the background, answer with its id."""
+        task = self._register_spec(
+            req.spec, TaskId.parse(req.parent_task), headers_from_pb(req.headers), local=False
+        )
+        self.nursery.start_soon(
+            self._run_registered, task, req.spec, headers_from_pb(req.headers), None
+        )
+        return pb.StartTaskResponse(task_id=str(task.task_id))
+
+    async def run_task(
+        self,
+        req: pb.RunTaskRequest,
+        *,
+        local: bool,
+        channel_closed: trio.Event | None = None,
+    ) -> pb.RunTaskResponse:
+        """Run a task tree here until it is done: the child request of a parent elsewhere."""
+        headers = headers_from_pb(req.headers)
+        task = self._register_spec(req.spec, TaskId.parse(req.parent_task), headers, local=local)
+        info = await self._run_registered(task, req.spec, headers, channel_closed)
+        return pb.RunTaskResponse(task=info)
+
+    def _register_spec(
+        self, spec: pb.TaskSpec, parent: TaskId, headers: Headers, *, local: bool
+    ) -> Task:
+        if spec.on_cancel and spec.on_cancel not in ON_CANCEL_MODES:
+            raise IllegalArgumentError(
+                f"[on_cancel] must be one of {list(ON_CANCEL_MODES)} but was [{spec.on_cancel}]"
+            )
+        return self.register(
+            spec.action,
+            local=local,
+            parent=parent,
+            headers=headers,
+            cancellable=spec.cancellable,
+            description=spec.description,
+            status=json.loads(spec.status_json) if spec.HasField("status_json") else None,
+        )
+
+    async def _run_registered(
+        self,
+        task: Task,
+        spec: pb.TaskSpec,
+        headers: Headers,
+        channel_closed: trio.Event | None,
+    ) -> pb.TaskInfo:
+        running = _Running(task)
+        self._running[task.id] = running
+        try:
+            async with trio.open_nursery() as nursery:
+                if channel_closed is not None:
+                    nursery.start_soon(self._cancel_when_closed, task, channel_closed, headers)
+                async with trio.open_nursery() as work:
+                    for child in spec.children:
+                        work.start_soon(self._run_child, task, child, headers)
+                    work.start_soon(self._work, running, spec)
+                nursery.cancel_scope.cancel()
+            _, nanos = self._now()
+            return task_info_to_pb(task.info(detailed=False, now_nanos=nanos))
+        finally:
+            del self._running[task.id]
+            self.unregister(task)
+
+    async def _cancel_when_closed(self, task: Task, closed: trio.Event, headers: Headers) -> None:
+        """The parent's channel closed (its node died or the call was cut): cancel, as
+        `TaskManager.startTrackingCancellableChannelTask` does."""
+        await closed.wait()
+        if task.cancellable:
+            await self.cancel_task_and_descendants(task, "channel was closed", False, headers)
+
+    async def _work(self, running: _Running, spec: pb.TaskSpec) -> None:
+        duration = math.inf if spec.duration_millis < 0 else spec.duration_millis / 1000
+        mode = spec.on_cancel or "immediate"
+        task = running.task
+        with trio.move_on_after(duration):
+            if mode == "immediate":
+                await running.cancelled.wait()
+            elif mode == "checkpoint":
+                interval = max(spec.checkpoint_millis, 1) / 1000
+                while not task.is_cancelled:
+                    await trio.sleep(interval)
+            else:  # ignore: a zombie that keeps running for a while after the cancel
+                await running.cancelled.wait()
+                await trio.sleep(spec.ignore_cancel_millis / 1000)
+
+    async def _run_child(self, parent: Task, child: pb.ChildSpec, headers: Headers) -> None:
+        target = child.node_id or self.local.id
+        try:
+            if parent.cancellable:
+                self.registry.register_child_node(parent, target)
+        except OpenSearchError:
+            return  # the parent was cancelled before this child could be sent
+        request = pb.RunTaskRequest(
+            spec=child.task, parent_task=str(parent.task_id), headers=headers_to_pb(headers)
+        )
+        try:
+            await self._send(target, "RunTask", request, self.run_task)
+        except OpenSearchError:
+            pass  # a failed child (cancelled before it started, node gone) ends that branch
+        finally:
+            if parent.cancellable:
+                self.registry.unregister_child_node(parent, target)
+                if not parent.child_nodes:
+                    waiter = self._children_waiters.pop(parent.id, None)
+                    if waiter is not None:
+                        waiter.set()
+
+    # -- status ----------------------------------------------------------------------------------
+
+    def status(self) -> pb.NodeStatus:
+        return pb.NodeStatus(
+            node=discovery_node_to_pb(self.local), live_tasks=len(self.registry), pid=os.getpid()
+        )

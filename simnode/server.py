@@ -1,0 +1,188 @@
+"""The gRPC server of a node: grpcio worker threads hop into the trio loop that owns the node.
+
+The bridge is the one python-stack.md §1 measured: a sync `grpc.server` whose handlers call
+`trio.from_thread.run(...)`. The RPC's deadline becomes the trio cancel scope's deadline, and the
+RPC's termination (client cancel, client death, deadline) cancels the scope through
+`run_sync_soon`. `RunTask` is different on purpose: when its caller goes away the child task is not
+killed but *cancelled* the OpenSearch way ("channel was closed"), and reacts as its spec says.
+
+An `OpenSearchError` raised by the node travels back in the trailing metadata
+(`tasksim-error-bin`, an `ErrorCause`), so the caller re-raises the same error.
+
+Never call `server.stop()` on the trio thread: handlers blocked in `from_thread.run` wait for
+that very loop. `NodeServer.stop()` does it from a worker thread.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import grpc
+import trio
+
+from simnode._wire import node_pb2 as pb
+from simnode._wire import node_pb2_grpc as pb_grpc
+from simnode.errors import OpenSearchError
+from simnode.node import Node
+from simnode.transport import ERROR_METADATA_KEY
+from simnode.wire import cluster_state_from_pb, error_to_pb
+
+T = TypeVar("T")
+
+SERVER_OPTIONS = [
+    ("grpc.so_reuseport", 0),  # two servers must never share a port silently
+    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+    ("grpc.max_send_message_length", 256 * 1024 * 1024),
+]
+# Each in-flight RunTask (a child task on this node) and each keeper stream pins one worker.
+DEFAULT_MAX_WORKERS = 512
+
+
+class _CallState:
+    """Trio-side state of one RPC; touched only on the trio thread."""
+
+    def __init__(self) -> None:
+        self.terminated = False
+        self.scope: trio.CancelScope | None = None
+        self.closed: trio.Event | None = None
+
+    def terminate(self) -> None:
+        self.terminated = True
+        if self.scope is not None:
+            self.scope.cancel()
+        if self.closed is not None:
+            self.closed.set()
+
+
+class NodeServicer(pb_grpc.NodeServicer):
+    def __init__(self, node: Node, token: trio.lowlevel.TrioToken) -> None:
+        self.node = node
+        self.token = token
+
+    def _bridge(
+        self,
+        context: grpc.ServicerContext,
+        fn: Callable[[_CallState], Awaitable[T]],
+    ) -> T:
+        state = _CallState()
+        token = self.token
+
+        def on_terminated() -> None:
+            try:
+                token.run_sync_soon(state.terminate)
+            except trio.RunFinishedError:
+                pass
+
+        context.add_callback(on_terminated)
+        remaining = context.time_remaining()
+
+        async def runner() -> tuple[bool, T | None]:
+            with trio.CancelScope() as scope:
+                if remaining is not None:
+                    scope.deadline = trio.current_time() + remaining
+                state.scope = scope
+                if state.terminated:
+                    scope.cancel()
+                return True, await fn(state)
+            return False, None
+
+        try:
+            ok, result = trio.from_thread.run(runner, trio_token=token)
+        except OpenSearchError as e:
+            context.set_trailing_metadata(
+                ((ERROR_METADATA_KEY, error_to_pb(e).SerializeToString()),)
+            )
+            context.abort(grpc.StatusCode.UNKNOWN, f"{e.type}: {e.reason}")
+        except trio.RunFinishedError:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "node shutting down")
+        if not ok:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
+        return result  # type: ignore[return-value]
+
+    def ListTasks(
+        self, request: pb.TasksRequest, context: grpc.ServicerContext
+    ) -> pb.TasksResponse:
+        return self._bridge(context, lambda _s: self.node.list_tasks(request, local=False))
+
+    def CancelTasks(
+        self, request: pb.TasksRequest, context: grpc.ServicerContext
+    ) -> pb.TasksResponse:
+        return self._bridge(context, lambda _s: self.node.cancel_tasks(request, local=False))
+
+    def GetTask(
+        self, request: pb.GetTaskRequest, context: grpc.ServicerContext
+    ) -> pb.GetTaskResponse:
+        return self._bridge(context, lambda _s: self.node.get_task(request, local=False))
+
+    def BanParent(self, request: pb.BanParentRequest, context: grpc.ServicerContext) -> pb.Empty:
+        return self._bridge(context, lambda _s: self.node.ban_parent(request, local=False))
+
+    def RunTask(
+        self, request: pb.RunTaskRequest, context: grpc.ServicerContext
+    ) -> pb.RunTaskResponse:
+        async def run(state: _CallState) -> pb.RunTaskResponse:
+            # The child is not killed when its caller goes away: it is cancelled, OpenSearch's way.
+            assert state.scope is not None
+            state.scope.deadline = math.inf
+            state.scope = None
+            state.closed = trio.Event()
+            if state.terminated:
+                state.closed.set()
+            return await self.node.run_task(request, local=False, channel_closed=state.closed)
+
+        return self._bridge(context, run)
+
+    def StartTask(
+        self, request: pb.RunTaskRequest, context: grpc.ServicerContext
+    ) -> pb.StartTaskResponse:
+        async def start(_s: _CallState) -> pb.StartTaskResponse:
+            return self.node.start_task(request)
+
+        return self._bridge(context, start)
+
+    def SetClusterState(self, request: pb.ClusterState, context: grpc.ServicerContext) -> pb.Empty:
+        async def apply(_s: _CallState) -> pb.Empty:
+            self.node.set_cluster_state(cluster_state_from_pb(request))
+            return pb.Empty()
+
+        return self._bridge(context, apply)
+
+    def Status(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.NodeStatus:
+        async def status(_s: _CallState) -> pb.NodeStatus:
+            return self.node.status()
+
+        return self._bridge(context, status)
+
+    def Watch(self, request: pb.Empty, context: grpc.ServicerContext) -> Iterator[pb.WatchEvent]:
+        done = threading.Event()
+        context.add_callback(done.set)
+        done.wait()
+        return iter(())
+
+
+class NodeServer:
+    """A grpc server for one `Node`: bind first (the node's address needs the port), then start."""
+
+    def __init__(self, host: str, port: int, *, max_workers: int = DEFAULT_MAX_WORKERS):
+        self._server = grpc.server(
+            ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-node"),
+            options=SERVER_OPTIONS,
+        )
+        try:
+            self.port = self._server.add_insecure_port(f"{host}:{port}")
+        except RuntimeError:
+            self.port = 0
+        if self.port == 0:
+            raise OSError(f"cannot bind the transport port {host}:{port} (address in use?)")
+
+    def start(self, node: Node, token: trio.lowlevel.TrioToken) -> None:
+        pb_grpc.add_NodeServicer_to_server(NodeServicer(node, token), self._server)
+        self._server.start()
+
+    async def stop(self, grace: float | None = 0.0) -> None:
+        event: Any = self._server.stop(grace)
+        await trio.to_thread.run_sync(event.wait)
