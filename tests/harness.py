@@ -1,0 +1,173 @@
+"""Start a real tasksim cluster (the `tasksim up` process) for tests, and always stop it.
+
+`running_cluster()` starts `python -m coordinator up --port 0 ...` (the same code as the `tasksim`
+command), waits for its ready line, and on exit — also when the test failed — sends SIGTERM,
+then SIGKILL, to the coordinator and to every node process it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+READY = re.compile(r"REST API on http://127\.0\.0\.1:(\d+)")
+NODE_LINE = re.compile(r"^\s+(\S+)\s+(\S{22})\s+(\S+)\s+roles=(\S*)$")
+
+
+@dataclass
+class Node:
+    name: str
+    id: str
+    address: str
+    roles: list[str]
+
+
+@dataclass
+class RunningCluster:
+    process: subprocess.Popen[str]
+    port: int
+    nodes: list[Node] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> tuple[int, Any, dict[str, str]]:
+        """(status, parsed JSON or text, headers) — errors are answers too, never exceptions."""
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                status, raw, hdrs = resp.status, resp.read(), dict(resp.headers)
+        except urllib.error.HTTPError as e:
+            status, raw, hdrs = e.code, e.read(), dict(e.headers)
+        text = raw.decode()
+        try:
+            return status, json.loads(text), hdrs
+        except ValueError:
+            return status, text, hdrs
+
+    def get(self, path: str, **kw: Any) -> tuple[int, Any]:
+        status, body, _ = self.request("GET", path, **kw)
+        return status, body
+
+    def post(self, path: str, **kw: Any) -> tuple[int, Any]:
+        status, body, _ = self.request("POST", path, **kw)
+        return status, body
+
+    def node_processes(self) -> list[psutil.Process]:
+        try:
+            children = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+        return [c for c in children if _is_node(c)]
+
+    def node_process(self, name: str) -> psutil.Process:
+        for p in self.node_processes():
+            if _arg(p, "--name") == name:
+                return p
+        raise LookupError(name)
+
+
+def _cmdline(p: psutil.Process) -> list[str]:
+    try:
+        return p.cmdline()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return []
+
+
+def _is_node(p: psutil.Process) -> bool:
+    cmd = _cmdline(p)
+    return "-m" in cmd and "simnode" in cmd
+
+
+def _arg(p: psutil.Process, flag: str) -> str | None:
+    cmd = _cmdline(p)
+    return cmd[cmd.index(flag) + 1] if flag in cmd else None
+
+
+def start_cluster(*args: str, nodes: int = 3, seed: int = 7, timeout: float = 60) -> RunningCluster:
+    cmd = [sys.executable, "-m", "coordinator", "up", "--port", "0", "--nodes", str(nodes), "--seed", str(seed), *args]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    import selectors
+    import time
+
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    cluster: RunningCluster | None = None
+    while time.monotonic() < deadline:
+        if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+            break
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if cluster is None and (m := READY.search(line)):
+            cluster = RunningCluster(proc, int(m.group(1)))
+            continue
+        if cluster is not None:
+            if m2 := NODE_LINE.match(line):
+                roles = [] if m2.group(4) == "-" else m2.group(4).split(",")
+                cluster.nodes.append(Node(m2.group(1), m2.group(2), m2.group(3), roles))
+            if len(cluster.nodes) == nodes + 1:
+                sel.unregister(proc.stdout)
+                return cluster
+    stop_cluster(proc)
+    raise RuntimeError("tasksim did not become ready:\n" + "\n".join(lines))
+
+
+def stop_cluster(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM the coordinator, then SIGKILL it and any node process still alive."""
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    for child in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+@contextlib.contextmanager
+def running_cluster(*args: str, nodes: int = 3, seed: int = 7) -> Iterator[RunningCluster]:
+    cluster = start_cluster(*args, nodes=nodes, seed=seed)
+    try:
+        yield cluster
+    finally:
+        stop_cluster(cluster.process)
