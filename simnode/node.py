@@ -437,14 +437,15 @@ class Node:
     # -- simulated task trees --------------------------------------------------------------------
 
     def start_task(self, req: pb.RunTaskRequest) -> pb.StartTaskResponse:
-        """Register the root of a tree now, run it in the background, answer with its id."""
-        task = self._register_spec(
-            req.spec, TaskId.parse(req.parent_task), headers_from_pb(req.headers), local=False
-        )
-        self.nursery.start_soon(
-            self._run_registered, task, req.spec, headers_from_pb(req.headers), None
-        )
-        return pb.StartTaskResponse(task_id=str(task.task_id))
+        """Register the root(s) of a tree now, run them in the background, answer with the ids."""
+        headers = headers_from_pb(req.headers)
+        parent = TaskId.parse(req.parent_task)
+        ids = []
+        for _ in range(max(1, req.copies)):
+            task = self._register_spec(req.spec, parent, headers, local=False)
+            self.nursery.start_soon(self._run_registered, task, req.spec, headers, None)
+            ids.append(str(task.task_id))
+        return pb.StartTaskResponse(task_id=ids[0], task_ids=ids)
 
     async def run_task(
         self,

@@ -59,7 +59,9 @@ class RunningCluster:
         timeout: float = 60,
     ) -> tuple[int, Any, dict[str, str]]:
         """(status, parsed JSON or text, headers) — errors are answers too, never exceptions."""
-        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
+        req = urllib.request.Request(
+            self.url + path, data=body, method=method, headers=headers or {}
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 status, raw, hdrs = resp.status, resp.read(), dict(resp.headers)
@@ -111,9 +113,23 @@ def _arg(p: psutil.Process, flag: str) -> str | None:
 
 
 def start_cluster(*args: str, nodes: int = 3, seed: int = 7, timeout: float = 60) -> RunningCluster:
-    cmd = [sys.executable, "-m", "coordinator", "up", "--port", "0", "--nodes", str(nodes), "--seed", str(seed), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "coordinator",
+        "up",
+        "--port",
+        "0",
+        "--nodes",
+        str(nodes),
+        "--seed",
+        str(seed),
+        *args,
+    ]
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT
+    )
     assert proc.stdout is not None
     lines: list[str] = []
     import selectors

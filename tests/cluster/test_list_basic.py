@@ -34,7 +34,10 @@ def test_list_fans_out_one_child_per_node(cluster: RunningCluster) -> None:
     assert list(parent) == TASK_KEYS  # no parent_task_id, no detailed fields
     parent_id = f"{parent['node']}:{parent['id']}"
     children = [
-        t for n in body["nodes"].values() for t in n["tasks"].values() if t["action"] == LIST + "[n]"
+        t
+        for n in body["nodes"].values()
+        for t in n["tasks"].values()
+        if t["action"] == LIST + "[n]"
     ]
     assert sorted(c["node"] for c in children) == sorted(n.id for n in cluster.nodes)
     for child in children:
@@ -47,7 +50,15 @@ def test_node_entry_fields(cluster: RunningCluster) -> None:
     _, body = cluster.get("/_tasks")
     node1 = cluster.node("node-1")
     entry = body["nodes"][node1.id]
-    assert list(entry) == ["name", "transport_address", "host", "ip", "roles", "attributes", "tasks"]
+    assert list(entry) == [
+        "name",
+        "transport_address",
+        "host",
+        "ip",
+        "roles",
+        "attributes",
+        "tasks",
+    ]
     assert entry["name"] == "node-1"
     assert entry["transport_address"] == node1.address == entry["ip"]
     assert entry["host"] == "127.0.0.1"
