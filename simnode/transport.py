@@ -15,29 +15,53 @@ The gRPC bridge is the one measured in python-stack.md §1: `stub.M.future()` + 
 wakes trio through `run_sync_soon`; trio cancellation cancels the RPC (the server sees it). A
 long-lived `Watch` call per channel ("keeper") keeps grpcio's channel-spin thread from being started
 on every fan-out. grpc is imported only here and in server.py (DESIGN.md rule 3).
+
+Faults: this is the caller's interceptor. Every call asks `FaultTable.decide` (simnode/faults.py)
+before it leaves and again whenever the rules change, and carries out what the call's state table
+says: fail fast (`connect_transport_exception ... DISCONNECT: simulated`), hold the request, lose
+it, let the receiver act but drop the answer, or deliver late what a black-hole held. The caller's
+name and the call's sequence number travel in the metadata, so the callee's interceptor (server.py)
+decides on the same envelope. `call_control` is the control channel: it never consults the rules.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any, Protocol
 
 import grpc
 import trio
 from google.protobuf.message import Message
 
+from simnode._wire import control_pb2_grpc as control_grpc
 from simnode._wire import node_pb2 as pb
 from simnode._wire import node_pb2_grpc as pb_grpc
 from simnode.discovery import DiscoveryNode
 from simnode.errors import (
+    ConnectTransportError,
     NodeDisconnectedError,
     OpenSearchError,
     ReceiveTimeoutTransportError,
     TransportError,
 )
+from simnode.faults import (
+    CallState,
+    Effect,
+    Envelope,
+    FaultTable,
+    LinkEvent,
+    Verdict,
+    link_event,
+    start_call,
+    step,
+)
 from simnode.wire import error_from_pb
 
 ERROR_METADATA_KEY = "tasksim-error-bin"
+# Who calls, and the call's sequence number on that link: the callee's fault envelope.
+FROM_METADATA_KEY = "tasksim-from"
+SEQ_METADATA_KEY = "tasksim-seq"
 
 # The OpenSearch action name each RPC stands for, used in transport error messages.
 ACTION_OF_METHOD = {
@@ -82,7 +106,14 @@ def node_not_connected(node: DiscoveryNode) -> OpenSearchError:
     return NodeNotConnectedError(f"[{node.name}][{node.transport_address}] Node not connected")
 
 
+def simulated_disconnect(node: DiscoveryNode) -> OpenSearchError:
+    """What MockTransportService's fail-to-send-no-connect rule throws."""
+    return ConnectTransportError(f"[{node.name}][{node.transport_address}] DISCONNECT: simulated")
+
+
 class Transport(Protocol):
+    faults: FaultTable
+
     async def call(
         self,
         node: DiscoveryNode,
@@ -95,23 +126,15 @@ class Transport(Protocol):
     def node_left(self, node_id: str) -> None: ...
 
 
-class _Pending:
-    """An in-flight call, so that a node leaving the cluster can fail it."""
-
-    __slots__ = ("event", "future", "left")
-
-    def __init__(self, future: Any, event: trio.Event) -> None:
-        self.future = future
-        self.event = event
-        self.left = False
-
-
 class _Channel:
     def __init__(self, address: str) -> None:
         self.address = address
         self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         self.stub = pb_grpc.NodeStub(self.channel)
+        self.control = control_grpc.ControlStub(self.channel)
         self.keeper: Any = None
+        self.calls: set[_Call] = set()  # calls on this channel that are not done
+        self.retired = False  # the node left: close once no call owes the node anything
 
     def close(self) -> None:
         if self.keeper is not None:
@@ -119,26 +142,81 @@ class _Channel:
         self.channel.close()
 
 
+class _Call:
+    """One RPC to a peer and where it stands on its link (simnode/faults.py `CALL_TABLE`).
+
+    It outlives its caller when a black-hole owes the receiver a cancellation."""
+
+    __slots__ = (
+        "action",
+        "channel",
+        "deadline",
+        "env",
+        "failure",
+        "finished",
+        "future",
+        "metadata",
+        "method",
+        "node",
+        "request",
+        "state",
+    )
+
+    def __init__(
+        self,
+        node: DiscoveryNode,
+        method: str,
+        request: Message,
+        metadata: list[tuple[str, str]],
+        deadline: float,
+        env: Envelope,
+        channel: _Channel,
+    ) -> None:
+        self.node = node
+        self.method = method
+        self.action = ACTION_OF_METHOD.get(method, method)
+        self.request = request
+        self.metadata = metadata
+        self.deadline = deadline
+        self.env = env
+        self.channel = channel
+        self.state = CallState.QUEUED
+        self.future: Any = None
+        self.finished = trio.Event()
+        self.failure: OpenSearchError | None = None
+
+
 class GrpcTransport:
     """The gRPC `Transport`. One channel per node address; call from the trio thread only."""
 
-    def __init__(self, *, keepers: bool = False) -> None:
+    def __init__(self, *, keepers: bool = False, faults: FaultTable | None = None) -> None:
         self._channels: dict[str, _Channel] = {}
-        self._pending: dict[str, set[_Pending]] = {}
+        self._retired: list[_Channel] = []
+        self._calls: dict[str, set[_Call]] = {}  # by node id: calls not done yet
+        self._control_channels: dict[str, _Channel] = {}
         self._request_ids = itertools.count(1)
         self._keepers = keepers
+        self.faults = faults if faults is not None else FaultTable()
+        self.faults.on_change(self._rules_changed)
 
     def _channel(self, node: DiscoveryNode) -> _Channel:
         address = node.transport_address
         ch = self._channels.get(node.id)
         if ch is None or ch.address != address:
             if ch is not None:
-                ch.close()
+                self._retire(ch)
             ch = _Channel(address)
             if self._keepers:
                 ch.keeper = ch.stub.Watch(pb.Empty())
             self._channels[node.id] = ch
         return ch
+
+    def _retire(self, ch: _Channel) -> None:
+        if ch.calls:
+            ch.retired = True
+            self._retired.append(ch)
+        else:
+            ch.close()
 
     async def call(
         self,
@@ -151,13 +229,130 @@ class GrpcTransport:
     ) -> Any:
         action = ACTION_OF_METHOD.get(method, method)
         request_id = next(self._request_ids)
-        multicallable: Any = getattr(self._channel(node).stub, method)
+        started = trio.current_time()
+        deadline = math.inf if timeout is None else started + timeout
+
+        def timed_out() -> OpenSearchError:
+            elapsed_ms = int((trio.current_time() - started) * 1000)
+            return receive_timeout(node, action, request_id, elapsed_ms)
+
+        env = self.faults.envelope(node.name, method)
+        decision = self.faults.decide(env)
+        if decision.verdict is Verdict.DELAY:
+            with trio.move_on_at(deadline):
+                await trio.sleep(decision.delay)
+            if trio.current_time() >= deadline:
+                raise timed_out()
+            decision = self.faults.decide(env, skip_delays=True)
+        if decision.verdict is Verdict.FAIL:
+            raise simulated_disconnect(node)
+        meta = [
+            *(metadata or ()),
+            (FROM_METADATA_KEY, self.faults.local),
+            (SEQ_METADATA_KEY, str(env.seq)),
+        ]
+        ch = self._channel(node)
+        call = _Call(node, method, request, meta, deadline, env, ch)
+        call.state, effects = start_call(decision.verdict)
+        ch.calls.add(call)
+        self._calls.setdefault(node.id, set()).add(call)
+        self._apply(call, effects)
+        try:
+            with trio.move_on_at(deadline):
+                await call.finished.wait()
+        except BaseException:
+            self._event(call, LinkEvent.GIVE_UP)
+            raise
+        if not call.finished.is_set():
+            self._event(call, LinkEvent.GIVE_UP)
+            raise timed_out()
+        if call.failure is not None:
+            raise call.failure
+        try:
+            return call.future.result()
+        except grpc.RpcError as e:
+            elapsed_ms = int((trio.current_time() - started) * 1000)
+            raise self._translate(e, node, action, request_id, elapsed_ms) from None
+
+    # -- what the call state table says to do (trio thread) --------------------------------------
+
+    def _event(self, call: _Call, event: LinkEvent) -> None:
+        call.state, effects = step(call.state, event)
+        self._apply(call, effects)
+        if call.state is CallState.DONE:
+            self._forget(call)
+
+    def _apply(self, call: _Call, effects: tuple[Effect, ...]) -> None:
+        for effect in effects:
+            if effect is Effect.SEND:
+                self._send(call)
+            elif effect is Effect.CANCEL_RPC:
+                if call.future is not None:
+                    call.future.cancel()
+            elif effect is Effect.DELIVER:
+                call.finished.set()
+            elif effect is Effect.FAIL_CALLER and not call.finished.is_set():
+                call.failure = node_disconnected(call.node, call.action)
+                call.finished.set()
+
+    def _send(self, call: _Call) -> None:
+        remaining = call.deadline - trio.current_time()
+        timeout = None if math.isinf(remaining) else max(remaining, 0.001)
+        multicallable: Any = getattr(call.channel.stub, call.method)
+        call.future = multicallable.future(call.request, timeout=timeout, metadata=call.metadata)
+        token = trio.lowlevel.current_trio_token()
+
+        def _on_done(_f: object) -> None:
+            try:
+                token.run_sync_soon(self._event, call, LinkEvent.RESPONSE)
+            except trio.RunFinishedError:
+                pass
+
+        call.future.add_done_callback(_on_done)
+
+    def _forget(self, call: _Call) -> None:
+        calls = self._calls.get(call.node.id)
+        if calls is not None:
+            calls.discard(call)
+        ch = call.channel
+        ch.calls.discard(call)
+        if ch.retired and not ch.calls:
+            ch.close()
+            self._retired.remove(ch)
+
+    def _rules_changed(self) -> None:
+        """The rules changed: every call not done yet hears what its link does now."""
+        for calls in list(self._calls.values()):
+            for call in list(calls):
+                decision = self.faults.decide(call.env, skip_delays=True, count=False)
+                before = call.state
+                self._event(call, link_event(decision.verdict))
+                if decision.verdict is not Verdict.PASS and call.state is not before:
+                    hits = self.faults.hits
+                    hits[decision.rule_id] = hits.get(decision.rule_id, 0) + 1
+
+    def held_calls(self) -> int:
+        """Calls a fault holds or owes (queued, clogged, lost, muted): for tests and inspection."""
+        return sum(
+            1
+            for calls in self._calls.values()
+            for call in calls
+            if call.state not in (CallState.OPEN, CallState.DONE)
+        )
+
+    # -- the control channel (never faulted) -----------------------------------------------------
+
+    async def call_control(
+        self, node: DiscoveryNode, method: str, request: Message, *, timeout: float
+    ) -> Any:
+        """A call on the control channel: no fault rule applies; errors as for `call`."""
+        address = node.transport_address
+        ch = self._control_channels.get(address)
+        if ch is None:
+            ch = self._control_channels[address] = _Channel(address)
+        future = getattr(ch.control, method).future(request, timeout=timeout)
         token = trio.lowlevel.current_trio_token()
         done = trio.Event()
-        started = trio.current_time()
-        future = multicallable.future(request, timeout=timeout, metadata=metadata)
-        pending = _Pending(future, done)
-        self._pending.setdefault(node.id, set()).add(pending)
 
         def _on_done(_f: object) -> None:
             try:
@@ -166,20 +361,18 @@ class GrpcTransport:
                 pass
 
         future.add_done_callback(_on_done)
+        started = trio.current_time()
         try:
             await done.wait()
         except BaseException:
             future.cancel()
             raise
-        finally:
-            self._pending[node.id].discard(pending)
-        if pending.left:
-            raise node_disconnected(node, action)
         try:
             return future.result()
         except grpc.RpcError as e:
             elapsed_ms = int((trio.current_time() - started) * 1000)
-            raise self._translate(e, node, action, request_id, elapsed_ms) from None
+            action = f"internal:tasksim/control/{method}"
+            raise self._translate(e, node, action, 0, elapsed_ms) from None
 
     @staticmethod
     def _translate(
@@ -204,16 +397,22 @@ class GrpcTransport:
         )
 
     def node_left(self, node_id: str) -> None:
-        """The node left the cluster: every call waiting on it fails with node_disconnected."""
-        for pending in list(self._pending.get(node_id, ())):
-            pending.left = True
-            pending.future.cancel()
-            pending.event.set()
+        """The node left the cluster: every call waiting on it fails with node_disconnected.
+
+        The connection closes — unless a black-hole still holds a cancellation for the node: then
+        it closes once the link heals and the cancellation got through."""
+        for call in list(self._calls.get(node_id, ())):
+            if not call.finished.is_set():
+                call.failure = node_disconnected(call.node, call.action)
+                call.finished.set()
+            self._event(call, LinkEvent.GIVE_UP)
         ch = self._channels.pop(node_id, None)
         if ch is not None:
-            ch.close()
+            self._retire(ch)
 
     def close(self) -> None:
-        for ch in self._channels.values():
+        for ch in [*self._channels.values(), *self._retired, *self._control_channels.values()]:
             ch.close()
         self._channels.clear()
+        self._retired.clear()
+        self._control_channels.clear()

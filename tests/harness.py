@@ -132,18 +132,29 @@ def start_cluster(*args: str, nodes: int = 3, seed: int = 7, timeout: float = 60
     )
     assert proc.stdout is not None
     lines: list[str] = []
-    import selectors
+    import queue
+    import threading
     import time
 
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
+    # A thread drains the output for the process's whole life: select() + a buffered readline()
+    # misses lines that arrived in one read, and an undrained pipe would block the coordinator.
+    received: queue.Queue[str | None] = queue.Queue()
+
+    def drain(stream: Any) -> None:
+        with stream:
+            for raw in stream:
+                received.put(raw)
+        received.put(None)
+
+    threading.Thread(target=drain, args=(proc.stdout,), daemon=True).start()
     deadline = time.monotonic() + timeout
     cluster: RunningCluster | None = None
     while time.monotonic() < deadline:
-        if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+        try:
+            line = received.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
             break
-        line = proc.stdout.readline()
-        if not line:
+        if line is None:
             break
         lines.append(line.rstrip("\n"))
         if cluster is None and (m := READY.search(line)):
@@ -154,7 +165,6 @@ def start_cluster(*args: str, nodes: int = 3, seed: int = 7, timeout: float = 60
                 roles = [] if m2.group(4) == "-" else m2.group(4).split(",")
                 cluster.nodes.append(Node(m2.group(1), m2.group(2), m2.group(3), roles))
             if len(cluster.nodes) == nodes + 1:
-                sel.unregister(proc.stdout)
                 return cluster
     stop_cluster(proc)
     raise RuntimeError("tasksim did not become ready:\n" + "\n".join(lines))
@@ -176,8 +186,6 @@ def stop_cluster(proc: subprocess.Popen[str]) -> None:
     for child in family:
         with contextlib.suppress(psutil.NoSuchProcess):
             child.kill()
-    if proc.stdout is not None:
-        proc.stdout.close()
 
 
 @contextlib.contextmanager
