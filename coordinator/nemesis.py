@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import psutil
 import trio
 
 from coordinator.cluster import Cluster
@@ -35,12 +36,26 @@ PUSH_TIMEOUT = 2.0
 INSPECT_TIMEOUT = 1.0
 
 
+async def _until_stopped(pid: int, *, stopped: bool, timeout: float = 2.0) -> None:
+    """Signals land asynchronously: wait until the process is (no longer) stopped."""
+    with trio.move_on_after(timeout):
+        while True:
+            try:
+                status = psutil.Process(pid).status()
+            except psutil.Error:
+                return
+            if (status == psutil.STATUS_STOPPED) == stopped:
+                return
+            await trio.sleep(0.005)
+
+
 class Nemesis:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.rules: list[Rule] = []
         self.version = 0
         self.applied: dict[str, int] = {}
+        self.push_errors: dict[str, str] = {}  # why the last push to a process failed
         self._lock = trio.Lock()
         self._ids = itertools.count(1)
 
@@ -91,17 +106,23 @@ class Nemesis:
 
         async def one(name: str) -> None:
             if not self._can_hear(name):
+                self.push_errors[name] = "paused or dead"
                 acked[name] = False
                 return
             try:
                 ack = await self.transport.call_control(
                     self._address(name), "SetRules", message, timeout=PUSH_TIMEOUT
                 )
-            except OpenSearchError:
+            except OpenSearchError as e:
+                self.push_errors[name] = e.reason
                 acked[name] = False
                 return
             self.applied[name] = ack.version
             acked[name] = ack.version == self.version
+            if acked[name]:
+                self.push_errors.pop(name, None)
+            else:
+                self.push_errors[name] = f"acknowledged version {ack.version}"
 
         async with trio.open_nursery() as nursery:
             for name in names if names is not None else self.names():
@@ -176,6 +197,8 @@ class Nemesis:
         self._check_node(name)
         async with self._lock:
             self.cluster.supervisor.kill(name)
+            with trio.move_on_after(5):
+                await self.cluster.supervisor.get(name).process.wait()  # dead when we answer
             self.applied.pop(name, None)
         return self.process_state(name)
 
@@ -183,12 +206,14 @@ class Nemesis:
         self._check_node(name)
         async with self._lock:
             self.cluster.supervisor.pause(name)
+            await _until_stopped(self.cluster.supervisor.get(name).pid, stopped=True)
         return self.process_state(name)
 
     async def resume(self, name: str) -> dict[str, Any]:
         self._check_node(name)
         async with self._lock:
             self.cluster.supervisor.resume(name)
+            await _until_stopped(self.cluster.supervisor.get(name).pid, stopped=False)
             await self._catch_up()
         return self.process_state(name)
 
@@ -229,6 +254,7 @@ class Nemesis:
                 "restarted": restarted,
                 "nodes": acked,
             }
+            errors += [f"[{n}] {e}" for n, e in self.push_errors.items() if not acked.get(n)]
             if errors:
                 report["errors"] = errors
             return report

@@ -1,7 +1,9 @@
 """The supervisor: it owns every node process — start, kill, pause, resume, restart, stop.
 
-Nodes are fresh interpreters (`python -m simnode`, fork+exec through trio; never a bare fork while
-grpc is loaded). A node reports `READY <port>` on stdout; its stdin is a pipe we hold, so it exits
+Nodes are fresh interpreters (`python -m simnode`, fork+exec; never a bare fork while grpc is
+loaded), spawned from the trio thread itself (`ChildProcess`), not from a worker thread as
+`trio.lowlevel.open_process` does: a node's PR_SET_PDEATHSIG fires when the *thread* that forked it
+exits, and trio retires idle worker threads after 10 s — which killed healthy nodes. A node reports `READY <port>` on stdout; its stdin is a pipe we hold, so it exits
 when we close it or die. `stop_all()` resumes paused nodes, closes stdin, sends SIGTERM, and SIGKILLs
 whatever is left after a grace period. `heal()` resumes every paused node. Process faults live here
 and nowhere else (DESIGN.md rule 4).
@@ -9,6 +11,7 @@ and nowhere else (DESIGN.md rule 4).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -40,10 +43,63 @@ class NodeSpec:
     port: int = 0
 
 
+class ChildProcess:
+    """A child process spawned from the calling (trio) thread, with trio streams for its stdin and
+    stdout and an async `wait()` — the part of `trio.Process` the supervisor uses."""
+
+    def __init__(self, command: list[str], *, stderr: int, env: dict[str, str]) -> None:
+        popen = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env
+        )
+        assert popen.stdin is not None and popen.stdout is not None
+        self._popen = popen
+        self.stdin: trio.lowlevel.FdStream | None = trio.lowlevel.FdStream(
+            os.dup(popen.stdin.fileno())
+        )
+        self.stdout: trio.lowlevel.FdStream | None = trio.lowlevel.FdStream(
+            os.dup(popen.stdout.fileno())
+        )
+        popen.stdin.close()
+        popen.stdout.close()
+        self._pidfd: int | None = None
+        with contextlib.suppress(AttributeError, OSError):
+            self._pidfd = os.pidfd_open(popen.pid)
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        result = self._popen.poll()
+        if result is not None and self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+        return result
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._popen.send_signal(sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    async def wait(self) -> int:
+        while (code := self.returncode) is None:
+            try:
+                if self._pidfd is None:
+                    raise trio.BusyResourceError
+                await trio.lowlevel.wait_readable(self._pidfd)
+            except trio.BusyResourceError:  # no pidfd, or another task waits on it already
+                await trio.sleep(0.01)
+        return code
+
+
 @dataclass
 class NodeProcess:
     spec: NodeSpec
-    process: trio.Process
+    process: ChildProcess
     port: int
     log: Path
     paused: bool = False
@@ -100,11 +156,9 @@ class Supervisor:
         """Start a node process and wait for its READY line. Its stderr goes to `<log_dir>/<name>.log`."""
         log = self.log_dir / f"{spec.name}.log"
         with open(log, "ab") as stderr:
-            process = await trio.lowlevel.open_process(
+            process = ChildProcess(
                 self.command(spec, spec.port if port is None else port),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
+                stderr=stderr.fileno(),
                 env=_child_env(),
             )
         assert process.stdout is not None
@@ -129,7 +183,7 @@ class Supervisor:
         return node
 
     @staticmethod
-    async def _kill(process: trio.Process) -> None:
+    async def _kill(process: ChildProcess) -> None:
         if process.returncode is None:
             try:
                 process.kill()

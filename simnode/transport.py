@@ -350,7 +350,7 @@ class GrpcTransport:
         ch = self._control_channels.get(address)
         if ch is None:
             ch = self._control_channels[address] = _Channel(address)
-        future = getattr(ch.control, method).future(request, timeout=timeout)
+        future = getattr(ch.control, method).future(request, timeout=timeout, wait_for_ready=True)
         token = trio.lowlevel.current_trio_token()
         done = trio.Event()
 
