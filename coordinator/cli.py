@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import click
 import trio
@@ -37,6 +39,13 @@ def cli() -> None:
 @click.option(
     "--no-fault-detection", is_flag=True, help="keep unresponsive nodes in the cluster forever"
 )
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="the cluster (nodes, roles, fault detection) of a scenario file, or a bare cluster section",
+)
 def up(
     nodes: str,
     port: int,
@@ -45,24 +54,29 @@ def up(
     seed: int | None,
     demo: bool,
     no_fault_detection: bool,
+    config_file: str | None,
 ) -> None:
     """Start a local cluster and serve the REST API until Ctrl-C."""
-    try:
-        count = int(nodes)
-    except ValueError:
-        count = -1
-    if not 1 <= count <= MAX_NODES:
-        raise click.UsageError(
-            f"--nodes must be a whole number from 1 to {MAX_NODES}, got '{nodes}'"
-        )
     extra = {} if seed is None else {"seed": seed}
-    config = ClusterConfig.with_nodes(
-        count,
-        cluster_name=cluster_name,
-        host=host,
-        fault_detection=FaultDetection(enabled=not no_fault_detection),
-        **extra,
-    )
+    if config_file is not None:
+        config = _config_from_file(config_file, nodes, cluster_name, host, no_fault_detection, seed)
+        count = len(config.nodes)
+    else:
+        try:
+            count = int(nodes)
+        except ValueError:
+            count = -1
+        if not 1 <= count <= MAX_NODES:
+            raise click.UsageError(
+                f"--nodes must be a whole number from 1 to {MAX_NODES}, got '{nodes}'"
+            )
+        config = ClusterConfig.with_nodes(
+            count,
+            cluster_name=cluster_name,
+            host=host,
+            fault_detection=FaultDetection(enabled=not no_fault_detection),
+            **extra,
+        )
 
     def ready(r: Ready) -> None:
         click.echo(
@@ -75,6 +89,60 @@ def up(
         sys.stdout.flush()
 
     trio.run(lambda: run(config, http_host=host, http_port=port, demo=demo, on_ready=ready))
+
+
+@cli.command("run")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--seed", default=None, type=int, help="override every scenario's seed")
+@click.option("--url", default=None, help="run against this running cluster instead of a new one")
+@click.option(
+    "--report-dir",
+    default="tasksim-reports",
+    show_default=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="where report.json, junit.xml and the cluster logs go",
+)
+@click.option("-k", "match", default=None, help="only the scenarios whose name contains this")
+@click.option("-q", "--quiet", is_flag=True, help="no step-by-step progress")
+def run_scenarios(
+    paths: tuple[Path, ...],
+    seed: int | None,
+    url: str | None,
+    report_dir: Path,
+    match: str | None,
+    quiet: bool,
+) -> None:
+    """Run YAML failure scenarios (files, or directories of *.yaml): exit 0 all passed,
+    1 a scenario failed, 2 a scenario is invalid (nothing runs)."""
+    from coordinator.scenario.cli import run as run_all
+
+    sys.exit(
+        run_all(list(paths), seed=seed, url=url, report_dir=report_dir, quiet=quiet, match=match)
+    )
+
+
+def _config_from_file(
+    path: str,
+    nodes: str,
+    cluster_name: str,
+    host: str,
+    no_fault_detection: bool,
+    seed: int | None,
+) -> ClusterConfig:
+    from coordinator.scenario.loader import LoadError
+    from coordinator.scenario.schema import load_cluster_section
+
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("nodes") is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--nodes and --config do not go together")
+    try:
+        section = load_cluster_section(Path(path))
+    except LoadError as e:
+        raise click.UsageError(str(e)) from None
+    config = replace(section.to_config(seed), cluster_name=cluster_name, host=host)
+    if no_fault_detection:
+        config = replace(config, fault_detection=FaultDetection(enabled=False))
+    return config
 
 
 def _leaf(exc: BaseException, types: tuple[type[BaseException], ...]) -> BaseException | None:

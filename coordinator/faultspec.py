@@ -282,6 +282,10 @@ class TaskTree(_Strict):
     ignore_cancel: Duration | None = None
     children: list[ChildTree] = []
 
+    def size(self) -> int:
+        """How many tasks the tree registers."""
+        return 1 + sum(c.task.size() for c in self.children)
+
     def nodes(self) -> set[str]:
         out: set[str] = set()
         for child in self.children:

@@ -47,9 +47,23 @@ class ChildProcess:
     """A child process spawned from the calling (trio) thread, with trio streams for its stdin and
     stdout and an async `wait()` — the part of `trio.Process` the supervisor uses."""
 
-    def __init__(self, command: list[str], *, stderr: int, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        *,
+        stderr: int,
+        env: dict[str, str],
+        new_session: bool = False,
+        cwd: str | None = None,
+    ) -> None:
         popen = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            start_new_session=new_session,
+            cwd=cwd,
         )
         assert popen.stdin is not None and popen.stdout is not None
         self._popen = popen
