@@ -132,13 +132,16 @@ def _config_from_file(
     from coordinator.scenario.loader import LoadError
     from coordinator.scenario.schema import load_cluster_section
 
-    ctx = click.get_current_context()
-    if ctx.get_parameter_source("nodes") is not click.core.ParameterSource.DEFAULT:
-        raise click.UsageError("--nodes and --config do not go together")
     try:
         section = load_cluster_section(Path(path))
     except LoadError as e:
         raise click.UsageError(str(e)) from None
+    ctx = click.get_current_context()
+    given = ctx.get_parameter_source("nodes") is not click.core.ParameterSource.DEFAULT
+    if given and nodes != str(len(section.node_names())):
+        raise click.UsageError(
+            f"--nodes {nodes} and --config ({len(section.node_names())} nodes) disagree"
+        )
     config = replace(section.to_config(seed), cluster_name=cluster_name, host=host)
     if no_fault_detection:
         config = replace(config, fault_detection=FaultDetection(enabled=False))

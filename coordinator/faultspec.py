@@ -12,7 +12,14 @@ import json
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
 from simnode._wire import node_pb2 as pb
 from simnode.faults import (
@@ -45,7 +52,17 @@ def parse_duration(value: object) -> float:
     return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+def format_duration(seconds: float) -> str:
+    """0.5 → `"500ms"`: what `parse_duration` reads back."""
+    text = f"{seconds * 1000:.3f}".rstrip("0").rstrip(".")
+    return f"{text}ms"
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
 
 
 def _node_list(value: object) -> object:

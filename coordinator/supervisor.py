@@ -149,8 +149,7 @@ class Supervisor:
             sys.executable,
             "-m",
             "simnode",
-            "--id",
-            spec.id,
+            f"--id={spec.id}",  # a base64url id may start with '-'
             "--name",
             spec.name,
             "--host",

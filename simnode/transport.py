@@ -277,6 +277,8 @@ class GrpcTransport:
     # -- what the call state table says to do (trio thread) --------------------------------------
 
     def _event(self, call: _Call, event: LinkEvent) -> None:
+        if call.state is CallState.DONE:
+            return
         call.state, effects = step(call.state, event)
         self._apply(call, effects)
         if call.state is CallState.DONE:
@@ -316,9 +318,9 @@ class GrpcTransport:
             calls.discard(call)
         ch = call.channel
         ch.calls.discard(call)
-        if ch.retired and not ch.calls:
-            ch.close()
+        if ch.retired and not ch.calls and ch in self._retired:
             self._retired.remove(ch)
+            ch.close()
 
     def _rules_changed(self) -> None:
         """The rules changed: every call not done yet hears what its link does now."""

@@ -28,7 +28,14 @@ import trio
 
 from coordinator.client import SimClient, SimClientError
 from coordinator.scenario import checks
-from coordinator.scenario.expect import Answer, Context, all_tasks, check, render
+from coordinator.scenario.expect import (
+    Answer,
+    Context,
+    all_tasks,
+    check,
+    failed_nodes,
+    render,
+)
 from coordinator.scenario.process import ClusterProcess, ClusterStartError
 from coordinator.scenario.schema import (
     PROCESS_KINDS,
@@ -213,6 +220,11 @@ class ScenarioRun:
         finally:
             with trio.CancelScope(shield=True):
                 await self._final_heal()
+        heal = self.result.heal or {}
+        if not heal.get("acknowledged"):
+            outcome = "error"
+            problems = heal.get("errors") or [heal.get("error", "no answer")]
+            self.result.error = "the final heal was not acknowledged: " + "; ".join(problems)
         if self.violations:
             outcome = "failed" if outcome == "passed" else outcome
         if outcome == "passed" and not await self._eventually():
@@ -396,9 +408,6 @@ class ScenarioRun:
     def _fault_body(self, kind: str, fault: Any, fault_id: str | None) -> dict[str, Any]:
         spec = fault.model_dump(mode="json", by_alias=True, exclude_none=True)
         spec = {k: v for k, v in spec.items() if v not in ((), [])}
-        for key in ("latency", "jitter"):
-            if key in spec:
-                spec[key] = f"{spec[key] * 1000:.3f}ms"
         if fault_id is not None:
             spec["id"] = fault_id
         return {kind: spec}
@@ -462,7 +471,12 @@ class ScenarioRun:
     def _describe(self, answer: Answer) -> str:
         if answer.timed_out:
             return f"no answer within {answer.elapsed:g}s"
-        return f"HTTP {answer.status} in {answer.elapsed:.3f}s"
+        text = f"HTTP {answer.status} in {answer.elapsed:.3f}s"
+        failed = failed_nodes(answer.body)
+        if failed:
+            listed = ", ".join(f"{self.ctx.name_of(n)}={t}" for n, t in sorted(failed.items()))
+            text += f"; node_failures: {listed}"
+        return text
 
     async def _request_step(self, i: int, step: Step) -> None:
         assert step.request is not None
