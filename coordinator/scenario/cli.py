@@ -13,7 +13,7 @@ import trio
 
 from coordinator.scenario import report
 from coordinator.scenario.loader import LoadError, ScenarioError
-from coordinator.scenario.runner import ScenarioResult, run_scenario
+from coordinator.scenario.runner import ScenarioResult, ScenarioRun
 from coordinator.scenario.schema import Scenario, collect, load_scenario
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -76,7 +76,7 @@ def run(
     async def main() -> None:
         for i, (file, scenario) in enumerate(loaded, start=1):
             terminal.begin(i, len(loaded), scenario.name, str(file))
-            result = await run_scenario(
+            one = ScenarioRun(
                 scenario,
                 file,
                 seed=seed,
@@ -84,8 +84,11 @@ def run(
                 log_dir=report_dir / "logs",
                 progress=terminal.progress,
             )
-            results.append(result)
-            terminal.end(result)
+            try:
+                await one.run()
+            finally:  # an interrupted scenario is reported too
+                results.append(one.result)
+                terminal.end(one.result)
 
     try:
         trio.run(main)

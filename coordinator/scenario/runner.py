@@ -85,7 +85,8 @@ class ScenarioResult:
     faults: dict[str, Any] = field(default_factory=dict)
     repro: str = ""
     url: str = ""
-    timings: dict[str, float] = field(default_factory=dict)  # cluster start/stop, steps, checks
+    timings: dict[str, float] = field(default_factory=dict)  # cluster start/stop
+    pids: list[int] = field(default_factory=list)  # the processes of the cluster the run started
 
 
 @dataclass
@@ -171,6 +172,7 @@ class ScenarioRun:
                 if cluster is not None:
                     t = time.monotonic()
                     leftovers = await cluster.stop()
+                    self.result.pids = sorted({cluster.process.pid, *cluster.node_pids})
                     self.result.timings["cluster_stop"] = round(time.monotonic() - t, 3)
                     if leftovers:
                         self.result.status = "error"

@@ -479,11 +479,15 @@ def parse(data: Any, marks: Marks) -> Scenario:
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as e:
-        raise LoadError(validation_errors(e, marks)) from None
+        raise LoadError(_by_line(validation_errors(e, marks))) from None
     errors = semantic_errors(scenario, marks)
     if errors:
-        raise LoadError(errors)
+        raise LoadError(_by_line(errors))
     return scenario
+
+
+def _by_line(errors: list[ScenarioError]) -> list[ScenarioError]:
+    return sorted(errors, key=lambda e: (e.line or 0, e.column or 0))
 
 
 def load_scenario(path: Path) -> Scenario:
