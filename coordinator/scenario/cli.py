@@ -7,6 +7,7 @@ Ctrl-C heals, stops the cluster, writes the reports of what ran, and exits 130.
 from __future__ import annotations
 
 import datetime as dt
+import signal
 from pathlib import Path
 
 import trio
@@ -74,6 +75,20 @@ def run(
     interrupted = False
 
     async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_terminate_on_sigterm, nursery.cancel_scope)
+            await scenarios()
+            nursery.cancel_scope.cancel()
+
+    async def _terminate_on_sigterm(scope: trio.CancelScope) -> None:
+        nonlocal interrupted
+        with trio.open_signal_receiver(signal.SIGTERM) as signals:
+            async for _ in signals:
+                interrupted = True
+                scope.cancel()  # the running scenario heals and stops its cluster on the way out
+                return
+
+    async def scenarios() -> None:
         for i, (file, scenario) in enumerate(loaded, start=1):
             terminal.begin(i, len(loaded), scenario.name, str(file))
             one = ScenarioRun(
@@ -87,13 +102,18 @@ def run(
             try:
                 await one.run()
             finally:  # an interrupted scenario is reported too
+                if interrupted and one.result.error is None:
+                    one.result.error = "terminated (SIGTERM): healed and stopped"
                 results.append(one.result)
                 terminal.end(one.result)
 
     try:
         trio.run(main)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BaseExceptionGroup) as e:
+        if isinstance(e, BaseExceptionGroup) and not e.subgroup(KeyboardInterrupt):
+            raise
         interrupted = True
+    if interrupted:
         terminal.console.print("[red]interrupted: the cluster was healed and stopped[/]")
     files = report.write(results, report_dir, started=started)
     terminal.summary(results, files)

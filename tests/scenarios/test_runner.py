@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import psutil
+import pytest
 
 from coordinator.client import SimClient
 from tests.harness import ROOT, RunningCluster, running_cluster
@@ -158,7 +159,8 @@ steps:
     assert not any(alive(pid) for pid in scenario["pids"])
 
 
-def test_ctrl_c_heals(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_heals(tmp_path: Path, sig: signal.Signals) -> None:
     long = tmp_path / "long.yaml"
     long.write_text(
         """
@@ -197,7 +199,7 @@ steps:
                 time.sleep(0.1)
             assert sim.faults()["faults"] != []
             assert cluster.node_process("node-2").status() == psutil.STATUS_STOPPED
-            runner.send_signal(signal.SIGINT)
+            runner.send_signal(sig)
             out, _ = runner.communicate(timeout=30)
         finally:
             if runner.poll() is None:
