@@ -21,9 +21,9 @@ def node_processes_of(seed: int, names: list[str]) -> list[psutil.Process]:
     found = []
     for p in psutil.process_iter(["cmdline", "status"]):
         cmd = p.info["cmdline"] or []
-        if "simnode" in cmd and "--id" in cmd and cmd[cmd.index("--id") + 1] in ids:
-            if p.info["status"] != psutil.STATUS_ZOMBIE:
-                found.append(p)
+        ours = "simnode" in cmd and "--id" in cmd and cmd[cmd.index("--id") + 1] in ids
+        if ours and p.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(p)
     return found
 
 
