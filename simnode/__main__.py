@@ -2,7 +2,9 @@
 
 It binds its gRPC port (0 = any free port), prints `READY <port>` on stdout once it serves, and
 exits cleanly on SIGTERM/SIGINT, when its stdin reaches EOF (the parent closed the pipe or died),
-and — Linux — when its parent process dies (PR_SET_PDEATHSIG, which also reaches a SIGSTOPped node).
+and — Linux — when its parent process dies (PR_SET_PDEATHSIG=SIGKILL, which also reaches a
+SIGSTOPped node). Linux ties that signal to the parent *thread* that forked: the supervisor forks
+every node from one thread that lives as long as the coordinator (coordinator/supervisor.py).
 No orphans, ever.
 """
 

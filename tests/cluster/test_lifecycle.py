@@ -52,12 +52,18 @@ def test_sigterm_stops_every_node() -> None:
         stop_cluster(cluster.process)
 
 
-def test_sigkill_of_the_coordinator_leaves_no_orphan() -> None:
+def test_nodes_outlive_idle_threads_but_not_their_coordinator() -> None:
+    """PR_SET_PDEATHSIG follows the forking thread: nodes must survive trio's worker threads
+    going idle (10 s), and still die with the coordinator, even when paused."""
     seed = 102
     cluster = start_cluster(nodes=3, seed=seed)
     try:
         nodes = node_processes_of(seed, NAMES)
         assert len(nodes) == 3
+        time.sleep(11)
+        assert all(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in nodes)
+        status, body = cluster.get("/_tasks")
+        assert status == 200 and len(body["nodes"]) == 4
         nodes[0].suspend()  # even a paused node must not survive its parent
         cluster.process.kill()
         cluster.process.wait(timeout=10)
