@@ -17,6 +17,7 @@ state names the first `cluster_manager` node as the elected one, as users expect
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 
 import trio
 
-from coordinator.results import TaskResultsIndex
+from coordinator.results import GetTaskResult, TaskResultsIndex
 from coordinator.supervisor import NodeSpec, Supervisor, SupervisorError
 from simnode._wire import node_pb2 as pb
 from simnode.discovery import (
@@ -39,7 +40,7 @@ from simnode.errors import OpenSearchError
 from simnode.node import Node
 from simnode.server import NodeServer
 from simnode.transport import GrpcTransport
-from simnode.wire import cluster_state_to_pb
+from simnode.wire import cluster_state_to_pb, error_from_pb, task_info_from_pb
 
 PUBLISH_TIMEOUT = 5.0
 
@@ -124,6 +125,7 @@ class Cluster:
             attributes=cfg.coordinator_attributes,
         )
         self._local = Node(me, self.transport)
+        self._local.on_store_result = self._store_result
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._local.run)
@@ -181,6 +183,7 @@ class Cluster:
             version=self.state.version + 1,
             cluster_manager_node_id=manager,
             nodes=nodes,
+            tasks_index_node_id=self.local.local.id,
         )
 
     async def publish(self) -> None:
@@ -198,6 +201,17 @@ class Cluster:
             for node in self.state.nodes:
                 if node.id != self.local.local.id:
                     nursery.start_soon(one, node)
+
+    def _store_result(self, req: pb.StoreResultRequest) -> None:
+        """A node stored a finished task's result: the `.tasks` index lives here."""
+        self.results.store(
+            GetTaskResult(
+                completed=True,
+                task=task_info_from_pb(req.task),
+                response=json.loads(req.response_json) if req.HasField("response_json") else None,
+                error=error_from_pb(req.error) if req.HasField("error") else None,
+            )
+        )
 
     # -- membership ------------------------------------------------------------------------------
 
