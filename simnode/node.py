@@ -527,7 +527,16 @@ class Node:
                     nursery.start_soon(self._cancel_when_closed, task, channel_closed, headers)
                 async with trio.open_nursery() as work:
                     if spec.children:
-                        work.start_soon(self._run_children, task, spec, headers, failures)
+
+                        def child_failed(scope: trio.CancelScope = work.cancel_scope) -> None:
+                            # A failed child fails the task at once: its own work stops too,
+                            # unless it is a zombie that ignores its cancellation for a while.
+                            if not (task.is_cancelled and spec.on_cancel == "ignore"):
+                                scope.cancel()
+
+                        work.start_soon(
+                            self._run_children, task, spec, headers, failures, child_failed
+                        )
                     if spec.bulk_by_scroll.kind:
                         work.start_soon(self._bulk_by_scroll, running, spec, headers, failures)
                     else:
@@ -585,9 +594,14 @@ class Node:
                 await trio.sleep(spec.ignore_cancel_millis / 1000)
 
     async def _run_children(
-        self, task: Task, spec: pb.TaskSpec, headers: Headers, failures: list[OpenSearchError]
+        self,
+        task: Task,
+        spec: pb.TaskSpec,
+        headers: Headers,
+        failures: list[OpenSearchError],
+        on_failure: Callable[[], None],
     ) -> None:
-        """Phase by phase; a phase with a failed child ends the tree's work."""
+        """Phase by phase; a phase with a failed child ends the task's work (`on_failure`)."""
 
         async def one(child: pb.ChildSpec) -> None:
             try:
@@ -601,6 +615,7 @@ class Node:
                     if child.phase == phase:
                         nursery.start_soon(one, child)
             if failures:
+                on_failure()
                 return
 
     async def _run_child(
