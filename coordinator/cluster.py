@@ -25,6 +25,7 @@ from typing import Any
 
 import trio
 
+from coordinator.indices import Indices, Timing
 from coordinator.results import GetTaskResult, TaskResultsIndex
 from coordinator.supervisor import NodeSpec, Supervisor, SupervisorError
 from simnode._wire import node_pb2 as pb
@@ -89,6 +90,8 @@ class Cluster:
         self.transport = GrpcTransport(keepers=True)
         self.state = ClusterState(cluster_name=config.cluster_name)
         self.results = TaskResultsIndex()
+        self.indices = Indices()  # the index model operations build their task trees from
+        self.timing = Timing()
         self._local: Node | None = None
         self._members: dict[
             str, DiscoveryNode

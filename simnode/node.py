@@ -605,7 +605,7 @@ class Node:
 
         async def one(child: pb.ChildSpec) -> None:
             try:
-                await self._run_child(task, child, headers)
+                await self._run_child(task, child, headers, via_client=child.local_client)
             except OpenSearchError as e:
                 failures.append(e)
 

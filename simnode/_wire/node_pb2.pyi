@@ -529,12 +529,15 @@ class ChildSpec(_message.Message):
     TASK_FIELD_NUMBER: _builtins.int
     PHASE_FIELD_NUMBER: _builtins.int
     SEND_DELAY_MILLIS_FIELD_NUMBER: _builtins.int
+    LOCAL_CLIENT_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """"" = the parent's own node"""
     phase: _builtins.int
     """children run phase by phase, in ascending order"""
     send_delay_millis: _builtins.int
     """the request is in flight this long before it arrives"""
+    local_client: _builtins.bool
+    """run on the parent's node through its client (`transport`)"""
     @_builtins.property
     def task(self) -> Global___TaskSpec: ...
     def __init__(
@@ -544,10 +547,11 @@ class ChildSpec(_message.Message):
         task: Global___TaskSpec | None = ...,
         phase: _builtins.int = ...,
         send_delay_millis: _builtins.int = ...,
+        local_client: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "phase", b"phase", "send_delay_millis", b"send_delay_millis", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["local_client", b"local_client", "node_id", b"node_id", "phase", b"phase", "send_delay_millis", b"send_delay_millis", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
