@@ -179,6 +179,36 @@ def register(router: Router, cluster: Cluster) -> None:
             cluster.local.unregister(me)
         return RestResponse({"acknowledged": True})
 
+    async def get_index(request: RestRequest) -> RestResponse:
+        """`GET /{index}`: settings of the matching indices (no mappings or aliases in tasksim)."""
+        for key in (
+            "local",
+            "master_timeout",
+            "cluster_manager_timeout",
+            "expand_wildcards",
+            "flat_settings",
+            "include_defaults",
+            "ignore_unavailable",
+            "allow_no_indices",
+        ):
+            request.params.param(key)
+        request.finish()
+        body: dict[str, Any] = {}
+        for index in indices.resolve(request.path_params["index"]):
+            body[index.name] = {
+                "aliases": {},
+                "mappings": {},
+                "settings": {
+                    "index": {
+                        "number_of_shards": str(len(index.shards)),
+                        "number_of_replicas": str(index.number_of_replicas),
+                        "uuid": index.uuid,
+                        "provided_name": index.name,
+                    }
+                },
+            }
+        return RestResponse(body)
+
     async def sim_create_index(request: RestRequest) -> RestResponse:
         request.finish(body_allowed=True)
         body = request.json_body() or {}
@@ -376,6 +406,7 @@ def register(router: Router, cluster: Cluster) -> None:
         human = request.params.response_flag("human")
         return RestResponse(tasks_response(result, cluster.state, group_by=group_by, human=human))
 
+    router.add("GET", "/{index}", get_index)
     router.add("PUT", "/{index}", create_index)
     router.add("DELETE", "/{index}", delete_index)
     router.add("POST", "/_sim/indices", sim_create_index)
