@@ -57,7 +57,10 @@ def tree(nodes: int, grandchildren: int) -> dict[str, Any]:
         }
         if grandchildren:
             child["children"] = [
-                {"node": f"node-{(i + k) % nodes + 1}", "action": "indices:data/read/search[phase/query]"}
+                {
+                    "node": f"node-{(i + k) % nodes + 1}",
+                    "action": "indices:data/read/search[phase/query]",
+                }
                 for k in range(grandchildren)
             ]
         children.append(child)
@@ -82,7 +85,9 @@ def _tree_ids(cluster: RunningCluster, root: str) -> set[str]:
     return found
 
 
-def measure(cluster: RunningCluster, body: dict[str, Any], size: int, iterations: int) -> dict[str, Any]:
+def measure(
+    cluster: RunningCluster, body: dict[str, Any], size: int, iterations: int
+) -> dict[str, Any]:
     samples: list[float] = []
     leftovers = 0
     for _ in range(iterations):
@@ -141,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"cancel propagation, {result['nodes']} nodes (request -> every descendant gone)")
-    print(f"{'scenario':<10} {'desc.':>6} {'n':>4} {'p50 ms':>9} {'p99 ms':>9} {'mean ms':>9} {'max ms':>9} {'left':>5}")
+    print(
+        f"{'scenario':<10} {'desc.':>6} {'n':>4} {'p50 ms':>9} {'p99 ms':>9} {'mean ms':>9} {'max ms':>9} {'left':>5}"
+    )
     for name, r in result["scenarios"].items():
         print(
             f"{name:<10} {r['descendants']:>6} {r['iterations']:>4} {r['p50_ms']:>9.2f} "
