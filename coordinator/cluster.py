@@ -44,6 +44,7 @@ from simnode.transport import GrpcTransport
 from simnode.wire import cluster_state_to_pb, error_from_pb, task_info_from_pb
 
 PUBLISH_TIMEOUT = 5.0
+READY_PUBLISH_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,9 @@ class Cluster:
             str, DiscoveryNode
         ] = {}  # every supervised node, in or out of the state
         self._lock = trio.Lock()
+        # The last cluster state version each node acknowledged: a node that missed a
+        # publication (slow, paused) is sent the current state by its next follower check.
+        self._applied: dict[str, int] = {}
 
     @property
     def local(self) -> Node:
@@ -134,7 +138,9 @@ class Cluster:
                 await nursery.start(self._local.run)
                 server.start(self._local, trio.lowlevel.current_trio_token())
                 await self._start_nodes([self.spec_of(n) for n in cfg.nodes])
-                await self.publish()
+                # The first publication is waited for (a loaded box may be slow): ready means
+                # every node knows its peers.
+                await self.publish(timeout=READY_PUBLISH_TIMEOUT)
                 if cfg.fault_detection.enabled:
                     for name in self._members:
                         nursery.start_soon(self._follower_check, name)
@@ -189,21 +195,24 @@ class Cluster:
             tasks_index_node_id=self.local.local.id,
         )
 
-    async def publish(self) -> None:
+    async def publish(self, *, timeout: float = PUBLISH_TIMEOUT) -> None:
         """Send the current cluster state to every node in it (and apply it locally)."""
         self.local.set_cluster_state(self.state)
         message = cluster_state_to_pb(self.state)
 
-        async def one(node: DiscoveryNode) -> None:
-            try:
-                await self.transport.call(node, "SetClusterState", message, timeout=PUBLISH_TIMEOUT)
-            except OpenSearchError:
-                pass  # the follower checker deals with nodes that do not answer
-
         async with trio.open_nursery() as nursery:
             for node in self.state.nodes:
                 if node.id != self.local.local.id:
-                    nursery.start_soon(one, node)
+                    nursery.start_soon(self._send_state, node, message, timeout)
+
+    async def _send_state(
+        self, node: DiscoveryNode, message: pb.ClusterState, timeout: float = PUBLISH_TIMEOUT
+    ) -> None:
+        try:
+            await self.transport.call(node, "SetClusterState", message, timeout=timeout)
+        except OpenSearchError:
+            return  # the follower checker sends it again, or removes the node
+        self._applied[node.id] = max(self._applied.get(node.id, 0), message.version)
 
     def _store_result(self, req: pb.StoreResultRequest) -> None:
         """A node stored a finished task's result: the `.tasks` index lives here."""
@@ -255,6 +264,8 @@ class Cluster:
             failures = 0
             if not self.in_cluster(name):
                 await self.node_joined(name)
+            elif self._applied.get(node.id, 0) < self.state.version:
+                await self._send_state(node, cluster_state_to_pb(self.state))
 
     # -- process faults (the supervisor's, with membership kept right) -------------------------
 
