@@ -27,7 +27,7 @@ from coordinator.resolve import resolve_nodes
 from simnode._wire import node_pb2 as pb
 from simnode.discovery import ClusterState
 from simnode.errors import IllegalArgumentError, OpenSearchError
-from simnode.node import ON_CANCEL_MODES
+from simnode.registry import ON_CANCEL_MODES
 from simnode.wire import error_to_pb
 
 DEFAULT_ACTION = "internal:tasksim/sim"

@@ -39,7 +39,16 @@ from simnode.errors import (
     ResourceNotFoundError,
     TaskCancelledError,
 )
-from simnode.registry import DIRECT, TRANSPORT, Headers, Registry, Task, TaskFilter, task_headers
+from simnode.registry import (
+    DIRECT,
+    ON_CANCEL_MODES,
+    TRANSPORT,
+    Headers,
+    Registry,
+    Task,
+    TaskFilter,
+    task_headers,
+)
 from simnode.taskid import EMPTY_TASK_ID, TaskId
 from simnode.transport import Transport
 from simnode.wire import (
@@ -57,9 +66,6 @@ GET_ACTION = "cluster:monitor/task/get"
 BAN_ACTION = "internal:admin/tasks/ban"
 RETHROTTLE_ACTION = "cluster:admin/reindex/rethrottle"
 DEFAULT_WAIT_FOR_COMPLETION_TIMEOUT = 30.0
-
-# How a simulated task reacts when it is cancelled.
-ON_CANCEL_MODES = ("immediate", "checkpoint", "ignore")
 
 
 class Clock:

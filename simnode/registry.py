@@ -31,6 +31,10 @@ DEFAULT_MAX_HEADER_TEXT = "8kb"
 
 Headers = tuple[tuple[str, str], ...]
 
+# How a simulated task reacts when it is cancelled: at once, at its next checkpoint, or not for
+# a while (a "zombie" that stays listed with `cancelled: true`).
+ON_CANCEL_MODES = ("immediate", "checkpoint", "ignore")
+
 
 @dataclass(frozen=True, slots=True)
 class UsageStats:
