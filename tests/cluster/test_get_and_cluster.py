@@ -102,15 +102,23 @@ def test_content_type_is_json(cluster: RunningCluster) -> None:
 
 
 def test_unknown_path_and_wrong_method(cluster: RunningCluster) -> None:
-    status, body = cluster.get("/_nope?pretty")
-    assert (status, body) == (400, {"error": "no handler found for uri [/_nope] and method [GET]"})
-    status, body, headers = cluster.request("PUT", "/_tasks?pretty")
+    # One-segment paths are index names to `GET|PUT|DELETE /{index}`, as in OpenSearch, whose
+    # RestController falls through to them (`PUT /_tasks` is an invalid index name there).
+    status, body = cluster.get("/_nope/_x/y?pretty")
+    assert (status, body) == (
+        400,
+        {"error": "no handler found for uri [/_nope/_x/y] and method [GET]"},
+    )
+    status, body, headers = cluster.request("POST", "/_tasks?pretty")
     assert status == 405
     assert body == {
-        "error": "Incorrect HTTP method for uri [/_tasks?pretty] and method [PUT], allowed: [GET]",
+        "error": (
+            "Incorrect HTTP method for uri [/_tasks?pretty] and method [POST], "
+            "allowed: [GET, PUT, DELETE]"
+        ),
         "status": 405,
     }
-    assert headers["allow"] == "GET"
+    assert headers["allow"] == "GET,PUT,DELETE"
     status, body, headers = cluster.request("DELETE", "/_tasks/x:1")
     assert status == 405 and headers["allow"] == "GET"
     # GET on the cancel path is the get-task handler with task id "_cancel", as in OpenSearch.
