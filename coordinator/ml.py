@@ -144,6 +144,7 @@ class MlService:
         self.tasks: DocIndex[MLTask] = DocIndex(ML_TASK_INDEX)
         self.models: DocIndex[MLModel] = DocIndex(ML_MODEL_INDEX)
         self.routing: dict[str, set[str]] = {}  # model id → nodes that hold it
+        self._routed_at: dict[str, float] = {}  # model id → last routing change (trio time)
         self.pending: dict[str, set[str]] = {}  # ML task id → workers that still owe their part
         self.unreachable_since: dict[str, float] = {}  # node id → first failed sync-up (trio time)
         self.last_probe_error: dict[str, str] = {}
@@ -234,6 +235,14 @@ class MlService:
         moved = task.moved(event, self._now(), **fields)
         self.tasks.put(task_id, moved)
         return moved
+
+    def _route(self, model_id: str, node_id: str, present: bool) -> None:
+        nodes = self.routing.setdefault(model_id, set())
+        if present:
+            nodes.add(node_id)
+        else:
+            nodes.discard(node_id)
+        self._routed_at[model_id] = trio.current_time()
 
     def _update_model(self, model_id: str, **fields: Any) -> None:
         model = self.models.get(model_id)
@@ -438,7 +447,7 @@ class MlService:
                 )
                 try:
                     await self._call(node_id, "DeployModel", request, local_part)
-                    self.routing.setdefault(model.model_id, set()).add(node_id)
+                    self._route(model.model_id, node_id, True)
                 except OpenSearchError as e:
                     errors[node_id] = e.reason
                 finally:
@@ -502,7 +511,7 @@ class MlService:
                 for s in answer.statuses:
                     touched.add(s.model_id)
                     if s.status == "undeployed":
-                        self.routing.get(s.model_id, set()).discard(node_id)
+                        self._route(s.model_id, node_id, False)
             for model_id in touched:
                 model = self.models.get(model_id)
                 if model is None:
@@ -700,6 +709,7 @@ class MlService:
 
     async def sync_up(self) -> None:
         """One sync-up round (`MLSyncUpCron.run`)."""
+        started = trio.current_time()
         parent = self._register(SYNC_UP_ACTION, ())
         results: dict[str, mlpb.SyncUpResponse | OpenSearchError] = {}
         try:
@@ -717,9 +727,11 @@ class MlService:
                     nursery.start_soon(one, node.id)
         finally:
             self._unregister(parent)
-        self._after_sync_up(results)
+        self._after_sync_up(results, started)
 
-    def _after_sync_up(self, results: dict[str, mlpb.SyncUpResponse | OpenSearchError]) -> None:
+    def _after_sync_up(
+        self, results: dict[str, mlpb.SyncUpResponse | OpenSearchError], started: float
+    ) -> None:
         now = trio.current_time()
         in_cluster = {n.id for n in self.cluster.state.nodes}
         for node_id in list(self.unreachable_since):
@@ -738,7 +750,7 @@ class MlService:
             running_deploys.update(result.running_deploy_task_ids)
             for model_id in result.deployed_model_ids:
                 deployed.setdefault(model_id, set()).add(node_id)
-        self._refresh_routing(results, deployed, in_cluster)
+        self._refresh_routing(results, deployed, in_cluster, started)
         # The sync-up's timeout: tasks still running on this node, untouched for too long.
         timeout = self.setting("plugins.ml_commons.ml_task_timeout_in_seconds")
         now_millis = self._now()
@@ -769,12 +781,17 @@ class MlService:
         results: dict[str, mlpb.SyncUpResponse | OpenSearchError],
         deployed: dict[str, set[str]],
         in_cluster: set[str],
+        started: float,
     ) -> None:
         """Rebuild the routing table from the nodes that answered (a node that did not keep its
-        entries), then the deployed models' states (`refreshModelState`)."""
+        entries), then the deployed models' states (`refreshModelState`). A model whose routing
+        changed while the round was under way (a deploy or undeploy answered) keeps it: the
+        round's answers are older than that change."""
         answered = {n for n, r in results.items() if not isinstance(r, OpenSearchError)}
         models = set(self.routing) | set(deployed)
         for model_id in models:
+            if self._routed_at.get(model_id, -1.0) >= started:
+                continue
             kept = {
                 n
                 for n in self.routing.get(model_id, set())
@@ -787,6 +804,8 @@ class MlService:
                 self.routing.pop(model_id, None)
         for model in self.models.values():
             if model.model_state not in ("DEPLOYED", "PARTIALLY_DEPLOYED"):
+                continue
+            if self._routed_at.get(model.model_id, -1.0) >= started:
                 continue
             count = len(self.routing.get(model.model_id, set()))
             planned = model.planning_worker_node_count or count
