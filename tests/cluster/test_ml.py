@@ -129,7 +129,7 @@ def test_cluster_settings_for_ml(cluster: RunningCluster) -> None:
 
 
 def test_register_is_created_then_completed(cluster: RunningCluster) -> None:
-    settings(cluster, tasksim__ml__register_seconds=2)
+    settings(cluster, tasksim__ml__register_seconds=4)
     status, body = send(cluster, "POST", f"{ML}/models/_register", MINILM)
     assert status == 200
     assert list(body) == ["task_id", "status"]
@@ -149,7 +149,9 @@ def test_register_is_created_then_completed(cluster: RunningCluster) -> None:
     assert task["function_name"] == "TEXT_EMBEDDING" and task["is_async"] is True
     assert len(task["worker_node"]) == 1 and task["worker_node"][0] in workers(cluster)
     # The download is a transport task on the worker, child of the coordinating register task.
-    forward = tasks_by_action(cluster, "cluster:admin/opensearch/ml/forward")
+    forward = wait_for(
+        lambda: tasks_by_action(cluster, "cluster:admin/opensearch/ml/forward"), 10, "forward"
+    )
     assert [t["node"] for t in forward] == task["worker_node"]
     assert forward[0]["type"] == "transport"
     assert forward[0]["parent_task_id"].startswith(cluster.node("coordinator").id + ":")
@@ -205,13 +207,24 @@ def test_get_model_404(cluster: RunningCluster) -> None:
 
 def test_deploy_runs_on_every_worker_and_completes(cluster: RunningCluster) -> None:
     model_id = registered_model(cluster)
-    settings(cluster, tasksim__ml__deploy_seconds=2)
+    settings(cluster, tasksim__ml__deploy_seconds=4)
     task_id = deploy(cluster, model_id)
     running = wait_state(cluster, task_id, "RUNNING")
     assert running["worker_node"] == workers(cluster)
     assert running["model_id"] == model_id and running["task_type"] == "DEPLOY_MODEL"
     # In _tasks: deploy_model_on_nodes on the coordinating node, one [n] child per worker.
-    parents = tasks_by_action(cluster, "cluster:admin/opensearch/ml/deploy_model_on_nodes")
+    parents = wait_for(
+        lambda: (
+            p
+            if len(
+                p := tasks_by_action(cluster, "cluster:admin/opensearch/ml/deploy_model_on_nodes")
+            )
+            == 4
+            else None
+        ),
+        10,
+        "the deploy task and its three [n] children",
+    )
     top = [t for t in parents if not t["action"].endswith("[n]")]
     kids = [t for t in parents if t["action"].endswith("[n]")]
     assert [t["node"] for t in top] == [cluster.node("coordinator").id]
@@ -334,14 +347,16 @@ def test_train_synchronously(cluster: RunningCluster) -> None:
 
 
 def test_train_asynchronously(cluster: RunningCluster) -> None:
-    settings(cluster, tasksim__ml__train_seconds=1.5)
+    settings(cluster, tasksim__ml__train_seconds=4)
     status, body = send(cluster, "POST", f"{ML}/_train/kmeans?async=true", KMEANS)
     assert status == 200
     assert list(body) == ["task_id", "status"] and body["status"] == "CREATED"
     running = wait_state(cluster, body["task_id"], "RUNNING")
     assert running["task_type"] == "TRAINING" and running["function_name"] == "KMEANS"
     assert running["input_type"] == "SEARCH_QUERY"
-    train = tasks_by_action(cluster, "cluster:admin/opensearch/ml/train")
+    train = wait_for(
+        lambda: tasks_by_action(cluster, "cluster:admin/opensearch/ml/train"), 10, "train task"
+    )
     assert [t["node"] for t in train] == running["worker_node"]
     done = wait_state(cluster, body["task_id"], "COMPLETED", "FAILED")
     assert done["state"] == "COMPLETED" and ID.match(done["model_id"])
@@ -368,7 +383,7 @@ def test_train_with_bad_parameters(cluster: RunningCluster) -> None:
 
 def test_delete_is_refused_while_running_then_deletes(cluster: RunningCluster) -> None:
     model_id = registered_model(cluster)
-    settings(cluster, tasksim__ml__deploy_seconds=3)
+    settings(cluster, tasksim__ml__deploy_seconds=6)
     task_id = deploy(cluster, model_id)
     wait_state(cluster, task_id, "RUNNING")
     status, body = send(cluster, "DELETE", f"{ML}/tasks/{task_id}")
@@ -450,7 +465,7 @@ def test_cancel_applies_to_batch_jobs_only(cluster: RunningCluster) -> None:
 
 
 def test_ml_requests_are_transport_tasks_with_headers(cluster: RunningCluster) -> None:
-    settings(cluster, tasksim__ml__register_seconds=2)
+    settings(cluster, tasksim__ml__register_seconds=4)
     status, _, _ = cluster.request(
         "POST",
         f"{ML}/models/_register",
@@ -483,7 +498,7 @@ def test_opensearch_py_ml_client(cluster: RunningCluster, client: OpenSearch) ->
         client.plugins.ml.delete_task(task_id=task_id)
     with pytest.raises(ValueError):
         client.plugins.ml.get_task(task_id="")
-    settings(cluster, tasksim__ml__deploy_seconds=3)
+    settings(cluster, tasksim__ml__deploy_seconds=6)
     running = deploy(cluster, str(get_task(cluster, register_done(cluster))["model_id"]))
     wait_state(cluster, running, "RUNNING")
     with pytest.raises(TransportError) as err:

@@ -54,7 +54,7 @@ def all_tasks(cluster: RunningCluster) -> list[dict[str, Any]]:
 
 def test_a_worker_killed_during_a_deploy_to_three(cluster: RunningCluster) -> None:
     model_id = registered_model(cluster)
-    settings(cluster, tasksim__ml__deploy_seconds=6)
+    settings(cluster, tasksim__ml__deploy_seconds=10)
     task_id = deploy(cluster, model_id)
     wait_state(cluster, task_id, "RUNNING")
     wait_for(
@@ -101,7 +101,7 @@ def _suspended_deploy(cluster: RunningCluster, deploy_seconds: float) -> tuple[s
 
 def test_the_only_worker_cut_off_is_unreachable_then_heals(cluster: RunningCluster) -> None:
     node3 = cluster.node("node-3")
-    model_id, task_id, process = _suspended_deploy(cluster, deploy_seconds=15)
+    model_id, task_id, process = _suspended_deploy(cluster, deploy_seconds=20)
     process.suspend()
     try:
         task = wait_state(cluster, task_id, "UNREACHABLE", "COMPLETED", "FAILED", timeout=20)
