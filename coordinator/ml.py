@@ -279,6 +279,8 @@ class MlService:
                     )
                 else:
                     function = known
+            # Dispatch first: with no eligible node nothing is created.
+            worker = "" if is_remote else self._dispatch(function)
             now = self._now()
             group_id, version = self._model_group(str(name), body.get("model_group_id"))
             model_id = self._new_id()
@@ -313,7 +315,6 @@ class MlService:
                 )
                 self.tasks.put(task_id, task)
                 return {"task_id": task_id, "status": "CREATED", "model_id": model_id}
-            worker = self._dispatch(function)
             task = MLTask(
                 task_id=task_id,
                 task_type="REGISTER_MODEL",
@@ -475,6 +476,8 @@ class MlService:
         """`TransportUndeployModelsAction` → the `undeploy_model` nodes action on every node."""
         me = self._register(UNDEPLOY_MODELS_ACTION, headers)
         try:
+            if any(self.models.get(m) is None for m in model_ids):
+                raise model_not_found()
             nodes_task = self._register(UNDEPLOY_MODEL_ACTION, headers, parent=me.task_id)
             try:
                 targets = [n.id for n in self.cluster.state.nodes]
@@ -502,15 +505,15 @@ class MlService:
             finally:
                 self._unregister(nodes_task)
             out: dict[str, Any] = {}
-            touched: set[str] = set(model_ids)
+            touched: set[str] = set()  # models undeployed somewhere: their documents change
             for node_id in targets:
                 answer = answers.get(node_id)
                 if answer is None or not answer.statuses:
                     continue
                 out[node_id] = {"stats": {s.model_id: s.status for s in answer.statuses}}
                 for s in answer.statuses:
-                    touched.add(s.model_id)
                     if s.status == "undeployed":
+                        touched.add(s.model_id)
                         self._route(s.model_id, node_id, False)
             for model_id in touched:
                 model = self.models.get(model_id)

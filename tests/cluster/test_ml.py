@@ -326,6 +326,24 @@ def test_undeploy(cluster: RunningCluster) -> None:
     assert "last_undeployed_time" in model
     status, body = send(cluster, "POST", f"{ML}/models/{model_id}/_undeploy")
     assert {v["stats"][model_id] for v in body.values()} == {"not_found"}
+    assert cluster.get(f"{ML}/models/{model_id}")[1]["model_state"] == "UNDEPLOYED"
+    status, body = send(cluster, "POST", f"{ML}/models/nope/_undeploy")
+    assert status == 404 and body["error"]["reason"] == "Failed to find model"
+    # A model deployed on one node only: undeploying it from another changes nothing.
+    settings(cluster, plugins__ml_commons__allow_custom_deployment_plan=True)
+    node1 = cluster.node("node-1").id
+    wait_state(cluster, deploy(cluster, model_id, {"node_ids": [node1]}), "COMPLETED")
+    status, body = send(
+        cluster,
+        "POST",
+        f"{ML}/models/_undeploy",
+        {"model_ids": [model_id], "node_ids": [cluster.node("node-2").id]},
+    )
+    assert body == {cluster.node("node-2").id: {"stats": {model_id: "not_found"}}}
+    assert cluster.get(f"{ML}/models/{model_id}")[1]["model_state"] == "DEPLOYED"
+    status, body = send(cluster, "POST", f"{ML}/models/_undeploy", {"model_ids": [model_id]})
+    assert body[node1] == {"stats": {model_id: "undeployed"}}
+    assert cluster.get(f"{ML}/models/{model_id}")[1]["model_state"] == "UNDEPLOYED"
 
 
 # -- train ------------------------------------------------------------------------------------------
