@@ -96,16 +96,23 @@ T = TypeVar("T")
 @dataclass
 class _Doc(Generic[T]):
     value: T
+    source: dict[str, Any]
     version: int
     seq_no: int
 
 
 class DocIndex(Generic[T]):
-    """A simulated one-shard index: documents with `_version`, `_seq_no`, `_primary_term` 1."""
+    """A simulated one-shard index: documents with `_version`, `_seq_no`, `_primary_term` 1.
 
-    def __init__(self, name: str) -> None:
+    The stored `_source` is what partial updates make of it, as ML Commons updates its documents
+    (`updateMLTask`): fields already there keep their place, new ones are appended, dropped ones
+    go. (`GET` re-renders the document in its canonical order; `_search` shows the `_source`.)
+    """
+
+    def __init__(self, name: str, render: Callable[[T], dict[str, Any]]) -> None:
         self.name = name
         self.exists = False
+        self._render = render
         self._docs: dict[str, _Doc[T]] = {}
         self._seq_no = -1
 
@@ -117,7 +124,13 @@ class DocIndex(Generic[T]):
         self.exists = True
         self._seq_no += 1
         old = self._docs.get(doc_id)
-        self._docs[doc_id] = _Doc(value, (old.version + 1) if old else 1, self._seq_no)
+        fresh = self._render(value)
+        if old is None:
+            self._docs[doc_id] = _Doc(value, fresh, 1, self._seq_no)
+            return
+        source = {k: v for k, v in old.source.items() if k in fresh}
+        source.update(fresh)
+        self._docs[doc_id] = _Doc(value, source, old.version + 1, self._seq_no)
 
     def delete(self, doc_id: str) -> tuple[int, int] | None:
         """Remove a document; (new `_version`, `_seq_no`) of the delete, or None if absent."""
@@ -130,10 +143,9 @@ class DocIndex(Generic[T]):
     def values(self) -> list[T]:
         return [d.value for d in self._docs.values()]
 
-    def stored(self, render: Callable[[T], dict[str, Any]]) -> list[StoredDoc]:
+    def stored(self) -> list[StoredDoc]:
         return [
-            StoredDoc(doc_id, render(d.value), d.version, d.seq_no)
-            for doc_id, d in self._docs.items()
+            StoredDoc(doc_id, d.source, d.version, d.seq_no) for doc_id, d in self._docs.items()
         ]
 
 
@@ -141,8 +153,8 @@ class MlService:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.settings = MlSettings()
-        self.tasks: DocIndex[MLTask] = DocIndex(ML_TASK_INDEX)
-        self.models: DocIndex[MLModel] = DocIndex(ML_MODEL_INDEX)
+        self.tasks: DocIndex[MLTask] = DocIndex(ML_TASK_INDEX, MLTask.source)
+        self.models: DocIndex[MLModel] = DocIndex(ML_MODEL_INDEX, MLModel.source)
         self.routing: dict[str, set[str]] = {}  # model id → nodes that hold it
         self._routed_at: dict[str, float] = {}  # model id → last routing change (trio time)
         self.pending: dict[str, set[str]] = {}  # ML task id → workers that still owe their part
@@ -669,7 +681,7 @@ class MlService:
             request = parse_search(body)
             if not self.tasks.exists:
                 raise IndexNotFoundError.of(ML_TASK_INDEX)
-            return run_search(ML_TASK_INDEX, self.tasks.stored(MLTask.source), request, shards=1)
+            return run_search(ML_TASK_INDEX, self.tasks.stored(), request, shards=1)
         finally:
             self._unregister(me)
 

@@ -160,6 +160,14 @@ def test_register_is_created_then_completed(cluster: RunningCluster) -> None:
     assert ID.match(done["model_id"]) and next(iter(done)) == "model_id"
     assert done["create_time"] == task["create_time"]
     assert done["last_update_time"] >= task["last_update_time"]
+    # The indexed document was updated in place: `_search` shows `model_id` appended at the end,
+    # GET renders the task in MLTask's order.
+    _, found = send(
+        cluster, "POST", f"{ML}/tasks/_search", {"query": {"ids": {"values": [task_id]}}}
+    )
+    (hit,) = found["hits"]["hits"]
+    assert list(hit["_source"]) == [*list(task), "model_id"]
+    assert hit["_version"] == 2
     status, model = cluster.get(f"{ML}/models/{done['model_id']}")
     assert status == 200
     validate(model, "Model")
