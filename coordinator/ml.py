@@ -570,6 +570,20 @@ class MlService:
                 "SEARCH_QUERY" if "input_query" in body or "input_index" in body else "DATA_FRAME"
             )
             worker = self._dispatch(function)
+            # A SEARCH_QUERY input reads its indices (`MLInputDatasetHandler`): a missing one
+            # fails the training with `index_not_found_exception`.
+            input_error: OpenSearchError | None = None
+            if input_type == "SEARCH_QUERY":
+                indices = body.get("input_index") or []
+                names = indices if isinstance(indices, list) else [indices]
+                try:
+                    self.cluster.indices.resolve(
+                        ",".join(str(n) for n in names), allow_no_indices=False
+                    )
+                except OpenSearchError as e:
+                    input_error = e
+            if input_error is not None and not is_async:
+                raise input_error
             now = self._now()
             task_id = self._new_id() if is_async else ""
             request = mlpb.TrainModelRequest(
@@ -619,6 +633,9 @@ class MlService:
 
             async def work() -> None:
                 self._move(task_id, DISPATCHED)
+                if input_error is not None:
+                    self._move(task_id, FAILED_EVENT, error=input_error.reason)
+                    return
                 try:
                     answer = await self._call(worker, "TrainModel", request, local_part)
                 except OpenSearchError as e:

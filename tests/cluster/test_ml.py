@@ -363,6 +363,32 @@ KMEANS = {
 }
 
 
+@pytest.fixture(scope="module")
+def iris(cluster: RunningCluster) -> str:
+    """The training input index (`_train` with `input_index` reads it)."""
+    status, body = send(cluster, "PUT", "/iris_data")
+    assert status == 200, body
+    return "iris_data"
+
+
+def test_train_on_a_missing_index(cluster: RunningCluster) -> None:
+    missing = {**KMEANS, "input_index": ["no_such_index"]}
+    status, body = send(cluster, "POST", f"{ML}/_train/kmeans", missing)
+    assert status == 404
+    assert body["error"]["type"] == "index_not_found_exception"
+    assert body["error"]["reason"] == "no such index [no_such_index]"
+    status, body = send(cluster, "POST", f"{ML}/_train/kmeans?async=true", missing)
+    assert status == 200
+    done = wait_state(cluster, body["task_id"], "FAILED", "COMPLETED")
+    assert done["state"] == "FAILED" and done["error"] == "no such index [no_such_index]"
+    # A data frame input reads no index.
+    frame = {"parameters": {"centroids": 2}, "input_data": {"column_metas": [], "rows": []}}
+    status, body = send(cluster, "POST", f"{ML}/_train/kmeans?async=true", frame)
+    done = wait_state(cluster, body["task_id"], "FAILED", "COMPLETED")
+    assert done["state"] == "COMPLETED" and done["input_type"] == "DATA_FRAME"
+
+
+@pytest.mark.usefixtures("iris")
 def test_train_synchronously(cluster: RunningCluster) -> None:
     status, body = send(cluster, "POST", f"{ML}/_train/kmeans", KMEANS)
     assert status == 200
@@ -372,6 +398,7 @@ def test_train_synchronously(cluster: RunningCluster) -> None:
     assert model["algorithm"] == "KMEANS" and model["model_state"] == "TRAINED"
 
 
+@pytest.mark.usefixtures("iris")
 def test_train_asynchronously(cluster: RunningCluster) -> None:
     settings(cluster, tasksim__ml__train_seconds=4)
     status, body = send(cluster, "POST", f"{ML}/_train/kmeans?async=true", KMEANS)
@@ -388,6 +415,7 @@ def test_train_asynchronously(cluster: RunningCluster) -> None:
     assert done["state"] == "COMPLETED" and ID.match(done["model_id"])
 
 
+@pytest.mark.usefixtures("iris")
 def test_train_with_bad_parameters(cluster: RunningCluster) -> None:
     bad = {**KMEANS, "parameters": {"centroids": 0}}
     status, body = send(cluster, "POST", f"{ML}/_train/kmeans?async=true", bad)
