@@ -24,9 +24,12 @@ from typing import Any, TypeVar
 import grpc
 import trio
 
+from simnode._wire import ml_pb2 as mlpb
+from simnode._wire import ml_pb2_grpc as ml_pb_grpc
 from simnode._wire import node_pb2 as pb
 from simnode._wire import node_pb2_grpc as pb_grpc
 from simnode.errors import OpenSearchError
+from simnode.ml import MlWorker
 from simnode.node import Node
 from simnode.transport import ERROR_METADATA_KEY
 from simnode.wire import cluster_state_from_pb, error_to_pb
@@ -174,6 +177,45 @@ class NodeServicer(pb_grpc.NodeServicer):
         return iter(())
 
 
+class MlNodeServicer(ml_pb_grpc.MlNodeServicer):
+    """`MlNode`: the node's ML work (simnode/ml.py), over the same trio bridge as `Node`."""
+
+    def __init__(self, node: Node, token: trio.lowlevel.TrioToken) -> None:
+        self._core = NodeServicer(node, token)
+        self.worker = MlWorker.of(node)
+
+    def DeployModel(
+        self, request: mlpb.DeployModelRequest, context: grpc.ServicerContext
+    ) -> mlpb.DeployModelResponse:
+        return self._core._bridge(
+            context, lambda _s: self.worker.deploy_model(request, local=False)
+        )
+
+    def UndeployModel(
+        self, request: mlpb.UndeployModelRequest, context: grpc.ServicerContext
+    ) -> mlpb.UndeployModelResponse:
+        return self._core._bridge(
+            context, lambda _s: self.worker.undeploy_model(request, local=False)
+        )
+
+    def RegisterModel(
+        self, request: mlpb.RegisterModelRequest, context: grpc.ServicerContext
+    ) -> mlpb.RegisterModelResponse:
+        return self._core._bridge(
+            context, lambda _s: self.worker.register_model(request, local=False)
+        )
+
+    def TrainModel(
+        self, request: mlpb.TrainModelRequest, context: grpc.ServicerContext
+    ) -> mlpb.TrainModelResponse:
+        return self._core._bridge(context, lambda _s: self.worker.train_model(request, local=False))
+
+    def SyncUp(
+        self, request: mlpb.SyncUpRequest, context: grpc.ServicerContext
+    ) -> mlpb.SyncUpResponse:
+        return self._core._bridge(context, lambda _s: self.worker.sync_up(request, local=False))
+
+
 class NodeServer:
     """A grpc server for one `Node`: bind first (the node's address needs the port), then start."""
 
@@ -191,6 +233,7 @@ class NodeServer:
 
     def start(self, node: Node, token: trio.lowlevel.TrioToken) -> None:
         pb_grpc.add_NodeServicer_to_server(NodeServicer(node, token), self._server)
+        ml_pb_grpc.add_MlNodeServicer_to_server(MlNodeServicer(node, token), self._server)
         self._server.start()
 
     async def stop(self, grace: float | None = 0.0) -> None:

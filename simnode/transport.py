@@ -26,6 +26,7 @@ import grpc
 import trio
 from google.protobuf.message import Message
 
+from simnode._wire import ml_pb2_grpc as ml_pb_grpc
 from simnode._wire import node_pb2 as pb
 from simnode._wire import node_pb2_grpc as pb_grpc
 from simnode.discovery import DiscoveryNode
@@ -52,6 +53,15 @@ ACTION_OF_METHOD = {
     "SetClusterState": "internal:cluster/coordination/publish_state",
     "Status": "cluster:monitor/nodes/info[n]",
 }
+# The `MlNode` service's methods (proto/tasksim/v1/ml.proto) and the ML Commons actions they carry.
+ML_ACTION_OF_METHOD = {
+    "DeployModel": "cluster:admin/opensearch/ml/deploy_model_on_nodes[n]",
+    "UndeployModel": "cluster:admin/opensearch/ml/undeploy_model[n]",
+    "RegisterModel": "cluster:admin/opensearch/ml/forward",
+    "TrainModel": "cluster:admin/opensearch/ml/train",
+    "SyncUp": "cluster:admin/opensearch/ml/syncup[n]",
+}
+ACTION_OF_METHOD.update(ML_ACTION_OF_METHOD)
 
 CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 0),  # a dropped request must not be retried behind our back
@@ -113,6 +123,7 @@ class _Channel:
         self.address = address
         self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         self.stub = pb_grpc.NodeStub(self.channel)
+        self.ml_stub = ml_pb_grpc.MlNodeStub(self.channel)
         self.keeper: Any = None
 
     def close(self) -> None:
@@ -153,7 +164,9 @@ class GrpcTransport:
     ) -> Any:
         action = ACTION_OF_METHOD.get(method, method)
         request_id = next(self._request_ids)
-        multicallable: Any = getattr(self._channel(node).stub, method)
+        channel = self._channel(node)
+        stub = channel.ml_stub if method in ML_ACTION_OF_METHOD else channel.stub
+        multicallable: Any = getattr(stub, method)
         token = trio.lowlevel.current_trio_token()
         done = trio.Event()
         started = trio.current_time()
