@@ -15,8 +15,28 @@ from simnode.discovery import node_id_for
 from tests.harness import ROOT, start_cluster, stop_cluster
 
 
+def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """The ones still running (a zombie has exited)."""
+    out = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def wait_dead(procs: list[psutil.Process], timeout: float = 15) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout
+    while (left := alive(procs)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
 def node_processes_of(seed: int, names: list[str]) -> list[psutil.Process]:
-    """Every live node process on this machine whose id belongs to the cluster seeded `seed`."""
+    """Every live node process on this machine whose id belongs to the cluster seeded `seed`
+    (only for clusters that never started: other tests may run clusters with the same seed)."""
     ids = {node_id_for(seed, n) for n in names}
     found = []
     for p in psutil.process_iter(["cmdline", "status"]):
@@ -41,13 +61,13 @@ NAMES = ["node-1", "node-2", "node-3"]
 
 
 def test_sigterm_stops_every_node() -> None:
-    seed = 101
-    cluster = start_cluster(nodes=3, seed=seed)
+    cluster = start_cluster(nodes=3, seed=101)
     try:
-        assert len(node_processes_of(seed, NAMES)) == 3
+        nodes = cluster.node_processes()
+        assert len(nodes) == 3
         cluster.process.send_signal(signal.SIGTERM)
         assert cluster.process.wait(timeout=15) == 0
-        assert wait_gone(seed, NAMES) == []
+        assert wait_dead(nodes) == []
     finally:
         stop_cluster(cluster.process)
 
@@ -55,22 +75,22 @@ def test_sigterm_stops_every_node() -> None:
 def test_nodes_outlive_idle_threads_but_not_their_coordinator() -> None:
     """PR_SET_PDEATHSIG follows the forking thread: nodes must survive trio's worker threads
     going idle (10 s), and still die with the coordinator, even when paused."""
-    seed = 102
-    cluster = start_cluster(nodes=3, seed=seed)
+    cluster = start_cluster(nodes=3, seed=102)
+    nodes: list[psutil.Process] = []
     try:
-        nodes = node_processes_of(seed, NAMES)
+        nodes = cluster.node_processes()
         assert len(nodes) == 3
         time.sleep(11)
-        assert all(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in nodes)
+        assert alive(nodes) == nodes
         status, body = cluster.get("/_tasks")
         assert status == 200 and len(body["nodes"]) == 4
         nodes[0].suspend()  # even a paused node must not survive its parent
         cluster.process.kill()
         cluster.process.wait(timeout=10)
-        left = wait_gone(seed, NAMES)
+        left = wait_dead(nodes)
         assert left == [], f"orphaned node processes: {[p.pid for p in left]}"
     finally:
-        for p in node_processes_of(seed, NAMES):
+        for p in alive(nodes):
             p.kill()
         stop_cluster(cluster.process)
 
