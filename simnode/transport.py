@@ -128,6 +128,10 @@ class GrpcTransport:
         self._request_ids = itertools.count(1)
         self._keepers = keepers
 
+    def next_request_id(self) -> int:
+        """A fresh transport request id (also for requests sent through the local shortcut)."""
+        return next(self._request_ids)
+
     def _channel(self, node: DiscoveryNode) -> _Channel:
         address = node.transport_address
         ch = self._channels.get(node.id)
@@ -150,7 +154,7 @@ class GrpcTransport:
         metadata: list[tuple[str, str]] | None = None,
     ) -> Any:
         action = ACTION_OF_METHOD.get(method, method)
-        request_id = next(self._request_ids)
+        request_id = self.next_request_id()
         multicallable: Any = getattr(self._channel(node).stub, method)
         token = trio.lowlevel.current_trio_token()
         done = trio.Event()
