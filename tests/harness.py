@@ -38,7 +38,7 @@ class Node:
 
 @dataclass
 class RunningCluster:
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
     port: int
     nodes: list[Node] = field(default_factory=list)
 
@@ -127,8 +127,10 @@ def start_cluster(*args: str, nodes: int = 3, seed: int = 7, timeout: float = 60
         *args,
     ]
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    # Unbuffered bytes: `select` below must see every line that has not been read yet (a buffered
+    # text reader could swallow the node lines with the ready line and wait forever).
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0, env=env, cwd=ROOT
     )
     assert proc.stdout is not None
     lines: list[str] = []
@@ -142,7 +144,7 @@ def start_cluster(*args: str, nodes: int = 3, seed: int = 7, timeout: float = 60
     while time.monotonic() < deadline:
         if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
             break
-        line = proc.stdout.readline()
+        line = proc.stdout.readline().decode(errors="replace")
         if not line:
             break
         lines.append(line.rstrip("\n"))
@@ -160,7 +162,7 @@ def start_cluster(*args: str, nodes: int = 3, seed: int = 7, timeout: float = 60
     raise RuntimeError("tasksim did not become ready:\n" + "\n".join(lines))
 
 
-def stop_cluster(proc: subprocess.Popen[str]) -> None:
+def stop_cluster(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM the coordinator, then SIGKILL it and any node process still alive."""
     try:
         family = psutil.Process(proc.pid).children(recursive=True)
