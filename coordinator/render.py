@@ -188,9 +188,19 @@ def tasks_response(
     return out
 
 
-def _grouped_by_parents(tasks: list[TaskInfo], *, human: bool) -> dict[str, Any]:
-    """`buildTaskGroups`: a task whose parent is in the answer nests under it; others are top-level."""
-    present: dict[TaskId, TaskInfo] = {t.task_id: t for t in tasks}
+@dataclass(frozen=True)
+class TaskGroup:
+    """`TaskGroup`: a task and the groups of its children that are in the same answer."""
+
+    task: TaskInfo
+    children: list[TaskGroup]
+
+
+def task_groups(tasks: list[TaskInfo]) -> list[TaskGroup]:
+    """`ListTasksResponse.buildTaskGroups`: a task whose parent is in the answer nests under it; a
+    task without a parent, or whose parent is not in the answer, is a top-level group. Order: the
+    order of the tasks (node order, then each node's registration order)."""
+    present = {t.task_id for t in tasks}
     children: dict[TaskId, list[TaskInfo]] = {}
     top: list[TaskInfo] = []
     for t in tasks:
@@ -199,14 +209,22 @@ def _grouped_by_parents(tasks: list[TaskInfo], *, human: bool) -> dict[str, Any]
         else:
             top.append(t)
 
-    def group(t: TaskInfo) -> dict[str, Any]:
-        out = task_info(t, human=human)
-        kids = children.get(t.task_id)
-        if kids:
-            out["children"] = [group(k) for k in kids]
+    def group(t: TaskInfo) -> TaskGroup:
+        return TaskGroup(t, [group(k) for k in children.get(t.task_id, [])])
+
+    return [group(t) for t in top]
+
+
+def _grouped_by_parents(tasks: list[TaskInfo], *, human: bool) -> dict[str, Any]:
+    """`toXContentGroupedByParents`: top-level groups by task id, `children` only when non-empty."""
+
+    def render(g: TaskGroup) -> dict[str, Any]:
+        out = task_info(g.task, human=human)
+        if g.children:
+            out["children"] = [render(k) for k in g.children]
         return out
 
-    return {str(t.task_id): group(t) for t in top}
+    return {str(g.task.task_id): render(g) for g in task_groups(tasks)}
 
 
 # -- errors -----------------------------------------------------------------------------------------
