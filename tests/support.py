@@ -4,6 +4,7 @@ and look tasks up in a `_tasks` answer."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -57,6 +58,17 @@ def start(
             timeout=10,
         )
     return list(answer.task_ids)
+
+
+def wait_for_tasks(cluster: RunningCluster, actions: str, count: int, timeout: float = 20) -> None:
+    """Wait until `count` tasks matching `actions` are listed (children start in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _, body = cluster.get(f"/_tasks?actions={actions}&group_by=none")
+        if len(body["tasks"]) >= count or time.monotonic() > deadline:
+            assert len(body["tasks"]) >= count, body
+            return
+        time.sleep(0.05)
 
 
 def all_tasks(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
