@@ -133,3 +133,24 @@ def test_get_wait_times_out_with_504() -> None:
         assert trio.current_time() - t0 == pytest.approx(31.5)
 
     run(scenario)
+
+
+def test_an_enclosing_transport_deadline_fires_first() -> None:
+    """The transport timeout starts when the request is sent, so with the same `timeout` it wins
+    (OpenSearch: `receive_timeout_transport_exception`, not the node's `timeout_exception`)."""
+
+    async def scenario(node: Node) -> None:
+        number = int(start(node, 600_000).split(":")[1])
+        with trio.move_on_after(2.0) as transport:
+            await node.list_tasks(
+                pb.TasksRequest(wait_for_completion=True, timeout_millis=2_000), local=True
+            )
+        assert transport.cancelled_caught
+        with trio.move_on_after(1.0) as transport:
+            await node.get_task(
+                pb.GetTaskRequest(id=number, wait_for_completion=True, timeout_millis=1_000),
+                local=False,
+            )
+        assert transport.cancelled_caught
+
+    run(scenario)
