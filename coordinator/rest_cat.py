@@ -62,8 +62,9 @@ def _help(table: Table) -> RestResponse:
     return RestResponse(render_help(table), content_type=TEXT_TYPE, raw=True)
 
 
-def process_stats(pid: int) -> NodeStats:
-    """One node process's numbers, as `nodes stats` would report them (see the module doc)."""
+def process_stats(pid: int, cpu_percent: int) -> NodeStats:
+    """One node process's numbers, as `nodes stats` would report them (see the module doc);
+    `cpu_percent` is the machine's, measured once per request."""
     try:
         proc = psutil.Process(pid)
         with proc.oneshot():
@@ -89,7 +90,7 @@ def process_stats(pid: int) -> NodeStats:
         ram_total=memory.total,
         open_fds=fds,
         max_fds=max_fds if max_fds is not None and max_fds >= 0 else None,
-        cpu_percent=round(psutil.cpu_percent(interval=None)),
+        cpu_percent=cpu_percent,
         load=load,
         uptime_nanos=max(0, int((time.time() - started) * 1e9)),
     )
@@ -135,17 +136,18 @@ def register(router: Router, cluster: Cluster) -> None:
             timeout = None if seconds < 0 else seconds
         state = cluster.state
         statuses: dict[str, NodeStats] = {}
+        cpu = round(psutil.cpu_percent(interval=None))  # since the previous call, machine-wide
 
         async def one(node: DiscoveryNode) -> None:
             if node.id == cluster.local.local.id:
-                statuses[node.id] = process_stats(os.getpid())
+                statuses[node.id] = process_stats(os.getpid(), cpu)
                 return
             try:
                 with trio.move_on_after(math.inf if timeout is None else timeout + 1.0):
                     status: Any = await cluster.transport.call(
                         node, "Status", pb.Empty(), timeout=timeout
                     )
-                    statuses[node.id] = process_stats(int(status.pid))
+                    statuses[node.id] = process_stats(int(status.pid), cpu)
             except OpenSearchError:
                 pass  # a node that does not answer gets empty cells
 
