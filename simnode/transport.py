@@ -200,7 +200,9 @@ class GrpcTransport:
             return receive_timeout(node, action, request_id, elapsed_ms)
         if code == grpc.StatusCode.UNAVAILABLE:
             details = (call.details() or "").lower()
-            if "connect" in details or "refused" in details or "no address" in details:
+            # Not "connect" alone: "Connection reset by peer" is a dropped connection, not a
+            # connection that could not be made.
+            if "failed to connect" in details or "refused" in details or "no address" in details:
                 return node_not_connected(node)
             return node_disconnected(node, action)
         return TransportError(

@@ -25,7 +25,7 @@ from tests.openapi import Checked
 from tests.support import spec, start, wait_for_tasks
 
 LIST_N = "cluster:monitor/tasks/lists[n]"
-SLACK = 3.0  # generous: the machine is shared
+SLACK = 5.0  # generous: the machine is shared (2 cores, other clusters running)
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from tests.harness import RunningCluster
 from tests.openapi import Checked
 from tests.support import spec, start, task_id, wait_for_tasks
 
-SLACK = 3.0
+SLACK = 5.0  # generous: the machine is shared
 
 
 def timed(cluster: RunningCluster, path: str) -> tuple[float, int, Any]:
