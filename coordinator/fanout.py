@@ -36,13 +36,14 @@ from coordinator.render import TaskFailureInfo, TasksResult
 from coordinator.resolve import resolve_nodes
 from coordinator.results import GetTaskResult
 from simnode._wire import node_pb2 as pb
+from simnode.bulk_by_scroll import BULK_BY_SCROLL_ACTIONS
 from simnode.errors import (
     FailedNodeError,
     NoSuchNodeError,
     OpenSearchError,
     ResourceNotFoundError,
 )
-from simnode.node import CANCEL_ACTION, GET_ACTION, LIST_ACTION
+from simnode.node import CANCEL_ACTION, GET_ACTION, LIST_ACTION, RETHROTTLE_ACTION
 from simnode.registry import Headers
 from simnode.taskid import TaskId
 from simnode.transport import ACTION_OF_METHOD, receive_timeout
@@ -166,6 +167,23 @@ async def cancel_tasks(cluster: Cluster, req: TasksRequest, headers: Headers) ->
             node.cancel_tasks,
             None,
         )
+    finally:
+        node.unregister(parent)
+
+
+async def rethrottle(
+    cluster: Cluster, task_id: TaskId, requests_per_second: float, headers: Headers
+) -> TasksResult:
+    """`TransportRethrottleAction`: a tasks action over the bulk-by-scroll actions only."""
+    node = cluster.local
+    parent = node.register(RETHROTTLE_ACTION, local=False, headers=headers)
+    try:
+        req = TasksRequest(task_id=task_id, actions=BULK_BY_SCROLL_ACTIONS)
+        node_ids = target_nodes(cluster, req)
+        msg = _node_request(req, parent.task_id, headers)
+        msg.reason = ""
+        msg.requests_per_second = requests_per_second
+        return await _broadcast(cluster, node_ids, "Rethrottle", msg, node.rethrottle, None)
     finally:
         node.unregister(parent)
 

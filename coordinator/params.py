@@ -37,8 +37,11 @@ class Params:
         self._consumed: set[str] = set()
 
     def add_path_params(self, path_params: dict[str, str]) -> None:
-        """Path parameters (`{task_id}`) join the query parameters, as `PathTrie` puts them."""
+        """Path parameters (`{task_id}`) join the query parameters, as `PathTrie` puts them.
+        Every OpenSearch handler reads its path parameters, so they count as consumed (and as
+        "did you mean" candidates) whether or not a handler here reads them through `param()`."""
         self._values.update(path_params)
+        self._consumed.update(path_params)
 
     def has(self, key: str) -> bool:
         return key in self._values

@@ -1,8 +1,11 @@
 """The supervisor: it owns every node process — start, kill, pause, resume, restart, stop.
 
-Nodes are fresh interpreters (`python -m simnode`, fork+exec through trio; never a bare fork while
-grpc is loaded). A node reports `READY <port>` on stdout; its stdin is a pipe we hold, so it exits
-when we close it or die. `stop_all()` resumes paused nodes, closes stdin, sends SIGTERM, and SIGKILLs
+Nodes are fresh interpreters (`python -m simnode`, fork+exec; never a bare fork while grpc is
+loaded). A node reports `READY <port>` on stdout; its stdin is a pipe we hold, so it exits when we
+close it or die; and it arms PR_SET_PDEATHSIG=SIGKILL, which Linux ties to the *thread* that forked
+it. That is why every node is forked by one dedicated thread that lives as long as this process
+(`_SPAWNER`), not by trio's worker threads, which exit after 10 idle seconds and took every node
+down with them. With that, a node dies with its coordinator even when it is SIGSTOPped. `stop_all()` resumes paused nodes, closes stdin, sends SIGTERM, and SIGKILLs
 whatever is left after a grace period. `heal()` resumes every paused node. Process faults live here
 and nowhere else (DESIGN.md rule 4).
 """
@@ -14,8 +17,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import trio
 
@@ -24,6 +29,82 @@ from simnode.discovery import DEFAULT_ATTRIBUTES, DEFAULT_ROLES
 
 READY_TIMEOUT = 30.0
 STOP_GRACE = 2.0
+
+
+# The one thread that forks node processes; it never exits while this process lives.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tasksim-spawner")
+
+
+class ChildProcess:
+    """A node process: its `Popen`, trio streams for its stdin/stdout pipes, and an async wait."""
+
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        stdin: trio.lowlevel.FdStream,
+        stdout: trio.lowlevel.FdStream,
+    ) -> None:
+        self.popen = popen
+        self.stdin: trio.lowlevel.FdStream | None = stdin
+        self.stdout: trio.lowlevel.FdStream | None = stdout
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def send_signal(self, sig: int) -> None:
+        if self.popen.poll() is None:
+            try:
+                self.popen.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    async def wait(self) -> int:
+        if (code := self.popen.poll()) is not None:
+            return code
+        try:
+            pidfd = os.pidfd_open(self.popen.pid)
+        except (AttributeError, OSError):
+            while (code := self.popen.poll()) is None:
+                await trio.sleep(0.02)
+            return code
+        try:
+            await trio.lowlevel.wait_readable(pidfd)
+        finally:
+            os.close(pidfd)
+        return self.popen.wait()
+
+
+async def spawn(command: list[str], *, env: dict[str, str], stderr: IO[bytes]) -> ChildProcess:
+    """Fork+exec `command` on the spawner thread, with pipes for stdin and stdout."""
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    try:
+        future = _SPAWNER.submit(
+            subprocess.Popen,
+            command,
+            stdin=stdin_r,
+            stdout=stdout_w,
+            stderr=stderr,
+            env=env,
+            close_fds=True,
+        )
+        popen: Any = await trio.to_thread.run_sync(future.result)
+    except BaseException:
+        os.close(stdin_w)
+        os.close(stdout_r)
+        raise
+    finally:
+        os.close(stdin_r)
+        os.close(stdout_w)
+    return ChildProcess(popen, trio.lowlevel.FdStream(stdin_w), trio.lowlevel.FdStream(stdout_r))
 
 
 class SupervisorError(Exception):
@@ -43,7 +124,7 @@ class NodeSpec:
 @dataclass
 class NodeProcess:
     spec: NodeSpec
-    process: trio.Process
+    process: ChildProcess
     port: int
     log: Path
     paused: bool = False
@@ -100,12 +181,10 @@ class Supervisor:
         """Start a node process and wait for its READY line. Its stderr goes to `<log_dir>/<name>.log`."""
         log = self.log_dir / f"{spec.name}.log"
         with open(log, "ab") as stderr:
-            process = await trio.lowlevel.open_process(
+            process = await spawn(
                 self.command(spec, spec.port if port is None else port),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
                 env=_child_env(),
+                stderr=stderr,
             )
         assert process.stdout is not None
         buf = b""
@@ -129,16 +208,13 @@ class Supervisor:
         return node
 
     @staticmethod
-    async def _kill(process: trio.Process) -> None:
-        if process.returncode is None:
-            try:
-                process.kill()
-            except ProcessLookupError:
-                pass
+    async def _kill(process: ChildProcess) -> None:
+        process.kill()
         await process.wait()
         for stream in (process.stdin, process.stdout):
             if stream is not None:
                 await stream.aclose()
+        process.stdin = process.stdout = None
 
     def get(self, name: str) -> NodeProcess:
         try:
@@ -151,8 +227,7 @@ class Supervisor:
     def kill(self, name: str) -> None:
         """SIGKILL: the process is gone at once, its tasks with it."""
         node = self.get(name)
-        if node.alive:
-            node.process.send_signal(signal.SIGKILL)
+        node.process.kill()
         node.paused = False
 
     def pause(self, name: str) -> None:
@@ -188,10 +263,8 @@ class Supervisor:
                         node.process.send_signal(signal.SIGCONT)
                     if node.process.stdin is not None:
                         await node.process.stdin.aclose()
-                    try:
-                        node.process.send_signal(signal.SIGTERM)
-                    except ProcessLookupError:
-                        pass
+                        node.process.stdin = None
+                    node.process.send_signal(signal.SIGTERM)
             with trio.move_on_after(STOP_GRACE):
                 for node in self.nodes.values():
                     await node.process.wait()

@@ -2,14 +2,10 @@
 
 It binds its gRPC port (0 = any free port), prints `READY <port>` on stdout once it serves, and
 exits cleanly on SIGTERM/SIGINT, when its stdin reaches EOF (the parent closed the pipe or died),
-and — Linux — when its parent process dies while the node is still young (PR_SET_PDEATHSIG).
-
-PR_SET_PDEATHSIG fires when the *thread* that forked the node exits, not the process: trio starts
-processes from worker threads, and an idle worker thread exits after 10 s, which killed every node
-ten seconds after it started. So the signal is only a hint here (SIGUSR2): the node exits when it
-finds itself re-parented, and otherwise keeps running; later parent deaths end it through stdin
-EOF. (A node that is SIGSTOPped when its parent is SIGKILLed waits for a SIGCONT or a SIGKILL; the
-supervisor resumes paused nodes whenever it stops, and the test harness kills every node.)
+and — Linux — when its parent process dies (PR_SET_PDEATHSIG=SIGKILL, which also reaches a
+SIGSTOPped node). Linux ties that signal to the parent *thread* that forked: the supervisor forks
+every node from one thread that lives as long as the coordinator (coordinator/supervisor.py).
+No orphans, ever.
 """
 
 from __future__ import annotations
@@ -30,17 +26,10 @@ from simnode.transport import GrpcTransport
 
 
 def _die_with_parent() -> None:
-    parent = os.getppid()
-
-    def on_parent_thread_death(_signum: int, _frame: object) -> None:
-        if os.getppid() != parent:  # re-parented: the parent process is gone
-            os._exit(0)
-
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
-            signal.signal(signal.SIGUSR2, on_parent_thread_death)
-            libc.prctl(1, signal.SIGUSR2)  # PR_SET_PDEATHSIG
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
     # The parent may already be gone between fork and prctl.

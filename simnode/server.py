@@ -121,6 +121,16 @@ class NodeServicer(pb_grpc.NodeServicer):
     def BanParent(self, request: pb.BanParentRequest, context: grpc.ServicerContext) -> pb.Empty:
         return self._bridge(context, lambda _s: self.node.ban_parent(request, local=False))
 
+    def StoreResult(
+        self, request: pb.StoreResultRequest, context: grpc.ServicerContext
+    ) -> pb.Empty:
+        return self._bridge(context, lambda _s: self.node.store_result(request, local=False))
+
+    def Rethrottle(
+        self, request: pb.TasksRequest, context: grpc.ServicerContext
+    ) -> pb.TasksResponse:
+        return self._bridge(context, lambda _s: self.node.rethrottle(request, local=False))
+
     def RunTask(
         self, request: pb.RunTaskRequest, context: grpc.ServicerContext
     ) -> pb.RunTaskResponse:

@@ -45,6 +45,8 @@ ACTION_OF_METHOD = {
     "CancelTasks": "cluster:admin/tasks/cancel[n]",
     "GetTask": "cluster:monitor/task/get",
     "BanParent": "internal:admin/tasks/ban",
+    "StoreResult": "indices:data/write/index",
+    "Rethrottle": "cluster:admin/reindex/rethrottle[n]",
     "RunTask": "internal:tasksim/task/run",
     "StartTask": "internal:tasksim/task/start",
     "SetClusterState": "internal:cluster/coordination/publish_state",

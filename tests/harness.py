@@ -10,10 +10,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -38,7 +41,7 @@ class Node:
 
 @dataclass
 class RunningCluster:
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[str]
     port: int
     nodes: list[Node] = field(default_factory=list)
 
@@ -127,42 +130,44 @@ def start_cluster(*args: str, nodes: int = 3, seed: int = 7, timeout: float = 60
         *args,
     ]
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    # Unbuffered bytes: `select` below must see every line that has not been read yet (a buffered
-    # text reader could swallow the node lines with the ready line and wait forever).
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0, env=env, cwd=ROOT
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT
     )
     assert proc.stdout is not None
-    lines: list[str] = []
-    import selectors
-    import time
+    lines: queue.Queue[str | None] = queue.Queue()
+    stdout = proc.stdout
 
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
+    def pump() -> None:  # a daemon thread: the coordinator's stdout must never fill up
+        for line in stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True, name="tasksim-stdout").start()
+    seen: list[str] = []
     deadline = time.monotonic() + timeout
     cluster: RunningCluster | None = None
-    while time.monotonic() < deadline:
-        if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
             break
-        line = proc.stdout.readline().decode(errors="replace")
-        if not line:
+        if line is None:
             break
-        lines.append(line.rstrip("\n"))
-        if cluster is None and (m := READY.search(line)):
-            cluster = RunningCluster(proc, int(m.group(1)))
+        seen.append(line)
+        if cluster is None:
+            if m := READY.search(line):
+                cluster = RunningCluster(proc, int(m.group(1)))
             continue
-        if cluster is not None:
-            if m2 := NODE_LINE.match(line):
-                roles = [] if m2.group(4) == "-" else m2.group(4).split(",")
-                cluster.nodes.append(Node(m2.group(1), m2.group(2), m2.group(3), roles))
-            if len(cluster.nodes) == nodes + 1:
-                sel.unregister(proc.stdout)
-                return cluster
+        if m2 := NODE_LINE.match(line):
+            roles = [] if m2.group(4) == "-" else m2.group(4).split(",")
+            cluster.nodes.append(Node(m2.group(1), m2.group(2), m2.group(3), roles))
+        if len(cluster.nodes) == nodes + 1:
+            return cluster
     stop_cluster(proc)
-    raise RuntimeError("tasksim did not become ready:\n" + "\n".join(lines))
+    raise RuntimeError("tasksim did not become ready:\n" + "\n".join(seen))
 
 
-def stop_cluster(proc: subprocess.Popen[bytes]) -> None:
+def stop_cluster(proc: subprocess.Popen[str]) -> None:
     """SIGTERM the coordinator, then SIGKILL it and any node process still alive."""
     try:
         family = psutil.Process(proc.pid).children(recursive=True)

@@ -29,6 +29,7 @@ class Case:
     headers: dict[str, str] = field(default_factory=dict)
     root_cause: str | None = None  # the root cause's type when it is not the error itself
     with_status: bool = True  # the simple form carries `status` (no-handler answers do not)
+    allow: str | None = None  # the `Allow` header of a 405
 
 
 GROUP_BY = "[group_by] must be one of [nodes], [parents] or [none] but was [{}]"
@@ -232,26 +233,43 @@ CASES = [
         "Validation Failed: 1: task id cannot be used together with node ids;",
     ),
     # methods and handlers
-    Case(
+    Case(  # PUT /{index} takes it: creating an index named _tasks
         "PUT",
+        "/_tasks",
+        400,
+        "invalid_index_name_exception",
+        "Invalid index name [_tasks], must not start with '_', '-', or '+'",
+    ),
+    Case(
+        "POST",
         "/_tasks",
         405,
         None,
-        "Incorrect HTTP method for uri [/_tasks] and method [PUT], allowed: [GET]",
+        "Incorrect HTTP method for uri [/_tasks] and method [POST], allowed: [GET, PUT, DELETE]",
+        allow="GET,PUT,DELETE",
     ),
     Case(
         "POST",
         "/_tasks?pretty",
         405,
         None,
-        "Incorrect HTTP method for uri [/_tasks?pretty] and method [POST], allowed: [GET]",
+        "Incorrect HTTP method for uri [/_tasks?pretty] and method [POST], allowed: [GET, PUT, DELETE]",
+        allow="GET,PUT,DELETE",
+    ),
+    Case(
+        "PUT",
+        "/_tasks/x:1",
+        405,
+        None,
+        "Incorrect HTTP method for uri [/_tasks/x:1] and method [PUT], allowed: [GET]",
+        allow="GET",
     ),
     Case(
         "GET",
-        "/_nope",
+        "/_tasks/a/b/c",
         400,
         None,
-        "no handler found for uri [/_nope] and method [GET]",
+        "no handler found for uri [/_tasks/a/b/c] and method [GET]",
         with_status=False,
     ),
     # bodies
@@ -426,8 +444,7 @@ def test_error(cluster: RunningCluster, case: Case) -> None:
         assert body == (
             {"error": reason, "status": case.status} if case.with_status else {"error": reason}
         )
-        if case.status == 405:
-            assert header(got, "Allow") == "GET"
+        assert header(got, "Allow") == case.allow
         return
     assert body["status"] == case.status
     assert body["error"]["type"] == case.type
