@@ -5,6 +5,7 @@ coordinating node the wait's own `timeout_exception` (504)."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -114,3 +115,48 @@ def test_get_wait_on_the_coordinating_node_completes(cluster: RunningCluster) ->
     elapsed, status, body = timed(cluster, f"/_tasks/{tid}?wait_for_completion")
     assert status == 200 and body["completed"] is True and elapsed < 1.0 + SLACK
     assert task_id(body["task"]) == tid
+
+
+def test_get_wait_answers_the_stored_result(cluster: RunningCluster) -> None:
+    """A task that stores its result (`POST /_sim/tasks` with `store_result`): the wait ends with
+    the stored document, `response` included; the task keeps the request's X-Opaque-Id."""
+    response = {  # what a finished reindex answers (the shape the spec's TaskResponse knows)
+        "took": 7,
+        "timed_out": False,
+        "total": 3,
+        "updated": 0,
+        "created": 3,
+        "deleted": 0,
+        "batches": 1,
+        "version_conflicts": 0,
+        "noops": 0,
+        "retries": {"bulk": 0, "search": 0},
+        "throttled_millis": 0,
+        "requests_per_second": -1.0,
+        "throttled_until_millis": 0,
+        "failures": [],
+    }
+    status, started = Checked(cluster).post(
+        "/_sim/tasks",
+        body=json.dumps(
+            {
+                "node": "node-2",
+                "action": "tasksim:wait/stored",
+                "duration": "1s",
+                "store_result": True,
+                "response": response,
+            }
+        ).encode(),
+        headers={"Content-Type": "application/json", "X-Opaque-Id": "stored-1"},
+    )
+    assert status == 200
+    tid = started["task"]
+    elapsed, status, body = timed(cluster, f"/_tasks/{tid}?wait_for_completion=true")
+    assert status == 200 and elapsed < 1.0 + SLACK
+    assert list(body) == ["completed", "task", "response"]
+    assert body["completed"] is True and body["response"] == response
+    assert task_id(body["task"]) == tid
+    assert body["task"]["headers"] == {"X-Opaque-Id": "stored-1"}
+    assert "resource_stats" not in body["task"]  # stored results are detailed without them
+    _, again = Checked(cluster).get(f"/_tasks/{tid}")
+    assert again == body
