@@ -1,17 +1,24 @@
 """The REST front: hypercorn + starlette on the coordinator's trio loop, OpenSearch's dispatch rules.
 
-Routing follows `RestController`: paths are matched segment by segment, explicit segments before
-`{wildcards}`; the first matching route that has a handler for the method serves it; if a route
-matches but none takes the method → 405 `Incorrect HTTP method for uri [...] and method [...],
-allowed: [...]` with an `Allow` header; nothing matches → 400 `no handler found for uri [...] and
-method [...]`. A handler reads its parameters through `Params` (consumed-parameter bookkeeping),
-then `finish()` runs the unrecognized-parameter and body checks in OpenSearch's order.
+A request goes through OpenSearch's steps in OpenSearch's order; the first failure answers:
 
-Responses: `application/json; charset=UTF-8`, compact JSON, or Jackson's pretty printer with
-`pretty`; `filter_path` is applied last; `X-Opaque-Id` is echoed. Every `OpenSearchError` becomes
-OpenSearch's error envelope (render.error_envelope); any other exception is a 500 `exception`
-envelope — a bug in tasksim never takes the cluster down. Handlers live in `rest_*.py` modules that
-register themselves with `Router.add`.
+1. the channel (`AbstractRestChannel`) reads `format`, `filter_path`, `pretty`, `human`; a bad
+   boolean is a 400 error envelope written without any of them (`dispatchBadRequest`);
+2. `X-Opaque-Id` with several distinct values → 400 `multiple values for single-valued header`;
+3. `error_trace` is read (a bad boolean is a 400 envelope);
+4. routing (`RestController`): explicit segments before `{wildcards}`; the first matching route
+   with a handler for the method serves it; `OPTIONS` → 200 with `Allow`; a route that matches
+   without the method → 405 `Incorrect HTTP method for uri [...] and method [...], allowed: [...]`
+   with `Allow`; nothing → 400 `no handler found for uri [...] and method [...]`;
+5. a body needs a JSON-family `Content-Type` (406 otherwise);
+6. the handler reads its parameters through `Params`, then `finish()` runs the
+   unrecognized-parameter check (with "did you mean") and the body check (`BaseRestHandler`).
+
+Answers are `application/json; charset=UTF-8`, compact or Jackson-pretty, `filter_path` applied
+to successful answers only (errors are never filtered), `X-Opaque-Id` echoed on every answer.
+Every `OpenSearchError` becomes OpenSearch's error envelope (render.error_envelope); any other
+exception is a 500 `exception` envelope — a bug in tasksim never takes the cluster down. Handlers
+live in `rest_*.py` modules that register themselves with `Router.add`.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from coordinator.params import Params
+from coordinator.params import Params, tokenize_comma
 from coordinator.render import error_envelope, simple_error
 from simnode.errors import IllegalArgumentError, OpenSearchError, ParseError
 from simnode.registry import X_OPAQUE_ID
@@ -39,8 +46,18 @@ from simnode.registry import X_OPAQUE_ID
 log = logging.getLogger("tasksim.http")
 
 JSON_TYPE = "application/json; charset=UTF-8"
+TEXT_TYPE = "text/plain; charset=UTF-8"
 # RestRequest.Method, in enum order (how the `allowed:` list is printed).
 METHODS = ("GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE", "CONNECT")
+# Media types `XContentType.fromMediaType` knows (the request body's Content-Type).
+_BODY_MEDIA_TYPES = (
+    "application/json",
+    "application/x-ndjson",
+    "application/smile",
+    "application/yaml",
+    "application/cbor",
+)
+_TCHAR = re.compile(r"[a-zA-Z0-9!#$%&'*+\-.^_`|~]+")
 
 
 @dataclass
@@ -48,10 +65,12 @@ class RestRequest:
     method: str
     path: str
     uri: str  # the raw request URI, query string included
-    params: Params
+    params: Params  # query and path parameters, with consumed-parameter bookkeeping
     path_params: dict[str, str]
     headers: dict[str, str]  # lower-cased names
     body: bytes
+    human: bool = False  # `?human`, read by the channel
+    local_address: tuple[str, int] | None = None  # the HTTP address this request came in on
 
     @property
     def task_headers(self) -> tuple[tuple[str, str], ...]:
@@ -59,10 +78,12 @@ class RestRequest:
         value = self.headers.get(X_OPAQUE_ID.lower())
         return ((X_OPAQUE_ID, value),) if value is not None else ()
 
-    def finish(self, *, body_allowed: bool = False) -> None:
-        """`BaseRestHandler.handleRequest` after `prepareRequest`: unrecognized parameters, then
-        the body check."""
-        self.params.check_unrecognized()
+    def finish(
+        self, *, body_allowed: bool = False, response_params: frozenset[str] = frozenset()
+    ) -> None:
+        """`BaseRestHandler.handleRequest` after `prepareRequest`: unrecognized parameters (those
+        that are neither consumed nor in the handler's `responseParams()`), then the body check."""
+        self.params.check_unrecognized(response_params)
         if self.body and not body_allowed:
             raise IllegalArgumentError(
                 f"request [{self.method} {self.path}] does not support having a body"
@@ -84,6 +105,7 @@ class RestResponse:
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = JSON_TYPE
     raw: bool = False  # body is already text (e.g. _cat tables)
+    error: bool = False  # an error answer: never filtered by filter_path
 
 
 Handler = Callable[[RestRequest], Awaitable[RestResponse]]
@@ -110,6 +132,17 @@ class _Route:
         return tuple(1 if p.startswith("{") else 0 for p in self.pattern)
 
 
+def _error(err: OpenSearchError, *, error_trace: bool = False) -> RestResponse:
+    return RestResponse(error_envelope(err, error_trace=error_trace), status=err.status, error=True)
+
+
+def _simple(message: str, status: int, headers: dict[str, str] | None = None) -> RestResponse:
+    """`BytesRestResponse.createSimpleErrorResponse`: `{"error": "<text>", "status": N}`."""
+    return RestResponse(
+        simple_error(message, status), status=status, headers=headers or {}, error=True
+    )
+
+
 class Router:
     def __init__(self) -> None:
         self._routes: dict[tuple[str, ...], _Route] = {}
@@ -118,7 +151,10 @@ class Router:
         pattern = tuple(s for s in path.split("/") if s)
         self._routes.setdefault(pattern, _Route(pattern)).handlers[method] = handler
 
-    def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | RestResponse:
+    def resolve(
+        self, method: str, path: str, uri: str
+    ) -> tuple[Handler, dict[str, str]] | RestResponse:
+        """`RestController.tryAllHandlers`: a handler and its path parameters, or the answer."""
         segments = tuple(s for s in path.split("/") if s)
         matches = [
             (route, found)
@@ -126,20 +162,27 @@ class Router:
             if (found := route.match(segments)) is not None
         ]
         allowed = {m for route, _ in matches for m in route.handlers}
+        listed = [m for m in METHODS if m in allowed]
         for route, found in matches:
             handler = route.handlers.get(method)
             if handler is not None:
                 return handler, found
             if method not in allowed:
                 break
+        if method == "OPTIONS":
+            headers = {"Allow": ",".join(listed)} if listed else {}
+            return RestResponse("", headers=headers, content_type=TEXT_TYPE, raw=True)
         if matches and method not in allowed:
-            listed = [m for m in METHODS if m in allowed]
-            message = f"Incorrect HTTP method for uri [{{uri}}] and method [{method}], allowed: [{', '.join(listed)}]"
-            return RestResponse(
-                simple_error(message, 405), status=405, headers={"Allow": ",".join(listed)}
+            return _simple(
+                f"Incorrect HTTP method for uri [{uri}] and method [{method}], "
+                f"allowed: [{', '.join(listed)}]",
+                405,
+                {"Allow": ",".join(listed)},
             )
         return RestResponse(
-            {"error": f"no handler found for uri [{path}] and method [{method}]"}, status=400
+            {"error": f"no handler found for uri [{path}] and method [{method}]"},
+            status=400,
+            error=True,
         )
 
 
@@ -166,66 +209,105 @@ def _pretty(value: Any, indent: int) -> str:
 
 
 def dump_json(value: Any, *, pretty: bool) -> str:
+    """Compact JSON, or Jackson's pretty printer with a line feed at the end (`lfAtEnd`)."""
     if pretty:
         return _pretty(value, 0) + "\n"
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _split_filter(expression: str) -> list[str]:
+    """`FilterPath.parse`: split at dots, `\\.` is a literal dot."""
+    parts: list[str] = []
+    current: list[str] = []
+    i = 0
+    while i < len(expression):
+        c = expression[i]
+        if c == "\\" and i + 1 < len(expression) and expression[i + 1] == ".":
+            current.append(".")
+            i += 2
+            continue
+        if c == ".":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(c)
+        i += 1
+    parts.append("".join(current))
+    return parts
+
+
+def _segment_matches(segment: str, key: str) -> bool:
+    if segment in ("*", "**"):
+        return True
+    if "*" not in segment:
+        return segment == key
+    return (
+        re.fullmatch(".*".join(re.escape(p) for p in segment.split("*")), key, re.DOTALL)
+        is not None
+    )
+
+
 def filter_path(value: Any, expressions: str | None) -> Any:
-    """`filter_path`: keep only what the comma-separated dotted patterns (`*`, `**`) name."""
-    if not expressions:
-        return value
-    includes = [e.split(".") for e in expressions.split(",") if e and not e.startswith("-")]
-    excludes = [e[1:].split(".") for e in expressions.split(",") if e.startswith("-")]
+    """`filter_path` as OpenSearch's `FilterPathBasedFilter` applies it to a successful answer.
 
-    def matches(pattern: str, key: str) -> bool:
-        return re.fullmatch(".*".join(re.escape(p) for p in pattern.split("*")), key) is not None
+    Expressions are comma-separated, trimmed, dotted paths; `*` matches within a name, `**` matches
+    one or more levels; a leading `-` excludes. Objects and arrays left empty by an include filter
+    are dropped; the root object is always written (`{}` when nothing matched)."""
+    tokens = tokenize_comma(expressions)
+    includes = [_split_filter(e) for e in tokens if not e.startswith("-")]
+    excludes = [_split_filter(e[1:]) for e in tokens if e.startswith("-")]
 
-    def keep(node: Any, paths: list[list[str]], exclude: bool) -> Any:
-        if not paths:
-            return node
+    def step(paths: list[list[str]], key: str) -> tuple[bool, list[list[str]]]:
+        """`FilterPathBasedFilter.evaluate`: (whole subtree matched, filters for the children)."""
+        rest: list[list[str]] = []
+        for path in paths:
+            if not _segment_matches(path[0], key):
+                continue
+            if len(path) == 1:
+                return True, []
+            if path[0] == "**":
+                rest.append(path)
+            rest.append(path[1:])
+        return False, rest
+
+    def include(node: Any, paths: list[list[str]]) -> Any:
         if isinstance(node, list):
-            kept = [keep(item, paths, exclude) for item in node]
-            return [k for k in kept if k is not _MISSING]
+            kept = [include(item, paths) for item in node]
+            kept = [k for k in kept if k is not _MISSING]
+            return kept if kept else _MISSING
         if not isinstance(node, dict):
-            return _MISSING if not exclude else node
+            return _MISSING  # a scalar is kept only when its own path matched
         out: dict[str, Any] = {}
         for key, child in node.items():
-            rest: list[list[str]] = []
-            whole = False
-            for path in paths:
-                head = path[0]
-                if head == "**":
-                    rest.append(path)
-                    if len(path) > 1 and matches(path[1], key):
-                        if len(path) == 2:
-                            whole = True
-                        else:
-                            rest.append(path[2:])
-                elif matches(head, key):
-                    if len(path) == 1:
-                        whole = True
-                    else:
-                        rest.append(path[1:])
-            if exclude:
-                if whole:
-                    continue
-                out[key] = keep(child, rest, exclude) if rest else child
-            elif whole:
+            whole, rest = step(paths, key)
+            if whole:
                 out[key] = child
             elif rest:
-                sub = keep(child, rest, exclude)
-                if sub is not _MISSING and sub != {} and sub != []:
+                sub = include(child, rest)
+                if sub is not _MISSING:
                     out[key] = sub
-        return out if (out or exclude) else _MISSING
+        return out if out else _MISSING
+
+    def exclude(node: Any, paths: list[list[str]]) -> Any:
+        if isinstance(node, list):
+            return [exclude(item, paths) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out: dict[str, Any] = {}
+        for key, child in node.items():
+            whole, rest = step(paths, key)
+            if whole:
+                continue
+            out[key] = exclude(child, rest) if rest else child
+        return out
 
     result = value
     if includes:
-        result = keep(result, includes, False)
+        result = include(result, includes)
         if result is _MISSING:
-            result = {}
+            result = [] if isinstance(value, list) else {}
     if excludes:
-        result = keep(result, excludes, True)
+        result = exclude(result, excludes)
     return result
 
 
@@ -235,51 +317,95 @@ _MISSING: Any = object()
 # -- the ASGI app -----------------------------------------------------------------------------------
 
 
+def _content_type_problem(content_type: str | None) -> RestResponse | None:
+    """`RestController.dispatchRequest` for a request with a body: a 406 unless the body is JSON
+    (or another XContent type)."""
+    if content_type is None:
+        return _simple("Content-Type header is missing", 406)
+    media = content_type.split(";")[0].strip().lower()
+    if media in _BODY_MEDIA_TYPES or media.startswith("application/*"):
+        return None
+    return _simple(f"Content-Type header [{content_type}] is not supported", 406)
+
+
+def _invalid_content_type(content_type: str | None) -> OpenSearchError | None:
+    """`RestRequest.parseContentType`: a header that is not `type/subtype` is a bad request."""
+    if content_type is None:
+        return None
+    main = re.split(r"[ \t]*;", content_type)[0]
+    parts = main.split("/")
+    if len(parts) == 2 and _TCHAR.fullmatch(parts[0]) and _TCHAR.fullmatch(parts[1].strip()):
+        return None
+    return IllegalArgumentError(f"invalid Content-Type header [{content_type}]")
+
+
 def build_app(router: Router) -> Starlette:
     async def dispatch(request: Request) -> Response:
         method = request.method.upper()
         path = request.url.path
+        raw_path = request.scope.get("raw_path") or path.encode()
         raw_query = request.url.query
-        uri = path + (f"?{raw_query}" if raw_query else "")
+        uri = raw_path.decode("latin-1") + (f"?{raw_query}" if raw_query else "")
+        opaque_values = request.headers.getlist(X_OPAQUE_ID.lower())
+        opaque = opaque_values[0] if opaque_values else None
+        content_type = request.headers.get("content-type")
         params = Params(list(request.query_params.multi_items()), path)
-        opaque = request.headers.get(X_OPAQUE_ID.lower())
-        resolved = router.resolve(method, path)
-        if isinstance(resolved, RestResponse):
-            response = resolved
-            if response.status == 405:
-                response.body["error"] = response.body["error"].replace("{uri}", uri)
-        else:
-            handler, path_params = resolved
-            rest = RestRequest(
-                method=method,
-                path=path,
-                uri=uri,
-                params=params,
-                path_params=path_params,
-                headers={k.lower(): v for k, v in request.headers.items()},
-                body=await request.body(),
-            )
+        pretty = human = False
+        filters: str | None = None
+        response: RestResponse | None = None
+        # 1. the channel: format, filter_path, pretty, human (a bad value: a plain bad request)
+        try:
+            if (bad := _invalid_content_type(content_type)) is not None:
+                raise bad
+            params.param("format")
+            filters = params.param("filter_path")
+            pretty = params.param_bool("pretty", False)
+            human = params.param_bool("human", False)
+        except OpenSearchError as e:
+            pretty, filters = False, None
+            response = _error(e)
+        error_trace = False
+        if response is None and len(dict.fromkeys(opaque_values)) > 1:
+            response = _simple(f"multiple values for single-valued header [{X_OPAQUE_ID}].", 400)
+        if response is None:
             try:
-                response = await handler(rest)
+                error_trace = params.param_bool("error_trace", False)
             except OpenSearchError as e:
-                response = RestResponse(
-                    error_envelope(e, error_trace=params.response_flag("error_trace")),
-                    status=e.status,
-                )
-            except trio.Cancelled:
-                raise
-            except Exception as e:  # a tasksim bug: answer 500, keep serving
-                log.exception("unhandled error serving %s %s", method, uri)
-                err = OpenSearchError(f"{type(e).__name__}: {e}")
-                response = RestResponse(error_envelope(err), status=500)
+                response = _error(e)
+        if response is None:
+            resolved = router.resolve(method, path, uri)
+            if isinstance(resolved, RestResponse):
+                response = resolved
+            else:
+                body = await request.body()
+                if body and (problem := _content_type_problem(content_type)) is not None:
+                    response = problem
+                else:
+                    handler, path_params = resolved
+                    params.add_path_params(path_params)
+                    server = request.scope.get("server")
+                    rest = RestRequest(
+                        method=method,
+                        path=path,
+                        uri=uri,
+                        params=params,
+                        path_params=path_params,
+                        headers={k.lower(): v for k, v in request.headers.items()},
+                        body=body,
+                        human=human,
+                        local_address=(server[0], server[1]) if server else None,
+                    )
+                    response = await _run(handler, rest, error_trace, uri)
         headers = dict(response.headers)
         if opaque is not None:
             headers[X_OPAQUE_ID] = opaque
         if response.raw:
             text = str(response.body)
         else:
-            body = filter_path(response.body, params.response_value("filter_path"))
-            text = dump_json(body, pretty=params.response_flag("pretty"))
+            out = response.body
+            if not response.error:
+                out = filter_path(out, filters)
+            text = dump_json(out, pretty=pretty)
         return Response(
             text.encode("utf-8") if method != "HEAD" else b"",
             status_code=response.status,
@@ -288,6 +414,18 @@ def build_app(router: Router) -> Starlette:
         )
 
     return Starlette(routes=[Route("/{path:path}", dispatch, methods=list(METHODS))])
+
+
+async def _run(handler: Handler, rest: RestRequest, error_trace: bool, uri: str) -> RestResponse:
+    try:
+        return await handler(rest)
+    except OpenSearchError as e:
+        return _error(e, error_trace=error_trace)
+    except trio.Cancelled:
+        raise
+    except Exception as e:  # a tasksim bug: answer 500, keep serving
+        log.exception("unhandled error serving %s %s", rest.method, uri)
+        return _error(OpenSearchError(f"{type(e).__name__}: {e}"), error_trace=error_trace)
 
 
 async def serve_http(

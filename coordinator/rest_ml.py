@@ -25,7 +25,7 @@ def _body(request: RestRequest) -> Any:
     """`contentOrSourceParamParser`: the body, else the `source` parameter."""
     body = request.json_body()
     if body is None:
-        source = request.params.response_value("source")
+        source = request.params.param("source")
         if source:
             try:
                 body = json.loads(source)

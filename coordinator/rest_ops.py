@@ -403,7 +403,7 @@ def register(router: Router, cluster: Cluster) -> None:
         request.finish()
         check_group_by(group_by)
         result = await fanout.rethrottle(cluster, task_id, rps, request.task_headers)
-        human = request.params.response_flag("human")
+        human = request.human
         return RestResponse(tasks_response(result, cluster.state, group_by=group_by, human=human))
 
     router.add("GET", "/{index}", get_index)

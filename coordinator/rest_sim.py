@@ -58,7 +58,7 @@ def register(router: Router, cluster: Cluster) -> None:
             headers=headers_to_pb(sim.headers),
             copies=sim.copies,
         )
-        human = request.params.response_flag("human")
+        human = request.human
         if not wait:
             if node.id == cluster.local.local.id:
                 started = cluster.local.start_task(run)

@@ -66,6 +66,8 @@ GET_ACTION = "cluster:monitor/task/get"
 BAN_ACTION = "internal:admin/tasks/ban"
 RETHROTTLE_ACTION = "cluster:admin/reindex/rethrottle"
 DEFAULT_WAIT_FOR_COMPLETION_TIMEOUT = 30.0
+# How much later than an enclosing transport deadline a wait for completion may time out.
+TRANSPORT_DEADLINE_FIRST = 0.1
 
 
 class Clock:
@@ -230,6 +232,12 @@ class Node:
         return [task]
 
     async def _wait_for_completion(self, task: Task, deadline: float) -> None:
+        # The caller's transport deadline (the RPC's, or the local shortcut's) started when the
+        # request was sent, before this wait began; in OpenSearch it fires first (the node only
+        # polls every 100 ms). Keep that order deterministic: never time out before it.
+        outer = trio.current_effective_deadline()
+        if outer != math.inf:
+            deadline = max(deadline, outer + TRANSPORT_DEADLINE_FIRST)
         with trio.move_on_at(deadline):
             await self.wait_done(task)
             return

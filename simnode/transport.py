@@ -141,6 +141,10 @@ class GrpcTransport:
         self._request_ids = itertools.count(1)
         self._keepers = keepers
 
+    def next_request_id(self) -> int:
+        """A fresh transport request id (also for requests sent through the local shortcut)."""
+        return next(self._request_ids)
+
     def _channel(self, node: DiscoveryNode) -> _Channel:
         address = node.transport_address
         ch = self._channels.get(node.id)
@@ -163,7 +167,7 @@ class GrpcTransport:
         metadata: list[tuple[str, str]] | None = None,
     ) -> Any:
         action = ACTION_OF_METHOD.get(method, method)
-        request_id = next(self._request_ids)
+        request_id = self.next_request_id()
         channel = self._channel(node)
         stub = channel.ml_stub if method in ML_ACTION_OF_METHOD else channel.stub
         multicallable: Any = getattr(stub, method)
@@ -211,7 +215,9 @@ class GrpcTransport:
             return receive_timeout(node, action, request_id, elapsed_ms)
         if code == grpc.StatusCode.UNAVAILABLE:
             details = (call.details() or "").lower()
-            if "connect" in details or "refused" in details or "no address" in details:
+            # Not "connect" alone: "Connection reset by peer" is a dropped connection, not a
+            # connection that could not be made.
+            if "failed to connect" in details or "refused" in details or "no address" in details:
                 return node_not_connected(node)
             return node_disconnected(node, action)
         return TransportError(
