@@ -21,6 +21,13 @@ from simnode.errors import ActionRequestValidationError, IllegalArgumentError, P
 SETTINGS_UPDATE_ACTION = "cluster:admin/settings/update"
 
 
+def _prepare(request: RestRequest) -> Any:
+    """Read the body (consuming `source`, as `prepareRequest` does), then run the REST checks."""
+    body = _body(request)
+    request.finish(body_allowed=True)
+    return body
+
+
 def _body(request: RestRequest) -> Any:
     """`contentOrSourceParamParser`: the body, else the `source` parameter."""
     body = request.json_body()
@@ -47,22 +54,20 @@ def register(router: Router, cluster: Cluster) -> MlService:
     ml = MlService(cluster)
 
     async def register_model(request: RestRequest) -> RestResponse:
-        request.finish(body_allowed=True)
+        body = _prepare(request)
         ml.start()
-        return RestResponse(ml.register_model(_body(request), request.task_headers))
+        return RestResponse(ml.register_model(body, request.task_headers))
 
     async def deploy_model(request: RestRequest) -> RestResponse:
-        request.finish(body_allowed=True)
+        body = _prepare(request)
         ml.start()
-        body = _body(request)
         return RestResponse(
             ml.deploy_model(request.path_params["model_id"], body, request.task_headers)
         )
 
     async def undeploy_model(request: RestRequest) -> RestResponse:
-        request.finish(body_allowed=True)
+        body = _prepare(request)
         ml.start()
-        body = _body(request)
         model_id = request.path_params.get("model_id")
         model_ids = [model_id] if model_id else _id_list(body, "model_ids")
         node_ids = _id_list(body, "node_ids")
@@ -75,9 +80,8 @@ def register(router: Router, cluster: Cluster) -> MlService:
 
     async def train(request: RestRequest) -> RestResponse:
         is_async = request.params.param_bool("async", False)
-        request.finish(body_allowed=True)
+        body = _prepare(request)
         ml.start()
-        body = _body(request)
         return RestResponse(
             await ml.train(request.path_params["algorithm"], body, is_async, request.task_headers)
         )
@@ -93,9 +97,9 @@ def register(router: Router, cluster: Cluster) -> MlService:
         return RestResponse(ml.delete_task(request.path_params["task_id"], request.task_headers))
 
     async def search_tasks(request: RestRequest) -> RestResponse:
-        request.finish(body_allowed=True)
+        body = _prepare(request)
         ml.start()
-        return RestResponse(ml.search_tasks(_body(request), request.task_headers))
+        return RestResponse(ml.search_tasks(body, request.task_headers))
 
     async def cancel_task(request: RestRequest) -> RestResponse:
         request.finish()
