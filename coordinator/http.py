@@ -279,9 +279,10 @@ def build_app(
 ) -> Starlette:
     """The ASGI app. Every request passes the front door first, in the order OpenSearch's HTTP
     pipeline has it: the request line and header limits (Netty's decoder), authentication (the
-    security plugin's header verifier), the concurrency limit, the body limit and its read
-    timeout (the aggregator); then routing. That is why a new endpoint is covered by all of
-    them without doing anything."""
+    security plugin's header verifier), the body limit and its read timeout (the aggregator: a
+    request is dispatched only once its body is complete, so a slow sender holds no slot), the
+    concurrency limit; then routing. That is why a new endpoint is covered by all of them
+    without doing anything."""
     limits = limits or Limits()
     gate = gate or ConcurrencyGate(limits.max_concurrent_requests)
 
@@ -309,10 +310,13 @@ def build_app(
                 content_type=CHALLENGE.content_type,
                 headers=CHALLENGE.headers,
             )
+        body = await _read_body(request)
+        if isinstance(body, Response):
+            return body
         if not gate.enter():
             return _envelope(rejected_request(limits, method, path, gate.in_flight))
         try:
-            return await _serve(request, method, path)
+            return await _serve(request, method, path, body)
         finally:
             gate.leave()
 
@@ -333,14 +337,11 @@ def build_app(
             return _envelope(body_timeout(limits), CLOSE)
         return bytes(body)
 
-    async def _serve(request: Request, method: str, path: str) -> Response:
+    async def _serve(request: Request, method: str, path: str, body: bytes) -> Response:
         raw_query = request.url.query
         uri = path + (f"?{raw_query}" if raw_query else "")
         params = Params(list(request.query_params.multi_items()), path)
         opaque = request.headers.get(X_OPAQUE_ID.lower())
-        body = await _read_body(request)
-        if isinstance(body, Response):
-            return body
         resolved = router.resolve(method, path)
         if isinstance(resolved, RestResponse):
             response = resolved
