@@ -133,6 +133,14 @@ class Router:
         pattern = tuple(s for s in path.split("/") if s)
         self._routes.setdefault(pattern, _Route(pattern)).handlers[method] = handler
 
+    def routes(self) -> list[tuple[str, str]]:
+        """Every (method, path pattern) registered, e.g. ("GET", "/_tasks/{task_id}")."""
+        return [
+            (method, "/" + "/".join(route.pattern))
+            for route in self._routes.values()
+            for method in route.handlers
+        ]
+
     def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | RestResponse:
         segments = tuple(s for s in path.split("/") if s)
         matches = [
@@ -391,6 +399,37 @@ def build_app(
     return app
 
 
+def contain_connection_failures() -> None:
+    """One connection's failure must never take the HTTP server down.
+
+    hypercorn's trio worker lets an exception from a connection handler escape into the server's
+    nursery, which ends `serve()` and with it the coordinator: a client that sends a request, then
+    bytes h11 rejects, then EOF makes two tasks write the socket at once (`BusyResourceError`),
+    and hypercorn issue #203 (`Got data when expected EOF`) is the same family. Found by
+    tests/properties/test_fuzz_http.py. This wraps `TCPServer.run`: such a failure is logged and
+    closes that one connection. Idempotent."""
+    from hypercorn.trio import tcp_server
+
+    server_cls: Any = tcp_server.TCPServer
+    if getattr(server_cls.run, "_tasksim_contained", False):
+        return
+    original = server_cls.run
+
+    async def run(self: Any) -> None:
+        try:
+            await original(self)
+        except Exception as e:  # an ExceptionGroup of Exceptions too; never trio.Cancelled
+            log.debug("a connection failed and was closed: %r", e)
+            with trio.CancelScope(shield=True):
+                try:
+                    await self.stream.aclose()
+                except Exception:
+                    pass
+
+    run._tasksim_contained = True  # type: ignore[attr-defined]
+    server_cls.run = run
+
+
 async def serve_http(
     app: Starlette,
     host: str,
@@ -407,6 +446,7 @@ async def serve_http(
     its connection closed). Idle connections — and a client that stalls before its headers are
     complete — are closed after `tasksim.http.idle_timeout`; each connection is its own trio
     task, so a slow client never holds up the others."""
+    contain_connection_failures()
     limits = limits or Limits()
     config = Config()
     config.bind = [f"{host}:{port}"]
