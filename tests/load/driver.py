@@ -1,8 +1,8 @@
 """A load driver: N client threads mixing list, get, cancel and new work against a running
 cluster for a while, sampling the memory of every tasksim process once a second.
 
-New work is started with the node `StartTask` RPC (what `--demo` uses): trees of 0.1-3 s with a
-cancellable root and sometimes a child on another node. Each client holds one keep-alive HTTP
+New work is started through the front door too, with `POST /_sim/tasks`: trees of 0.1-3 s with a
+cancellable root and, half of the time, a child on another node. Each client holds one keep-alive HTTP
 connection, as a real client does. An error is an exception, a 5xx, or a status the operation
 never gives (list 200; get and cancel 200 or 404 — the task may have finished).
 
@@ -22,14 +22,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import grpc
 import psutil
 
-from simnode._wire import node_pb2 as pb
-from simnode._wire import node_pb2_grpc as pb_grpc
 from tests.harness import RunningCluster, running_cluster
 
-OK = {"list": {200}, "get": {200, 404}, "cancel": {200, 404}, "start": {0}}
+OK = {"list": {200}, "get": {200, 404}, "cancel": {200, 404}, "start": {200}}
 MIX = [("list", 40), ("get", 25), ("cancel", 15), ("start", 20)]
 LISTS = [
     "/_tasks",
@@ -70,6 +67,7 @@ class Report:
             "trees_started": self.started_tasks,
             "errors": len(self.errors),
             "latency": lat,
+            "rss_mb_over_time": [round(x) for x in self.rss_mb[:: max(1, len(self.rss_mb) // 6)]],
             "rss_mb_first_last_max": [
                 round(self.rss_mb[0], 1) if self.rss_mb else None,
                 round(self.rss_mb[-1], 1) if self.rss_mb else None,
@@ -91,55 +89,51 @@ def tasksim_rss_mb(cluster: RunningCluster) -> float:
 
 def run_load(cluster: RunningCluster, *, seconds: float, clients: int) -> Report:
     data_nodes = [n for n in cluster.nodes if n.name != "coordinator"]
-    channels = {n.id: grpc.insecure_channel(n.address) for n in data_nodes}
-    stubs = {i: pb_grpc.NodeStub(c) for i, c in channels.items()}
     report = Report(seconds=seconds, clients=clients, nodes=len(data_nodes))
     known: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
     ops = [op for op, weight in MIX for _ in range(weight)]
 
-    def start_tree(rng: random.Random) -> int:
+    def start_tree(rng: random.Random, call: Any) -> int:
         node, other = rng.sample(data_nodes, 2)
-        children = []
+        tree: dict[str, Any] = {
+            "node": node.name,
+            "action": rng.choice(["indices:data/write/reindex", "indices:data/read/search"]),
+            "cancellable": True,
+            "duration": f"{rng.randint(100, 3000)}ms",
+        }
         if rng.random() < 0.5:
-            children.append(
-                pb.ChildSpec(
-                    node_id=other.id,
-                    task=pb.TaskSpec(
-                        action="indices:data/read/search[phase/query]",
-                        cancellable=True,
-                        duration_millis=rng.randint(100, 3000),
-                    ),
-                )
-            )
-        spec = pb.TaskSpec(
-            action=rng.choice(["indices:data/write/reindex", "indices:data/read/search"]),
-            cancellable=True,
-            duration_millis=rng.randint(100, 3000),
-            children=children,
-        )
-        answer = stubs[node.id].StartTask(pb.RunTaskRequest(spec=spec), timeout=30)
-        with lock:
-            known.append(answer.task_id)
-            del known[:-500]
-            report.started_tasks += 1
-        return 0
+            tree["children"] = [
+                {
+                    "node": other.name,
+                    "action": "indices:data/read/search[phase/query]",
+                    "cancellable": True,
+                    "duration": f"{rng.randint(100, 3000)}ms",
+                }
+            ]
+        status, body = call("POST", "/_sim/tasks", json.dumps(tree).encode())
+        if status == 200:
+            with lock:
+                known.append(body["task"])
+                del known[:-500]
+                report.started_tasks += 1
+        return int(status)
 
     def client(seed: int) -> None:
         rng = random.Random(seed)
         conn = http.client.HTTPConnection("127.0.0.1", cluster.port, timeout=60)
 
-        def call(method: str, path: str) -> int:
-            conn.request(method, path)
+        def call(method: str, path: str, body: bytes | None = None) -> tuple[int, Any]:
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            conn.request(method, path, body=body, headers=headers)
             resp = conn.getresponse()
-            body = resp.read()
-            if resp.status == 200:
-                json.loads(body)
-            elif resp.status >= 500:
+            data = resp.read()
+            parsed = json.loads(data) if resp.status == 200 else None
+            if resp.status >= 500:
                 with lock:
-                    report.errors.append(f"{method} {path}: {resp.status} {body[:300]!r}")
-            return resp.status
+                    report.errors.append(f"{method} {path}: {resp.status} {data[:300]!r}")
+            return resp.status, parsed
 
         while not stop.is_set():
             op = rng.choice(ops)
@@ -148,13 +142,13 @@ def run_load(cluster: RunningCluster, *, seconds: float, clients: int) -> Report
             began = time.monotonic()
             try:
                 if op == "list":
-                    status = call("GET", rng.choice(LISTS))
+                    status = call("GET", rng.choice(LISTS))[0]
                 elif op == "get" and target:
-                    status = call("GET", f"/_tasks/{target}")
+                    status = call("GET", f"/_tasks/{target}")[0]
                 elif op == "cancel" and target:
-                    status = call("POST", f"/_tasks/{target}/_cancel")
+                    status = call("POST", f"/_tasks/{target}/_cancel")[0]
                 elif op == "start":
-                    status = start_tree(rng)
+                    status = start_tree(rng, call)
                 else:
                     continue
             except Exception as e:
@@ -181,8 +175,6 @@ def run_load(cluster: RunningCluster, *, seconds: float, clients: int) -> Report
         t.join(timeout=90)
     report.seconds = time.monotonic() - began
     report.rss_mb.append(tasksim_rss_mb(cluster))
-    for ch in channels.values():
-        ch.close()
     return report
 
 
