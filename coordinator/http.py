@@ -295,6 +295,13 @@ def build_app(
     gate = gate or ConcurrencyGate(limits.max_concurrent_requests)
 
     async def dispatch(request: Request) -> Response:
+        response = await _front_door(request)
+        if request.method.upper() == "HEAD" and response.body:
+            # A HEAD answer has the headers of the GET answer and no body.
+            response = Response(b"", status_code=response.status_code, headers=response.headers)
+        return response
+
+    async def _front_door(request: Request) -> Response:
         scope = request.scope
         method = request.method.upper()
         path = request.url.path

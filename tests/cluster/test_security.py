@@ -125,6 +125,18 @@ def test_every_endpoint_needs_credentials(secure: RunningCluster, method: str, p
         secure.auth = ("admin", "admin")
 
 
+def test_head_without_credentials_gets_the_challenge_without_a_body(
+    secure: RunningCluster,
+) -> None:
+    secure.auth = None
+    try:
+        status, body, headers = secure.request("HEAD", "/")
+    finally:
+        secure.auth = ("admin", "admin")
+    assert (status, body) == (401, "")
+    assert {k.lower(): v for k, v in headers.items()}["www-authenticate"] == CHALLENGE
+
+
 def test_authenticated_requests_behave_as_without_security(secure: RunningCluster) -> None:
     status, body, _ = secure.request("POST", "/_tasks")
     assert status == 405
