@@ -27,6 +27,7 @@ import trio
 
 from coordinator.indices import Indices, Timing
 from coordinator.results import GetTaskResult, TaskResultsIndex
+from coordinator.security import TlsFiles
 from coordinator.supervisor import NodeSpec, Supervisor, SupervisorError
 from simnode._wire import node_pb2 as pb
 from simnode.discovery import (
@@ -40,7 +41,7 @@ from simnode.discovery import (
 from simnode.errors import OpenSearchError
 from simnode.node import Node
 from simnode.server import NodeServer
-from simnode.transport import GrpcTransport
+from simnode.transport import GrpcTransport, TransportTls
 from simnode.wire import cluster_state_to_pb, error_from_pb, task_info_from_pb
 
 PUBLISH_TIMEOUT = 5.0
@@ -78,6 +79,8 @@ class ClusterConfig:
     transport_port: int = 0
     fault_detection: FaultDetection = FaultDetection()
     log_dir: Path | None = None
+    max_live_tasks: int | None = None  # per node (tasksim.node.max_live_tasks)
+    transport_tls: TlsFiles | None = None  # mutual TLS between the processes
 
     @classmethod
     def with_nodes(cls, count: int, **kwargs: Any) -> ClusterConfig:
@@ -87,8 +90,18 @@ class ClusterConfig:
 class Cluster:
     def __init__(self, config: ClusterConfig) -> None:
         self.config = config
-        self.supervisor = Supervisor(config.log_dir)
-        self.transport = GrpcTransport(keepers=True)
+        node_args: list[str] = []
+        if config.max_live_tasks is not None:
+            node_args += ["--max-live-tasks", str(config.max_live_tasks)]
+        self._tls: TransportTls | None = None
+        if config.transport_tls is not None:
+            files = config.transport_tls
+            ca = files.ca or files.cert
+            node_args += ["--tls-cert", str(files.cert), "--tls-key", str(files.key)]
+            node_args += ["--tls-ca", str(ca)]
+            self._tls = TransportTls.from_files(files.cert, files.key, ca)
+        self.supervisor = Supervisor(config.log_dir, tuple(node_args))
+        self.transport = GrpcTransport(keepers=True, tls=self._tls)
         self.state = ClusterState(cluster_name=config.cluster_name)
         self.results = TaskResultsIndex()
         self.indices = Indices()  # the index model operations build their task trees from
@@ -121,7 +134,7 @@ class Cluster:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Start the coordinating node and every node process; stop them all on the way out."""
         cfg = self.config
-        server = NodeServer(cfg.host, cfg.transport_port)
+        server = NodeServer(cfg.host, cfg.transport_port, tls=self._tls)
         me = DiscoveryNode(
             id=node_id_for(cfg.seed, cfg.coordinator_name),
             name=cfg.coordinator_name,
@@ -131,7 +144,7 @@ class Cluster:
             roles=cfg.coordinator_roles,
             attributes=cfg.coordinator_attributes,
         )
-        self._local = Node(me, self.transport)
+        self._local = Node(me, self.transport, max_live_tasks=cfg.max_live_tasks)
         self._local.on_store_result = self._store_result
         try:
             async with trio.open_nursery() as nursery:

@@ -19,6 +19,10 @@ to successful answers only (errors are never filtered), `X-Opaque-Id` echoed on 
 Every `OpenSearchError` becomes OpenSearch's error envelope (render.error_envelope); any other
 exception is a 500 `exception` envelope — a bug in tasksim never takes the cluster down. Handlers
 live in `rest_*.py` modules that register themselves with `Router.add`.
+
+Before any of that, every request passes the front door (`build_app`): the limits of
+coordinator/limits.py and, when security is on, the basic auth of coordinator/security.py — in the
+dispatch, for every path, so that endpoints other modules add are covered without asking.
 """
 
 from __future__ import annotations
@@ -34,12 +38,23 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from coordinator.limits import (
+    ConcurrencyGate,
+    Limits,
+    body_timeout,
+    check_request_head,
+    content_too_large,
+    header_size,
+    initial_line_length,
+    rejected_request,
+)
 from coordinator.params import Params, tokenize_comma
 from coordinator.render import error_envelope, simple_error
+from coordinator.security import CHALLENGE, BasicAuth, TlsFiles
 from simnode.errors import IllegalArgumentError, OpenSearchError, ParseError
 from simnode.registry import X_OPAQUE_ID
 
@@ -150,6 +165,14 @@ class Router:
     def add(self, method: str, path: str, handler: Handler) -> None:
         pattern = tuple(s for s in path.split("/") if s)
         self._routes.setdefault(pattern, _Route(pattern)).handlers[method] = handler
+
+    def routes(self) -> list[tuple[str, str]]:
+        """Every (method, path pattern) registered, e.g. ("GET", "/_tasks/{task_id}")."""
+        return [
+            (method, "/" + "/".join(route.pattern))
+            for route in self._routes.values()
+            for method in route.handlers
+        ]
 
     def resolve(
         self, method: str, path: str, uri: str
@@ -339,10 +362,101 @@ def _invalid_content_type(content_type: str | None) -> OpenSearchError | None:
     return IllegalArgumentError(f"invalid Content-Type header [{content_type}]")
 
 
-def build_app(router: Router) -> Starlette:
+def _plain(
+    status: int,
+    text: str = "",
+    *,
+    content_type: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return Response(
+        text.encode("utf-8"), status_code=status, headers=headers, media_type=content_type
+    )
+
+
+CLOSE = {"Connection": "close"}
+
+
+def _envelope(err: OpenSearchError, headers: dict[str, str] | None = None) -> Response:
+    body = dump_json(error_envelope(err), pretty=False)
+    return _plain(err.status, body, content_type=JSON_TYPE, headers=headers)
+
+
+def build_app(
+    router: Router,
+    *,
+    auth: BasicAuth | None = None,
+    limits: Limits | None = None,
+    gate: ConcurrencyGate | None = None,
+) -> Starlette:
+    """The ASGI app. Every request passes the front door first, in the order OpenSearch's HTTP
+    pipeline has it: the request line and header limits (Netty's decoder), authentication (the
+    security plugin's header verifier), the body limit and its read timeout (the aggregator: a
+    request is dispatched only once its body is complete, so a slow sender holds no slot), the
+    concurrency limit; then routing. That is why a new endpoint is covered by all of them
+    without doing anything."""
+    limits = limits or Limits()
+    gate = gate or ConcurrencyGate(limits.max_concurrent_requests)
+
     async def dispatch(request: Request) -> Response:
+        response = await _front_door(request)
+        if request.method.upper() == "HEAD" and response.body:
+            # A HEAD answer has the headers of the GET answer and no body.
+            response = Response(b"", status_code=response.status_code, headers=response.headers)
+        return response
+
+    async def _front_door(request: Request) -> Response:
+        scope = request.scope
         method = request.method.upper()
         path = request.url.path
+        try:
+            check_request_head(
+                limits,
+                initial_line_length(
+                    scope["method"],
+                    scope.get("raw_path") or path.encode(),
+                    scope.get("query_string", b""),
+                    scope.get("http_version", "1.1"),
+                ),
+                header_size(scope.get("headers", [])),
+            )
+        except OpenSearchError as e:
+            return _envelope(e, CLOSE)
+        if auth is not None and auth.authenticate(request.headers.get("authorization")) is None:
+            return _plain(
+                CHALLENGE.status,
+                CHALLENGE.body,
+                content_type=CHALLENGE.content_type,
+                headers=CHALLENGE.headers,
+            )
+        body = await _read_body(request)
+        if isinstance(body, Response):
+            return body
+        if not gate.enter():
+            return _envelope(rejected_request(limits, method, path, gate.in_flight))
+        try:
+            return await _serve(request, method, path, body)
+        finally:
+            gate.leave()
+
+    async def _read_body(request: Request) -> bytes | Response:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and content_too_large(limits, int(declared)):
+            return _plain(413, headers=CLOSE)
+        body = bytearray()
+        with trio.move_on_after(limits.body_timeout) as waited:
+            try:
+                async for chunk in request.stream():
+                    body += chunk
+                    if content_too_large(limits, len(body)):
+                        return _plain(413, headers=CLOSE)
+            except ClientDisconnect:
+                return _plain(400, headers=CLOSE)  # nobody is left to read it
+        if waited.cancelled_caught:
+            return _envelope(body_timeout(limits), CLOSE)
+        return bytes(body)
+
+    async def _serve(request: Request, method: str, path: str, body: bytes) -> Response:
         raw_path = request.scope.get("raw_path") or path.encode()
         raw_query = request.url.query
         uri = raw_path.decode("latin-1") + (f"?{raw_query}" if raw_query else "")
@@ -377,7 +491,6 @@ def build_app(router: Router) -> Starlette:
             if isinstance(resolved, RestResponse):
                 response = resolved
             else:
-                body = await request.body()
                 if body and (problem := _content_type_problem(content_type)) is not None:
                     response = problem
                 else:
@@ -413,7 +526,9 @@ def build_app(router: Router) -> Starlette:
             media_type=response.content_type,
         )
 
-    return Starlette(routes=[Route("/{path:path}", dispatch, methods=list(METHODS))])
+    app = Starlette(routes=[Route("/{path:path}", dispatch, methods=list(METHODS))])
+    app.state.gate = gate
+    return app
 
 
 async def _run(handler: Handler, rest: RestRequest, error_trace: bool, uri: str) -> RestResponse:
@@ -428,21 +543,74 @@ async def _run(handler: Handler, rest: RestRequest, error_trace: bool, uri: str)
         return _error(OpenSearchError(f"{type(e).__name__}: {e}"), error_trace=error_trace)
 
 
+def contain_connection_failures() -> None:
+    """One connection's failure must never take the HTTP server down.
+
+    hypercorn's trio worker lets an exception from a connection handler escape into the server's
+    nursery, which ends `serve()` and with it the coordinator: a client that sends a request, then
+    bytes h11 rejects, then EOF makes two tasks write the socket at once (`BusyResourceError`),
+    and hypercorn issue #203 (`Got data when expected EOF`) is the same family. Found by
+    tests/properties/test_fuzz_http.py. This wraps `TCPServer.run`: such a failure is logged and
+    closes that one connection. Idempotent."""
+    from hypercorn.trio import tcp_server
+
+    server_cls: Any = tcp_server.TCPServer
+    if getattr(server_cls.run, "_tasksim_contained", False):
+        return
+    original = server_cls.run
+
+    async def run(self: Any) -> None:
+        try:
+            await original(self)
+        except Exception as e:  # an ExceptionGroup of Exceptions too; never trio.Cancelled
+            log.debug("a connection failed and was closed: %r", e)
+            with trio.CancelScope(shield=True):
+                try:
+                    await self.stream.aclose()
+                except Exception:
+                    pass
+
+    run._tasksim_contained = True  # type: ignore[attr-defined]
+    server_cls.run = run
+
+
 async def serve_http(
     app: Starlette,
     host: str,
     port: int,
     *,
     shutdown: trio.Event,
+    limits: Limits | None = None,
+    tls: TlsFiles | None = None,
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve `app` with hypercorn inside the caller's nursery; `started()` reports the bound port."""
+    """Serve `app` with hypercorn inside the caller's nursery; `started()` reports the bound port.
+
+    With `tls`, HTTPS only (HTTP/1.1 over TLS, as OpenSearch serves it; a plain-HTTP client gets
+    its connection closed). Idle connections — and a client that stalls before its headers are
+    complete — are closed after `tasksim.http.idle_timeout`; each connection is its own trio
+    task, so a slow client never holds up the others."""
+    contain_connection_failures()
+    limits = limits or Limits()
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("tasksim.hypercorn")
     config.keep_alive_max_requests = 1_000_000
+    config.keep_alive_timeout = limits.idle_timeout
     config.graceful_timeout = 1.0
+    config.include_server_header = False  # OpenSearch sends neither
+    config.include_date_header = False
+    # Let requests up to well past OpenSearch's limits through to the app, which answers them
+    # with OpenSearch's errors; beyond that, hypercorn's own 400 and a closed connection.
+    config.h11_max_incomplete_size = max(
+        64 * 1024, 2 * (limits.max_initial_line_length + limits.max_header_size)
+    )
+    if tls is not None:
+        config.certfile = str(tls.cert)
+        config.keyfile = str(tls.key)
+        config.alpn_protocols = ["http/1.1"]
+        config.ssl_handshake_timeout = min(10.0, limits.idle_timeout)
 
     async def started(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         await serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)  # type: ignore[arg-type]

@@ -150,7 +150,8 @@ def _child_env() -> dict[str, str]:
 
 
 class Supervisor:
-    def __init__(self, log_dir: Path | None = None) -> None:
+    def __init__(self, log_dir: Path | None = None, node_args: tuple[str, ...] = ()) -> None:
+        self.node_args = node_args  # appended to every node's command line
         self.nodes: dict[str, NodeProcess] = {}
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="tasksim-logs-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -175,7 +176,7 @@ class Supervisor:
             cmd += ["--attr", f"{key}={value}"]
         if not spec.attributes:
             cmd += ["--attr", "="]  # an explicit empty set
-        return cmd
+        return [*cmd, *self.node_args]
 
     async def start(self, spec: NodeSpec, *, port: int | None = None) -> NodeProcess:
         """Start a node process and wait for its READY line. Its stderr goes to `<log_dir>/<name>.log`."""

@@ -245,3 +245,10 @@ class TransportError(OpenSearchError):
 
     type = "transport_exception"
     status = 500
+
+
+class RejectedExecutionError(OpenSearchError):
+    """`OpenSearchRejectedExecutionException`: a queue or a limit is full (429)."""
+
+    type = "rejected_execution_exception"
+    status = 429

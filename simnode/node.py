@@ -47,6 +47,7 @@ from simnode.registry import (
     Registry,
     Task,
     TaskFilter,
+    check_live_tasks,
     task_headers,
 )
 from simnode.taskid import EMPTY_TASK_ID, TaskId
@@ -125,8 +126,10 @@ class Node:
         transport: Transport,
         *,
         cluster: ClusterState | None = None,
+        max_live_tasks: int | None = None,
     ) -> None:
         self.local = local
+        self.max_live_tasks = max_live_tasks
         self.transport = transport
         self.cluster = cluster or ClusterState(nodes=(local,))
         self.registry = Registry(local.id)
@@ -480,7 +483,12 @@ class Node:
         headers = headers_from_pb(req.headers)
         parent = TaskId.parse(req.parent_task)
         ids = []
-        for _ in range(max(1, req.copies)):
+        copies = max(1, req.copies)
+        # All copies or none: a refused start must not leave some of them running.
+        check_live_tasks(
+            len(self.registry) + copies - 1, self.max_live_tasks, req.spec.action, self.local.name
+        )
+        for _ in range(copies):
             task = self._register_spec(req.spec, parent, headers, local=False)
             self.nursery.start_soon(self._run_background, task, req.spec, headers)
             ids.append(str(task.task_id))
@@ -515,6 +523,7 @@ class Node:
             raise IllegalArgumentError(
                 f"[on_cancel] must be one of {list(ON_CANCEL_MODES)} but was [{spec.on_cancel}]"
             )
+        check_live_tasks(len(self.registry), self.max_live_tasks, spec.action, self.local.name)
         return self.register(
             spec.action,
             local=local,

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from simnode.errors import IllegalArgumentError, TaskCancelledError
+from simnode.errors import IllegalArgumentError, RejectedExecutionError, TaskCancelledError
 from simnode.regex import simple_match_any
 from simnode.taskid import EMPTY_TASK_ID, TaskId
 
@@ -192,6 +192,17 @@ def task_headers(
             )
         kept.append((key, value))
     return tuple(kept)
+
+
+def check_live_tasks(live: int, limit: int | None, action: str, node_name: str) -> None:
+    """`tasksim.node.max_live_tasks`: new simulated work is refused once a node holds `limit` live
+    tasks (the Tasks API's own tasks are never refused: a full node must stay listable and
+    cancellable)."""
+    if limit is not None and live >= limit:
+        raise RejectedExecutionError(
+            f"rejected execution of [{action}] on node [{node_name}]: {live} tasks are live, "
+            f"the limit is {limit} (tasksim.node.max_live_tasks)"
+        )
 
 
 class Registry:

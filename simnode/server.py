@@ -31,7 +31,7 @@ from simnode._wire import node_pb2_grpc as pb_grpc
 from simnode.errors import OpenSearchError
 from simnode.ml import MlWorker
 from simnode.node import Node
-from simnode.transport import ERROR_METADATA_KEY
+from simnode.transport import ERROR_METADATA_KEY, TransportTls
 from simnode.wire import cluster_state_from_pb, error_to_pb
 
 T = TypeVar("T")
@@ -219,13 +219,26 @@ class MlNodeServicer(ml_pb_grpc.MlNodeServicer):
 class NodeServer:
     """A grpc server for one `Node`: bind first (the node's address needs the port), then start."""
 
-    def __init__(self, host: str, port: int, *, max_workers: int = DEFAULT_MAX_WORKERS):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        tls: TransportTls | None = None,
+    ):
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-node"),
             options=SERVER_OPTIONS,
         )
         try:
-            self.port = self._server.add_insecure_port(f"{host}:{port}")
+            if tls is None:
+                self.port = self._server.add_insecure_port(f"{host}:{port}")
+            else:  # mutual TLS: a peer without a certificate we trust is refused
+                credentials = grpc.ssl_server_credentials(
+                    [(tls.key, tls.cert)], root_certificates=tls.ca, require_client_auth=True
+                )
+                self.port = self._server.add_secure_port(f"{host}:{port}", credentials)
         except RuntimeError:
             self.port = 0
         if self.port == 0:

@@ -20,6 +20,8 @@ on every fan-out. grpc is imported only here and in server.py (DESIGN.md rule 3)
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
@@ -72,6 +74,25 @@ CHANNEL_OPTIONS = [
 ]
 
 
+@dataclass(frozen=True)
+class TransportTls:
+    """Mutual TLS between tasksim processes: every process presents `cert` (with `key`) and
+    trusts `ca`; peers are checked against `server_name`, whatever address they publish."""
+
+    cert: bytes
+    key: bytes
+    ca: bytes
+    server_name: str = "tasksim-node"
+
+    @classmethod
+    def from_files(
+        cls, cert: str | Path, key: str | Path, ca: str | Path | None = None
+    ) -> TransportTls:
+        cert_bytes = Path(cert).read_bytes()
+        ca_bytes = Path(ca).read_bytes() if ca is not None else cert_bytes
+        return cls(cert_bytes, Path(key).read_bytes(), ca_bytes)
+
+
 class NodeNotConnectedError(OpenSearchError):
     type = "node_not_connected_exception"
     status = 500
@@ -119,9 +140,16 @@ class _Pending:
 
 
 class _Channel:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, tls: TransportTls | None = None) -> None:
         self.address = address
-        self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        if tls is None:
+            self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        else:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert
+            )
+            options = [*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", tls.server_name)]
+            self.channel = grpc.secure_channel(address, credentials, options=options)
         self.stub = pb_grpc.NodeStub(self.channel)
         self.ml_stub = ml_pb_grpc.MlNodeStub(self.channel)
         self.keeper: Any = None
@@ -135,7 +163,8 @@ class _Channel:
 class GrpcTransport:
     """The gRPC `Transport`. One channel per node address; call from the trio thread only."""
 
-    def __init__(self, *, keepers: bool = False) -> None:
+    def __init__(self, *, keepers: bool = False, tls: TransportTls | None = None) -> None:
+        self._tls = tls
         self._channels: dict[str, _Channel] = {}
         self._pending: dict[str, set[_Pending]] = {}
         self._request_ids = itertools.count(1)
@@ -151,7 +180,7 @@ class GrpcTransport:
         if ch is None or ch.address != address:
             if ch is not None:
                 ch.close()
-            ch = _Channel(address)
+            ch = _Channel(address, self._tls)
             if self._keepers:
                 ch.keeper = ch.stub.Watch(pb.Empty())
             self._channels[node.id] = ch
