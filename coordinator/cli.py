@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import trio
 
 from coordinator.cluster import ClusterConfig, FaultDetection
+from coordinator.limits import Limits, SettingsError
 from coordinator.main import Ready, run
+from coordinator.security import (
+    TRANSPORT_SERVER_NAME,
+    BasicAuth,
+    CredentialsError,
+    TlsFiles,
+    User,
+    exposure_warning,
+    fingerprint,
+    is_loopback,
+    self_signed,
+)
 from coordinator.supervisor import SupervisorError
+
+if TYPE_CHECKING:
+    from coordinator.scenario.schema import ClusterSection
 
 MAX_NODES = 64
 
@@ -32,7 +50,54 @@ def cli() -> None:
 @click.option(
     "--port", default=9200, show_default=True, type=int, help="REST port; 0 picks a free one"
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="address for REST and gRPC")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="address for REST and the node transport; a non-loopback one needs --expose",
+)
+@click.option(
+    "--expose",
+    is_flag=True,
+    help="allow a --host beyond loopback (0.0.0.0, a LAN address); prints a warning",
+)
+@click.option(
+    "--security",
+    is_flag=True,
+    help="as the security plugin's demo setup: --tls and --auth admin:admin (unless --auth given)",
+)
+@click.option(
+    "--tls", is_flag=True, help="serve HTTPS with a self-signed certificate made at start"
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM certificate (chain) for HTTPS instead of a self-signed one (implies --tls)",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM private key of --tls-cert",
+)
+@click.option(
+    "--auth",
+    "auth",
+    multiple=True,
+    envvar="TASKSIM_AUTH",
+    metavar="USER:PASSWORD",
+    help="require HTTP basic auth with these credentials (repeatable; env TASKSIM_AUTH)",
+)
+@click.option(
+    "--transport-tls", is_flag=True, help="mutual TLS between the coordinator and the nodes"
+)
+@click.option(
+    "-E",
+    "--setting",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="a limit, e.g. -E http.max_content_length=10mb (see README: Limits)",
+)
 @click.option("--cluster-name", default="tasksim", show_default=True)
 @click.option("--seed", default=None, type=int, help="seed for node ids (default: random)")
 @click.option("--demo", is_flag=True, help="start long-running simulated work (reindex, search)")
@@ -54,41 +119,143 @@ def up(
     seed: int | None,
     demo: bool,
     no_fault_detection: bool,
+    expose: bool,
+    security: bool,
+    tls: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    auth: tuple[str, ...],
+    transport_tls: bool,
+    settings: tuple[str, ...],
     config_file: str | None,
 ) -> None:
     """Start a local cluster and serve the REST API until Ctrl-C."""
-    extra = {} if seed is None else {"seed": seed}
+    try:
+        count = int(nodes)
+    except ValueError:
+        count = -1
+    section = None
     if config_file is not None:
-        config = _config_from_file(config_file, nodes, cluster_name, host, no_fault_detection, seed)
-        count = len(config.nodes)
-    else:
-        try:
-            count = int(nodes)
-        except ValueError:
-            count = -1
-        if not 1 <= count <= MAX_NODES:
-            raise click.UsageError(
-                f"--nodes must be a whole number from 1 to {MAX_NODES}, got '{nodes}'"
-            )
-        config = ClusterConfig.with_nodes(
-            count,
-            cluster_name=cluster_name,
-            host=host,
-            fault_detection=FaultDetection(enabled=not no_fault_detection),
-            **extra,
+        section = _cluster_section(config_file, nodes)
+        count = len(section.node_names())
+    if not 1 <= count <= MAX_NODES:
+        raise click.UsageError(
+            f"--nodes must be a whole number from 1 to {MAX_NODES}, got '{nodes}'"
         )
+    if not is_loopback(host) and not expose:
+        raise click.UsageError(
+            f"--host {host} is not a loopback address; listening beyond this machine needs "
+            "--expose (and, most likely, --security)"
+        )
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    try:
+        limits = Limits.from_settings(settings)
+        users = [User.parse(a) for a in auth]
+    except (SettingsError, CredentialsError) as e:
+        raise click.UsageError(str(e)) from None
+    if security and not users:
+        users = [User("admin", "admin")]
+    https = security or tls or tls_cert is not None
+    basic_auth = BasicAuth(users) if users else None
+    if not is_loopback(host):
+        click.echo(exposure_warning(host, secured=https and basic_auth is not None), err=True)
+    extra = {} if seed is None else {"seed": seed}
+    config = ClusterConfig.with_nodes(
+        count,
+        cluster_name=cluster_name,
+        host=host,
+        fault_detection=FaultDetection(enabled=not no_fault_detection),
+        max_live_tasks=limits.max_live_tasks,
+        **extra,
+    )
+    if section is not None:  # the nodes and fault detection of a scenario's cluster
+        from_file = section.to_config(seed)
+        config = replace(config, nodes=from_file.nodes)
+        if not no_fault_detection:
+            config = replace(config, fault_detection=from_file.fault_detection)
+    scheme = "https" if https else "http"
+    tls_dir = Path(tempfile.mkdtemp(prefix="tasksim-tls-")) if https or transport_tls else None
+    http_tls: TlsFiles | None = None
+    notes: list[str] = []
+    try:
+        if tls_cert is not None and tls_key is not None:
+            http_tls = TlsFiles(tls_cert, tls_key)
+        elif https and tls_dir is not None:
+            http_tls = self_signed(tls_dir, hosts=[host], stem="http")
+            notes.append(
+                f"  TLS: self-signed certificate {http_tls.cert} "
+                f"(SHA-256 {fingerprint(http_tls.cert.read_bytes())})"
+            )
+        if transport_tls and tls_dir is not None:
+            config = replace(
+                config,
+                transport_tls=self_signed(
+                    tls_dir,
+                    hosts=[host],
+                    common_name=TRANSPORT_SERVER_NAME,
+                    extra_dns=[TRANSPORT_SERVER_NAME],
+                    stem="transport",
+                ),
+            )
+            notes.append("  transport: mutual TLS between the coordinator and every node")
+        if basic_auth is not None:
+            notes.append(f"  basic auth: user(s) {', '.join(basic_auth.users)}")
+        _serve(
+            config,
+            scheme,
+            host,
+            port,
+            demo,
+            count,
+            cluster_name,
+            basic_auth,
+            limits,
+            http_tls,
+            notes,
+        )
+    finally:
+        if tls_dir is not None:
+            shutil.rmtree(tls_dir, ignore_errors=True)
 
+
+def _serve(
+    config: ClusterConfig,
+    scheme: str,
+    host: str,
+    port: int,
+    demo: bool,
+    count: int,
+    cluster_name: str,
+    basic_auth: BasicAuth | None,
+    limits: Limits,
+    http_tls: TlsFiles | None,
+    notes: list[str],
+) -> None:
     def ready(r: Ready) -> None:
         click.echo(
-            f'tasksim: REST API on http://{host}:{r.http_port} — cluster "{cluster_name}", '
+            f'tasksim: REST API on {scheme}://{host}:{r.http_port} — cluster "{cluster_name}", '
             f"{count} node(s) + coordinating node, ready in {r.seconds:.2f}s (Ctrl-C stops)",
         )
         for n in r.cluster.state.nodes:
             roles = ",".join(n.roles) or "-"
             click.echo(f"  {n.name:<12} {n.id}  {n.transport_address:<21} roles={roles}")
+        for note in notes:
+            click.echo(note)
         sys.stdout.flush()
 
-    trio.run(lambda: run(config, http_host=host, http_port=port, demo=demo, on_ready=ready))
+    trio.run(
+        lambda: run(
+            config,
+            http_host=host,
+            http_port=port,
+            demo=demo,
+            on_ready=ready,
+            auth=basic_auth,
+            limits=limits,
+            http_tls=http_tls,
+        )
+    )
 
 
 @cli.command("run")
@@ -121,14 +288,7 @@ def run_scenarios(
     )
 
 
-def _config_from_file(
-    path: str,
-    nodes: str,
-    cluster_name: str,
-    host: str,
-    no_fault_detection: bool,
-    seed: int | None,
-) -> ClusterConfig:
+def _cluster_section(path: str, nodes: str) -> ClusterSection:
     from coordinator.scenario.loader import LoadError
     from coordinator.scenario.schema import load_cluster_section
 
@@ -142,10 +302,7 @@ def _config_from_file(
         raise click.UsageError(
             f"--nodes {nodes} and --config ({len(section.node_names())} nodes) disagree"
         )
-    config = replace(section.to_config(seed), cluster_name=cluster_name, host=host)
-    if no_fault_detection:
-        config = replace(config, fault_detection=FaultDetection(enabled=False))
-    return config
+    return section
 
 
 def _leaf(exc: BaseException, types: tuple[type[BaseException], ...]) -> BaseException | None:

@@ -7,6 +7,7 @@
     with sim.link("coordinator", "node-2", "drop_response", methods=["CancelTasks"]):
         ...
     sim.heal()                                 # every rule gone, paused resumed, dead restarted
+    sim.start_task({"node": "node-1", "action": "indices:data/write/reindex"})   # /_sim/tasks
 
 Every installer returns a `Fault` that is also a context manager removing that fault on exit
 (tokio-rs/turmoil's guards). Plain `urllib`, no dependency; synchronous, so tests and the
@@ -237,22 +238,10 @@ class SimClient:
 
     # -- work -----------------------------------------------------------------------------------
 
-    def start_task(
-        self,
-        node: str,
-        task: dict[str, Any],
-        *,
-        copies: int = 1,
-        opaque_id: str | None = None,
-    ) -> list[str]:
-        """Start `copies` simulated task trees rooted on `node`; their task ids."""
+    def start_task(self, body: dict[str, Any], *, opaque_id: str | None = None) -> list[str]:
+        """`POST /_sim/tasks` (coordinator/simspec.py): start task trees; their root task ids."""
         headers = {"X-Opaque-Id": opaque_id} if opaque_id is not None else None
-        resp = self.request(
-            "POST",
-            "/_sim/faults/_start_task",
-            {"node": node, "task": task, "copies": copies},
-            headers=headers,
-        )
+        resp = self.request("POST", "/_sim/tasks", body, headers=headers)
         if resp.status >= 400:
             raise SimClientError(resp.status, resp.body)
-        return list(resp.body["task_ids"])
+        return list(resp.body.get("tasks") or [resp.body["task"]])

@@ -17,6 +17,7 @@ state names the first `cluster_manager` node as the elected one, as users expect
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,7 +25,9 @@ from typing import Any
 
 import trio
 
-from coordinator.results import TaskResultsIndex
+from coordinator.indices import Indices, Timing
+from coordinator.results import GetTaskResult, TaskResultsIndex
+from coordinator.security import TlsFiles
 from coordinator.supervisor import NodeSpec, Supervisor, SupervisorError
 from simnode._wire import node_pb2 as pb
 from simnode.discovery import (
@@ -38,10 +41,11 @@ from simnode.discovery import (
 from simnode.errors import OpenSearchError
 from simnode.node import Node
 from simnode.server import NodeServer
-from simnode.transport import GrpcTransport
-from simnode.wire import cluster_state_to_pb
+from simnode.transport import GrpcTransport, TransportTls
+from simnode.wire import cluster_state_to_pb, error_from_pb, task_info_from_pb
 
 PUBLISH_TIMEOUT = 5.0
+READY_PUBLISH_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ class ClusterConfig:
     transport_port: int = 0
     fault_detection: FaultDetection = FaultDetection()
     log_dir: Path | None = None
+    max_live_tasks: int | None = None  # per node (tasksim.node.max_live_tasks)
+    transport_tls: TlsFiles | None = None  # mutual TLS between the processes
 
     @classmethod
     def with_nodes(cls, count: int, **kwargs: Any) -> ClusterConfig:
@@ -84,15 +90,30 @@ class ClusterConfig:
 class Cluster:
     def __init__(self, config: ClusterConfig) -> None:
         self.config = config
-        self.supervisor = Supervisor(config.log_dir)
-        self.transport = GrpcTransport(keepers=True)
+        node_args: list[str] = []
+        if config.max_live_tasks is not None:
+            node_args += ["--max-live-tasks", str(config.max_live_tasks)]
+        self._tls: TransportTls | None = None
+        if config.transport_tls is not None:
+            files = config.transport_tls
+            ca = files.ca or files.cert
+            node_args += ["--tls-cert", str(files.cert), "--tls-key", str(files.key)]
+            node_args += ["--tls-ca", str(ca)]
+            self._tls = TransportTls.from_files(files.cert, files.key, ca)
+        self.supervisor = Supervisor(config.log_dir, tuple(node_args))
+        self.transport = GrpcTransport(keepers=True, tls=self._tls)
         self.state = ClusterState(cluster_name=config.cluster_name)
         self.results = TaskResultsIndex()
+        self.indices = Indices()  # the index model operations build their task trees from
+        self.timing = Timing()
         self._local: Node | None = None
         self._members: dict[
             str, DiscoveryNode
         ] = {}  # every supervised node, in or out of the state
         self._lock = trio.Lock()
+        # The last cluster state version each node acknowledged: a node that missed a
+        # publication (slow, paused) is sent the current state by its next follower check.
+        self._applied: dict[str, int] = {}
 
     @property
     def local(self) -> Node:
@@ -113,7 +134,7 @@ class Cluster:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Start the coordinating node and every node process; stop them all on the way out."""
         cfg = self.config
-        server = NodeServer(cfg.host, cfg.transport_port)
+        server = NodeServer(cfg.host, cfg.transport_port, tls=self._tls)
         me = DiscoveryNode(
             id=node_id_for(cfg.seed, cfg.coordinator_name),
             name=cfg.coordinator_name,
@@ -123,13 +144,16 @@ class Cluster:
             roles=cfg.coordinator_roles,
             attributes=cfg.coordinator_attributes,
         )
-        self._local = Node(me, self.transport)
+        self._local = Node(me, self.transport, max_live_tasks=cfg.max_live_tasks)
+        self._local.on_store_result = self._store_result
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._local.run)
                 server.start(self._local, trio.lowlevel.current_trio_token())
                 await self._start_nodes([self.spec_of(n) for n in cfg.nodes])
-                await self.publish()
+                # The first publication is waited for (a loaded box may be slow): ready means
+                # every node knows its peers.
+                await self.publish(timeout=READY_PUBLISH_TIMEOUT)
                 if cfg.fault_detection.enabled:
                     for name in self._members:
                         nursery.start_soon(self._follower_check, name)
@@ -181,23 +205,38 @@ class Cluster:
             version=self.state.version + 1,
             cluster_manager_node_id=manager,
             nodes=nodes,
+            tasks_index_node_id=self.local.local.id,
         )
 
-    async def publish(self) -> None:
+    async def publish(self, *, timeout: float = PUBLISH_TIMEOUT) -> None:
         """Send the current cluster state to every node in it (and apply it locally)."""
         self.local.set_cluster_state(self.state)
         message = cluster_state_to_pb(self.state)
 
-        async def one(node: DiscoveryNode) -> None:
-            try:
-                await self.transport.call(node, "SetClusterState", message, timeout=PUBLISH_TIMEOUT)
-            except OpenSearchError:
-                pass  # the follower checker deals with nodes that do not answer
-
         async with trio.open_nursery() as nursery:
             for node in self.state.nodes:
                 if node.id != self.local.local.id:
-                    nursery.start_soon(one, node)
+                    nursery.start_soon(self._send_state, node, message, timeout)
+
+    async def _send_state(
+        self, node: DiscoveryNode, message: pb.ClusterState, timeout: float = PUBLISH_TIMEOUT
+    ) -> None:
+        try:
+            await self.transport.call(node, "SetClusterState", message, timeout=timeout)
+        except OpenSearchError:
+            return  # the follower checker sends it again, or removes the node
+        self._applied[node.id] = max(self._applied.get(node.id, 0), message.version)
+
+    def _store_result(self, req: pb.StoreResultRequest) -> None:
+        """A node stored a finished task's result: the `.tasks` index lives here."""
+        self.results.store(
+            GetTaskResult(
+                completed=True,
+                task=task_info_from_pb(req.task),
+                response=json.loads(req.response_json) if req.HasField("response_json") else None,
+                error=error_from_pb(req.error) if req.HasField("error") else None,
+            )
+        )
 
     # -- membership ------------------------------------------------------------------------------
 
@@ -239,6 +278,8 @@ class Cluster:
             failures = 0
             if not self.in_cluster(name):
                 await self.node_joined(name)
+            elif self._applied.get(node.id, 0) < self.state.version:
+                await self._send_state(node, cluster_state_to_pb(self.state))
 
     # -- process faults (the supervisor's, with membership kept right) -------------------------
 

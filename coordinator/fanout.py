@@ -6,15 +6,25 @@ nodes, send one `[n]` request per node in parallel with the entry task as parent
 for the coordinating node itself, so its child is `direct`), and gather: a node that fails is one
 `failed_node_exception` in `node_failures` (an unknown node id: `no_such_node_exception`), answers
 are concatenated in node order, per-task failures become `task_failures`. A `timeout` is a
-per-node deadline; there is none by default (a node that hangs without one is failed when it leaves
-the cluster).
+per-node deadline (`TransportRequestOptions.withTimeout`), counted from the moment the request is
+sent, for the coordinating node's own `direct` child as well; there is none by default (a node that
+hangs without one is failed when it leaves the cluster). Because the node's own
+`wait_for_completion` deadline starts later (when the request arrives), with a `timeout` the
+transport deadline always fires first: `receive_timeout_transport_exception`, as in OpenSearch.
 
-`get_task` is `TransportGetTaskAction`: forwarded to the node that owns the task, falling back to
-the `.tasks` index (`coordinator/results.py`) when the task is not running.
+`get_task` is `TransportGetTaskAction`: forwarded to the node that owns the task (with `timeout`
+as the transport timeout, so a wait on another node that outlives it ends in a 500
+`receive_timeout_transport_exception`, while a wait on the coordinating node ends in the 504
+`timeout_exception`), falling back to the `.tasks` index (`coordinator/results.py`) when the task
+is not running.
+
+In every action the entry task is registered first (the header-size check), then the request is
+validated (`TransportAction.execute`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,21 +36,21 @@ from coordinator.render import TaskFailureInfo, TasksResult
 from coordinator.resolve import resolve_nodes
 from coordinator.results import GetTaskResult
 from simnode._wire import node_pb2 as pb
+from simnode.bulk_by_scroll import BULK_BY_SCROLL_ACTIONS
 from simnode.errors import (
     FailedNodeError,
     NoSuchNodeError,
     OpenSearchError,
     ResourceNotFoundError,
 )
-from simnode.node import CANCEL_ACTION, GET_ACTION, LIST_ACTION
+from simnode.node import CANCEL_ACTION, GET_ACTION, LIST_ACTION, RETHROTTLE_ACTION
 from simnode.registry import Headers
 from simnode.taskid import TaskId
 from simnode.transport import ACTION_OF_METHOD, receive_timeout
 from simnode.wire import error_from_pb, headers_to_pb, task_info_from_pb
 
-# Forwarding a get with `wait_for_completion` gets this much more than the node's own wait, so
-# that the node's `timeout_exception` (504) is what the user sees when the wait expires.
-GET_FORWARD_SLACK = 0.5
+# A guard around every call that has a deadline, in case the transport's own deadline is late.
+DEADLINE_GUARD_SLACK = 1.0
 
 
 def target_nodes(cluster: Cluster, req: TasksRequest) -> list[str]:
@@ -83,13 +93,24 @@ async def _broadcast(
             if node is None:
                 raise NoSuchNodeError.of(node_id)
             if node_id == local_id:
+                request_id = cluster.transport.next_request_id()
                 started = trio.current_time()
-                with trio.move_on_after(timeout if timeout is not None else float("inf")):
+                with trio.move_on_after(math.inf if timeout is None else timeout):
                     outcomes[index] = await local_handler(request, local=True)
                     return
                 elapsed = int((trio.current_time() - started) * 1000)
-                raise receive_timeout(node, ACTION_OF_METHOD[method], 0, elapsed)
-            outcomes[index] = await cluster.transport.call(node, method, request, timeout=timeout)
+                raise receive_timeout(node, ACTION_OF_METHOD[method], request_id, elapsed)
+            guard = math.inf if timeout is None else timeout + DEADLINE_GUARD_SLACK
+            started = trio.current_time()
+            with trio.move_on_after(guard):
+                outcomes[index] = await cluster.transport.call(
+                    node, method, request, timeout=timeout
+                )
+                return
+            elapsed = int((trio.current_time() - started) * 1000)
+            raise receive_timeout(
+                node, ACTION_OF_METHOD[method], cluster.transport.next_request_id(), elapsed
+            )
         except OpenSearchError as e:
             outcomes[index] = e
 
@@ -114,6 +135,7 @@ async def list_tasks(cluster: Cluster, req: TasksRequest, headers: Headers) -> T
     node = cluster.local
     parent = node.register(LIST_ACTION, local=False, headers=headers)
     try:
+        req.validate()
         node_ids = target_nodes(cluster, req)
         if not node_ids:
             return TasksResult()
@@ -133,6 +155,7 @@ async def cancel_tasks(cluster: Cluster, req: TasksRequest, headers: Headers) ->
     node = cluster.local
     parent = node.register(CANCEL_ACTION, local=False, headers=headers)
     try:
+        req.validate()
         node_ids = target_nodes(cluster, req)
         if not node_ids:
             return TasksResult()
@@ -148,12 +171,29 @@ async def cancel_tasks(cluster: Cluster, req: TasksRequest, headers: Headers) ->
         node.unregister(parent)
 
 
+async def rethrottle(
+    cluster: Cluster, task_id: TaskId, requests_per_second: float, headers: Headers
+) -> TasksResult:
+    """`TransportRethrottleAction`: a tasks action over the bulk-by-scroll actions only."""
+    node = cluster.local
+    parent = node.register(RETHROTTLE_ACTION, local=False, headers=headers)
+    try:
+        req = TasksRequest(task_id=task_id, actions=BULK_BY_SCROLL_ACTIONS)
+        node_ids = target_nodes(cluster, req)
+        msg = _node_request(req, parent.task_id, headers)
+        msg.reason = ""
+        msg.requests_per_second = requests_per_second
+        return await _broadcast(cluster, node_ids, "Rethrottle", msg, node.rethrottle, None)
+    finally:
+        node.unregister(parent)
+
+
 async def get_task(cluster: Cluster, req: GetTaskRequest, headers: Headers) -> GetTaskResult:
     """`TransportGetTaskAction` (reference §2.6)."""
-    req.validate()
     node = cluster.local
     me = node.register(GET_ACTION, local=False, headers=headers)
     try:
+        req.validate()
         task_id = req.task_id
         target = cluster.state.get(task_id.node_id)
         if target is None:
@@ -176,10 +216,7 @@ async def get_task(cluster: Cluster, req: GetTaskRequest, headers: Headers) -> G
         if target.id == node.local.id:
             answer = await node.get_task(msg, local=True, register=False)
         else:
-            timeout = req.timeout
-            if timeout is not None and req.wait_for_completion:
-                timeout += GET_FORWARD_SLACK
-            answer = await cluster.transport.call(target, "GetTask", msg, timeout=timeout)
+            answer = await cluster.transport.call(target, "GetTask", msg, timeout=req.timeout)
         if not answer.HasField("task"):
             return cluster.results.get(task_id)  # not running: the stored result, or 404
         info = task_info_from_pb(answer.task)

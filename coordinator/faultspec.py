@@ -1,5 +1,5 @@
-"""How users write faults and simulated work — for `/_sim/faults`, the Python client and YAML
-scenarios alike — and how those specs become `simnode.faults.Rule`s and `TaskSpec` messages.
+"""How users write faults — for `/_sim/faults`, the Python client and YAML scenarios alike — and
+how those specs become `simnode.faults.Rule`s.
 
 One pydantic model per shape, unknown keys rejected, durations as strings with a unit (`500ms`,
 `1.5s`, `2m`). Node names are checked against the cluster's names by `to_rules`, with the same
@@ -8,7 +8,6 @@ message everywhere. What a rule *does* is decided in simnode/faults.py, never he
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -21,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from simnode._wire import ml_pb2 as mlpb
 from simnode._wire import node_pb2 as pb
 from simnode.faults import (
     BLACKHOLE,
@@ -73,9 +73,13 @@ def _node_list(value: object) -> object:
 
 NodeNames = Annotated[tuple[str, ...], BeforeValidator(_node_list)]
 
-# RPC methods a rule may name: the `Node` service's methods, or the OpenSearch action they carry.
+# RPC methods a rule may name: the `Node` and `MlNode` services' methods, or the OpenSearch action
+# they carry.
 NODE_METHODS = tuple(
-    m for m in pb.DESCRIPTOR.services_by_name["Node"].methods_by_name if m != "Watch"
+    m
+    for descriptor, service in ((pb.DESCRIPTOR, "Node"), (mlpb.DESCRIPTOR, "MlNode"))
+    for m in descriptor.services_by_name[service].methods_by_name
+    if m != "Watch"
 )
 _METHOD_OF_ACTION = {action: method for method, action in ACTION_OF_METHOD.items()}
 
@@ -281,69 +285,3 @@ def rule_to_json(rule: Rule) -> dict[str, Any]:
     if rule.jitter:
         out["jitter"] = f"{rule.jitter * 1000:g}ms"
     return out
-
-
-# -- simulated work ---------------------------------------------------------------------------------
-
-
-class TaskTree(_Strict):
-    """A simulated task and its children (a child on another node is a transport child request)."""
-
-    action: str
-    cancellable: bool = True
-    duration: Duration | None = None  # absent: runs until cancelled
-    description: str = ""
-    status: dict[str, Any] | None = None
-    on_cancel: Literal["immediate", "checkpoint", "ignore"] = "immediate"
-    checkpoint: Duration | None = None
-    ignore_cancel: Duration | None = None
-    children: list[ChildTree] = []
-
-    def size(self) -> int:
-        """How many tasks the tree registers."""
-        return 1 + sum(c.task.size() for c in self.children)
-
-    def nodes(self) -> set[str]:
-        out: set[str] = set()
-        for child in self.children:
-            if child.node is not None:
-                out.add(child.node)
-            out |= child.task.nodes()
-        return out
-
-    def to_pb(self, node_ids: dict[str, str]) -> pb.TaskSpec:
-        spec = pb.TaskSpec(
-            action=self.action,
-            cancellable=self.cancellable,
-            duration_millis=-1 if self.duration is None else int(self.duration * 1000),
-            description=self.description,
-            on_cancel=self.on_cancel,
-            checkpoint_millis=int((self.checkpoint or 0) * 1000),
-            ignore_cancel_millis=int((self.ignore_cancel or 0) * 1000),
-            children=[
-                pb.ChildSpec(
-                    node_id=node_ids[c.node] if c.node is not None else "",
-                    task=c.task.to_pb(node_ids),
-                )
-                for c in self.children
-            ],
-        )
-        if self.status is not None:
-            spec.status_json = json.dumps(self.status)
-        return spec
-
-
-class ChildTree(_Strict):
-    node: str | None = None  # absent: the parent's own node
-    task: TaskTree
-
-
-class StartWork(_Strict):
-    """Start `copies` identical trees whose root runs on `node`."""
-
-    node: str
-    task: TaskTree
-    copies: int = Field(default=1, ge=1, le=10_000)
-
-
-TaskTree.model_rebuild()

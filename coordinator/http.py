@@ -1,17 +1,28 @@
 """The REST front: hypercorn + starlette on the coordinator's trio loop, OpenSearch's dispatch rules.
 
-Routing follows `RestController`: paths are matched segment by segment, explicit segments before
-`{wildcards}`; the first matching route that has a handler for the method serves it; if a route
-matches but none takes the method → 405 `Incorrect HTTP method for uri [...] and method [...],
-allowed: [...]` with an `Allow` header; nothing matches → 400 `no handler found for uri [...] and
-method [...]`. A handler reads its parameters through `Params` (consumed-parameter bookkeeping),
-then `finish()` runs the unrecognized-parameter and body checks in OpenSearch's order.
+A request goes through OpenSearch's steps in OpenSearch's order; the first failure answers:
 
-Responses: `application/json; charset=UTF-8`, compact JSON, or Jackson's pretty printer with
-`pretty`; `filter_path` is applied last; `X-Opaque-Id` is echoed. Every `OpenSearchError` becomes
-OpenSearch's error envelope (render.error_envelope); any other exception is a 500 `exception`
-envelope — a bug in tasksim never takes the cluster down. Handlers live in `rest_*.py` modules that
-register themselves with `Router.add`.
+1. the channel (`AbstractRestChannel`) reads `format`, `filter_path`, `pretty`, `human`; a bad
+   boolean is a 400 error envelope written without any of them (`dispatchBadRequest`);
+2. `X-Opaque-Id` with several distinct values → 400 `multiple values for single-valued header`;
+3. `error_trace` is read (a bad boolean is a 400 envelope);
+4. routing (`RestController`): explicit segments before `{wildcards}`; the first matching route
+   with a handler for the method serves it; `OPTIONS` → 200 with `Allow`; a route that matches
+   without the method → 405 `Incorrect HTTP method for uri [...] and method [...], allowed: [...]`
+   with `Allow`; nothing → 400 `no handler found for uri [...] and method [...]`;
+5. a body needs a JSON-family `Content-Type` (406 otherwise);
+6. the handler reads its parameters through `Params`, then `finish()` runs the
+   unrecognized-parameter check (with "did you mean") and the body check (`BaseRestHandler`).
+
+Answers are `application/json; charset=UTF-8`, compact or Jackson-pretty, `filter_path` applied
+to successful answers only (errors are never filtered), `X-Opaque-Id` echoed on every answer.
+Every `OpenSearchError` becomes OpenSearch's error envelope (render.error_envelope); any other
+exception is a 500 `exception` envelope — a bug in tasksim never takes the cluster down. Handlers
+live in `rest_*.py` modules that register themselves with `Router.add`.
+
+Before any of that, every request passes the front door (`build_app`): the limits of
+coordinator/limits.py and, when security is on, the basic auth of coordinator/security.py — in the
+dispatch, for every path, so that endpoints other modules add are covered without asking.
 """
 
 from __future__ import annotations
@@ -27,20 +38,41 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from coordinator.params import Params
+from coordinator.limits import (
+    ConcurrencyGate,
+    Limits,
+    body_timeout,
+    check_request_head,
+    content_too_large,
+    header_size,
+    initial_line_length,
+    rejected_request,
+)
+from coordinator.params import Params, tokenize_comma
 from coordinator.render import error_envelope, simple_error
+from coordinator.security import CHALLENGE, BasicAuth, TlsFiles
 from simnode.errors import IllegalArgumentError, OpenSearchError, ParseError
 from simnode.registry import X_OPAQUE_ID
 
 log = logging.getLogger("tasksim.http")
 
 JSON_TYPE = "application/json; charset=UTF-8"
+TEXT_TYPE = "text/plain; charset=UTF-8"
 # RestRequest.Method, in enum order (how the `allowed:` list is printed).
 METHODS = ("GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE", "CONNECT")
+# Media types `XContentType.fromMediaType` knows (the request body's Content-Type).
+_BODY_MEDIA_TYPES = (
+    "application/json",
+    "application/x-ndjson",
+    "application/smile",
+    "application/yaml",
+    "application/cbor",
+)
+_TCHAR = re.compile(r"[a-zA-Z0-9!#$%&'*+\-.^_`|~]+")
 
 
 @dataclass
@@ -48,10 +80,12 @@ class RestRequest:
     method: str
     path: str
     uri: str  # the raw request URI, query string included
-    params: Params
+    params: Params  # query and path parameters, with consumed-parameter bookkeeping
     path_params: dict[str, str]
     headers: dict[str, str]  # lower-cased names
     body: bytes
+    human: bool = False  # `?human`, read by the channel
+    local_address: tuple[str, int] | None = None  # the HTTP address this request came in on
 
     @property
     def task_headers(self) -> tuple[tuple[str, str], ...]:
@@ -59,10 +93,12 @@ class RestRequest:
         value = self.headers.get(X_OPAQUE_ID.lower())
         return ((X_OPAQUE_ID, value),) if value is not None else ()
 
-    def finish(self, *, body_allowed: bool = False) -> None:
-        """`BaseRestHandler.handleRequest` after `prepareRequest`: unrecognized parameters, then
-        the body check."""
-        self.params.check_unrecognized()
+    def finish(
+        self, *, body_allowed: bool = False, response_params: frozenset[str] = frozenset()
+    ) -> None:
+        """`BaseRestHandler.handleRequest` after `prepareRequest`: unrecognized parameters (those
+        that are neither consumed nor in the handler's `responseParams()`), then the body check."""
+        self.params.check_unrecognized(response_params)
         if self.body and not body_allowed:
             raise IllegalArgumentError(
                 f"request [{self.method} {self.path}] does not support having a body"
@@ -84,6 +120,7 @@ class RestResponse:
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = JSON_TYPE
     raw: bool = False  # body is already text (e.g. _cat tables)
+    error: bool = False  # an error answer: never filtered by filter_path
 
 
 Handler = Callable[[RestRequest], Awaitable[RestResponse]]
@@ -110,6 +147,17 @@ class _Route:
         return tuple(1 if p.startswith("{") else 0 for p in self.pattern)
 
 
+def _error(err: OpenSearchError, *, error_trace: bool = False) -> RestResponse:
+    return RestResponse(error_envelope(err, error_trace=error_trace), status=err.status, error=True)
+
+
+def _simple(message: str, status: int, headers: dict[str, str] | None = None) -> RestResponse:
+    """`BytesRestResponse.createSimpleErrorResponse`: `{"error": "<text>", "status": N}`."""
+    return RestResponse(
+        simple_error(message, status), status=status, headers=headers or {}, error=True
+    )
+
+
 class Router:
     def __init__(self) -> None:
         self._routes: dict[tuple[str, ...], _Route] = {}
@@ -118,7 +166,18 @@ class Router:
         pattern = tuple(s for s in path.split("/") if s)
         self._routes.setdefault(pattern, _Route(pattern)).handlers[method] = handler
 
-    def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | RestResponse:
+    def routes(self) -> list[tuple[str, str]]:
+        """Every (method, path pattern) registered, e.g. ("GET", "/_tasks/{task_id}")."""
+        return [
+            (method, "/" + "/".join(route.pattern))
+            for route in self._routes.values()
+            for method in route.handlers
+        ]
+
+    def resolve(
+        self, method: str, path: str, uri: str
+    ) -> tuple[Handler, dict[str, str]] | RestResponse:
+        """`RestController.tryAllHandlers`: a handler and its path parameters, or the answer."""
         segments = tuple(s for s in path.split("/") if s)
         matches = [
             (route, found)
@@ -126,20 +185,27 @@ class Router:
             if (found := route.match(segments)) is not None
         ]
         allowed = {m for route, _ in matches for m in route.handlers}
+        listed = [m for m in METHODS if m in allowed]
         for route, found in matches:
             handler = route.handlers.get(method)
             if handler is not None:
                 return handler, found
             if method not in allowed:
                 break
+        if method == "OPTIONS":
+            headers = {"Allow": ",".join(listed)} if listed else {}
+            return RestResponse("", headers=headers, content_type=TEXT_TYPE, raw=True)
         if matches and method not in allowed:
-            listed = [m for m in METHODS if m in allowed]
-            message = f"Incorrect HTTP method for uri [{{uri}}] and method [{method}], allowed: [{', '.join(listed)}]"
-            return RestResponse(
-                simple_error(message, 405), status=405, headers={"Allow": ",".join(listed)}
+            return _simple(
+                f"Incorrect HTTP method for uri [{uri}] and method [{method}], "
+                f"allowed: [{', '.join(listed)}]",
+                405,
+                {"Allow": ",".join(listed)},
             )
         return RestResponse(
-            {"error": f"no handler found for uri [{path}] and method [{method}]"}, status=400
+            {"error": f"no handler found for uri [{path}] and method [{method}]"},
+            status=400,
+            error=True,
         )
 
 
@@ -166,66 +232,105 @@ def _pretty(value: Any, indent: int) -> str:
 
 
 def dump_json(value: Any, *, pretty: bool) -> str:
+    """Compact JSON, or Jackson's pretty printer with a line feed at the end (`lfAtEnd`)."""
     if pretty:
         return _pretty(value, 0) + "\n"
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _split_filter(expression: str) -> list[str]:
+    """`FilterPath.parse`: split at dots, `\\.` is a literal dot."""
+    parts: list[str] = []
+    current: list[str] = []
+    i = 0
+    while i < len(expression):
+        c = expression[i]
+        if c == "\\" and i + 1 < len(expression) and expression[i + 1] == ".":
+            current.append(".")
+            i += 2
+            continue
+        if c == ".":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(c)
+        i += 1
+    parts.append("".join(current))
+    return parts
+
+
+def _segment_matches(segment: str, key: str) -> bool:
+    if segment in ("*", "**"):
+        return True
+    if "*" not in segment:
+        return segment == key
+    return (
+        re.fullmatch(".*".join(re.escape(p) for p in segment.split("*")), key, re.DOTALL)
+        is not None
+    )
+
+
 def filter_path(value: Any, expressions: str | None) -> Any:
-    """`filter_path`: keep only what the comma-separated dotted patterns (`*`, `**`) name."""
-    if not expressions:
-        return value
-    includes = [e.split(".") for e in expressions.split(",") if e and not e.startswith("-")]
-    excludes = [e[1:].split(".") for e in expressions.split(",") if e.startswith("-")]
+    """`filter_path` as OpenSearch's `FilterPathBasedFilter` applies it to a successful answer.
 
-    def matches(pattern: str, key: str) -> bool:
-        return re.fullmatch(".*".join(re.escape(p) for p in pattern.split("*")), key) is not None
+    Expressions are comma-separated, trimmed, dotted paths; `*` matches within a name, `**` matches
+    one or more levels; a leading `-` excludes. Objects and arrays left empty by an include filter
+    are dropped; the root object is always written (`{}` when nothing matched)."""
+    tokens = tokenize_comma(expressions)
+    includes = [_split_filter(e) for e in tokens if not e.startswith("-")]
+    excludes = [_split_filter(e[1:]) for e in tokens if e.startswith("-")]
 
-    def keep(node: Any, paths: list[list[str]], exclude: bool) -> Any:
-        if not paths:
-            return node
+    def step(paths: list[list[str]], key: str) -> tuple[bool, list[list[str]]]:
+        """`FilterPathBasedFilter.evaluate`: (whole subtree matched, filters for the children)."""
+        rest: list[list[str]] = []
+        for path in paths:
+            if not _segment_matches(path[0], key):
+                continue
+            if len(path) == 1:
+                return True, []
+            if path[0] == "**":
+                rest.append(path)
+            rest.append(path[1:])
+        return False, rest
+
+    def include(node: Any, paths: list[list[str]]) -> Any:
         if isinstance(node, list):
-            kept = [keep(item, paths, exclude) for item in node]
-            return [k for k in kept if k is not _MISSING]
+            kept = [include(item, paths) for item in node]
+            kept = [k for k in kept if k is not _MISSING]
+            return kept if kept else _MISSING
         if not isinstance(node, dict):
-            return _MISSING if not exclude else node
+            return _MISSING  # a scalar is kept only when its own path matched
         out: dict[str, Any] = {}
         for key, child in node.items():
-            rest: list[list[str]] = []
-            whole = False
-            for path in paths:
-                head = path[0]
-                if head == "**":
-                    rest.append(path)
-                    if len(path) > 1 and matches(path[1], key):
-                        if len(path) == 2:
-                            whole = True
-                        else:
-                            rest.append(path[2:])
-                elif matches(head, key):
-                    if len(path) == 1:
-                        whole = True
-                    else:
-                        rest.append(path[1:])
-            if exclude:
-                if whole:
-                    continue
-                out[key] = keep(child, rest, exclude) if rest else child
-            elif whole:
+            whole, rest = step(paths, key)
+            if whole:
                 out[key] = child
             elif rest:
-                sub = keep(child, rest, exclude)
-                if sub is not _MISSING and sub != {} and sub != []:
+                sub = include(child, rest)
+                if sub is not _MISSING:
                     out[key] = sub
-        return out if (out or exclude) else _MISSING
+        return out if out else _MISSING
+
+    def exclude(node: Any, paths: list[list[str]]) -> Any:
+        if isinstance(node, list):
+            return [exclude(item, paths) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out: dict[str, Any] = {}
+        for key, child in node.items():
+            whole, rest = step(paths, key)
+            if whole:
+                continue
+            out[key] = exclude(child, rest) if rest else child
+        return out
 
     result = value
     if includes:
-        result = keep(result, includes, False)
+        result = include(result, includes)
         if result is _MISSING:
-            result = {}
+            result = [] if isinstance(value, list) else {}
     if excludes:
-        result = keep(result, excludes, True)
+        result = exclude(result, excludes)
     return result
 
 
@@ -235,51 +340,185 @@ _MISSING: Any = object()
 # -- the ASGI app -----------------------------------------------------------------------------------
 
 
-def build_app(router: Router) -> Starlette:
+def _content_type_problem(content_type: str | None) -> RestResponse | None:
+    """`RestController.dispatchRequest` for a request with a body: a 406 unless the body is JSON
+    (or another XContent type)."""
+    if content_type is None:
+        return _simple("Content-Type header is missing", 406)
+    media = content_type.split(";")[0].strip().lower()
+    if media in _BODY_MEDIA_TYPES or media.startswith("application/*"):
+        return None
+    return _simple(f"Content-Type header [{content_type}] is not supported", 406)
+
+
+def _invalid_content_type(content_type: str | None) -> OpenSearchError | None:
+    """`RestRequest.parseContentType`: a header that is not `type/subtype` is a bad request."""
+    if content_type is None:
+        return None
+    main = re.split(r"[ \t]*;", content_type)[0]
+    parts = main.split("/")
+    if len(parts) == 2 and _TCHAR.fullmatch(parts[0]) and _TCHAR.fullmatch(parts[1].strip()):
+        return None
+    return IllegalArgumentError(f"invalid Content-Type header [{content_type}]")
+
+
+def _plain(
+    status: int,
+    text: str = "",
+    *,
+    content_type: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return Response(
+        text.encode("utf-8"), status_code=status, headers=headers, media_type=content_type
+    )
+
+
+CLOSE = {"Connection": "close"}
+
+
+def _envelope(err: OpenSearchError, headers: dict[str, str] | None = None) -> Response:
+    body = dump_json(error_envelope(err), pretty=False)
+    return _plain(err.status, body, content_type=JSON_TYPE, headers=headers)
+
+
+def build_app(
+    router: Router,
+    *,
+    auth: BasicAuth | None = None,
+    limits: Limits | None = None,
+    gate: ConcurrencyGate | None = None,
+) -> Starlette:
+    """The ASGI app. Every request passes the front door first, in the order OpenSearch's HTTP
+    pipeline has it: the request line and header limits (Netty's decoder), authentication (the
+    security plugin's header verifier), the body limit and its read timeout (the aggregator: a
+    request is dispatched only once its body is complete, so a slow sender holds no slot), the
+    concurrency limit; then routing. That is why a new endpoint is covered by all of them
+    without doing anything."""
+    limits = limits or Limits()
+    gate = gate or ConcurrencyGate(limits.max_concurrent_requests)
+
     async def dispatch(request: Request) -> Response:
+        response = await _front_door(request)
+        if request.method.upper() == "HEAD" and response.body:
+            # A HEAD answer has the headers of the GET answer and no body.
+            response = Response(b"", status_code=response.status_code, headers=response.headers)
+        return response
+
+    async def _front_door(request: Request) -> Response:
+        scope = request.scope
         method = request.method.upper()
         path = request.url.path
-        raw_query = request.url.query
-        uri = path + (f"?{raw_query}" if raw_query else "")
-        params = Params(list(request.query_params.multi_items()), path)
-        opaque = request.headers.get(X_OPAQUE_ID.lower())
-        resolved = router.resolve(method, path)
-        if isinstance(resolved, RestResponse):
-            response = resolved
-            if response.status == 405:
-                response.body["error"] = response.body["error"].replace("{uri}", uri)
-        else:
-            handler, path_params = resolved
-            rest = RestRequest(
-                method=method,
-                path=path,
-                uri=uri,
-                params=params,
-                path_params=path_params,
-                headers={k.lower(): v for k, v in request.headers.items()},
-                body=await request.body(),
+        try:
+            check_request_head(
+                limits,
+                initial_line_length(
+                    scope["method"],
+                    scope.get("raw_path") or path.encode(),
+                    scope.get("query_string", b""),
+                    scope.get("http_version", "1.1"),
+                ),
+                header_size(scope.get("headers", [])),
             )
+        except OpenSearchError as e:
+            return _envelope(e, CLOSE)
+        if auth is not None and auth.authenticate(request.headers.get("authorization")) is None:
+            return _plain(
+                CHALLENGE.status,
+                CHALLENGE.body,
+                content_type=CHALLENGE.content_type,
+                headers=CHALLENGE.headers,
+            )
+        body = await _read_body(request)
+        if isinstance(body, Response):
+            return body
+        if not gate.enter():
+            return _envelope(rejected_request(limits, method, path, gate.in_flight))
+        try:
+            return await _serve(request, method, path, body)
+        finally:
+            gate.leave()
+
+    async def _read_body(request: Request) -> bytes | Response:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and content_too_large(limits, int(declared)):
+            return _plain(413, headers=CLOSE)
+        body = bytearray()
+        with trio.move_on_after(limits.body_timeout) as waited:
             try:
-                response = await handler(rest)
+                async for chunk in request.stream():
+                    body += chunk
+                    if content_too_large(limits, len(body)):
+                        return _plain(413, headers=CLOSE)
+            except ClientDisconnect:
+                return _plain(400, headers=CLOSE)  # nobody is left to read it
+        if waited.cancelled_caught:
+            return _envelope(body_timeout(limits), CLOSE)
+        return bytes(body)
+
+    async def _serve(request: Request, method: str, path: str, body: bytes) -> Response:
+        raw_path = request.scope.get("raw_path") or path.encode()
+        raw_query = request.url.query
+        uri = raw_path.decode("latin-1") + (f"?{raw_query}" if raw_query else "")
+        opaque_values = request.headers.getlist(X_OPAQUE_ID.lower())
+        opaque = opaque_values[0] if opaque_values else None
+        content_type = request.headers.get("content-type")
+        params = Params(list(request.query_params.multi_items()), path)
+        pretty = human = False
+        filters: str | None = None
+        response: RestResponse | None = None
+        # 1. the channel: format, filter_path, pretty, human (a bad value: a plain bad request)
+        try:
+            if (bad := _invalid_content_type(content_type)) is not None:
+                raise bad
+            params.param("format")
+            filters = params.param("filter_path")
+            pretty = params.param_bool("pretty", False)
+            human = params.param_bool("human", False)
+        except OpenSearchError as e:
+            pretty, filters = False, None
+            response = _error(e)
+        error_trace = False
+        if response is None and len(dict.fromkeys(opaque_values)) > 1:
+            response = _simple(f"multiple values for single-valued header [{X_OPAQUE_ID}].", 400)
+        if response is None:
+            try:
+                error_trace = params.param_bool("error_trace", False)
             except OpenSearchError as e:
-                response = RestResponse(
-                    error_envelope(e, error_trace=params.response_flag("error_trace")),
-                    status=e.status,
-                )
-            except trio.Cancelled:
-                raise
-            except Exception as e:  # a tasksim bug: answer 500, keep serving
-                log.exception("unhandled error serving %s %s", method, uri)
-                err = OpenSearchError(f"{type(e).__name__}: {e}")
-                response = RestResponse(error_envelope(err), status=500)
+                response = _error(e)
+        if response is None:
+            resolved = router.resolve(method, path, uri)
+            if isinstance(resolved, RestResponse):
+                response = resolved
+            else:
+                if body and (problem := _content_type_problem(content_type)) is not None:
+                    response = problem
+                else:
+                    handler, path_params = resolved
+                    params.add_path_params(path_params)
+                    server = request.scope.get("server")
+                    rest = RestRequest(
+                        method=method,
+                        path=path,
+                        uri=uri,
+                        params=params,
+                        path_params=path_params,
+                        headers={k.lower(): v for k, v in request.headers.items()},
+                        body=body,
+                        human=human,
+                        local_address=(server[0], server[1]) if server else None,
+                    )
+                    response = await _run(handler, rest, error_trace, uri)
         headers = dict(response.headers)
         if opaque is not None:
             headers[X_OPAQUE_ID] = opaque
         if response.raw:
             text = str(response.body)
         else:
-            body = filter_path(response.body, params.response_value("filter_path"))
-            text = dump_json(body, pretty=params.response_flag("pretty"))
+            out = response.body
+            if not response.error:
+                out = filter_path(out, filters)
+            text = dump_json(out, pretty=pretty)
         return Response(
             text.encode("utf-8") if method != "HEAD" else b"",
             status_code=response.status,
@@ -287,7 +526,52 @@ def build_app(router: Router) -> Starlette:
             media_type=response.content_type,
         )
 
-    return Starlette(routes=[Route("/{path:path}", dispatch, methods=list(METHODS))])
+    app = Starlette(routes=[Route("/{path:path}", dispatch, methods=list(METHODS))])
+    app.state.gate = gate
+    return app
+
+
+async def _run(handler: Handler, rest: RestRequest, error_trace: bool, uri: str) -> RestResponse:
+    try:
+        return await handler(rest)
+    except OpenSearchError as e:
+        return _error(e, error_trace=error_trace)
+    except trio.Cancelled:
+        raise
+    except Exception as e:  # a tasksim bug: answer 500, keep serving
+        log.exception("unhandled error serving %s %s", rest.method, uri)
+        return _error(OpenSearchError(f"{type(e).__name__}: {e}"), error_trace=error_trace)
+
+
+def contain_connection_failures() -> None:
+    """One connection's failure must never take the HTTP server down.
+
+    hypercorn's trio worker lets an exception from a connection handler escape into the server's
+    nursery, which ends `serve()` and with it the coordinator: a client that sends a request, then
+    bytes h11 rejects, then EOF makes two tasks write the socket at once (`BusyResourceError`),
+    and hypercorn issue #203 (`Got data when expected EOF`) is the same family. Found by
+    tests/properties/test_fuzz_http.py. This wraps `TCPServer.run`: such a failure is logged and
+    closes that one connection. Idempotent."""
+    from hypercorn.trio import tcp_server
+
+    server_cls: Any = tcp_server.TCPServer
+    if getattr(server_cls.run, "_tasksim_contained", False):
+        return
+    original = server_cls.run
+
+    async def run(self: Any) -> None:
+        try:
+            await original(self)
+        except Exception as e:  # an ExceptionGroup of Exceptions too; never trio.Cancelled
+            log.debug("a connection failed and was closed: %r", e)
+            with trio.CancelScope(shield=True):
+                try:
+                    await self.stream.aclose()
+                except Exception:
+                    pass
+
+    run._tasksim_contained = True  # type: ignore[attr-defined]
+    server_cls.run = run
 
 
 async def serve_http(
@@ -296,15 +580,37 @@ async def serve_http(
     port: int,
     *,
     shutdown: trio.Event,
+    limits: Limits | None = None,
+    tls: TlsFiles | None = None,
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve `app` with hypercorn inside the caller's nursery; `started()` reports the bound port."""
+    """Serve `app` with hypercorn inside the caller's nursery; `started()` reports the bound port.
+
+    With `tls`, HTTPS only (HTTP/1.1 over TLS, as OpenSearch serves it; a plain-HTTP client gets
+    its connection closed). Idle connections — and a client that stalls before its headers are
+    complete — are closed after `tasksim.http.idle_timeout`; each connection is its own trio
+    task, so a slow client never holds up the others."""
+    contain_connection_failures()
+    limits = limits or Limits()
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("tasksim.hypercorn")
     config.keep_alive_max_requests = 1_000_000
+    config.keep_alive_timeout = limits.idle_timeout
     config.graceful_timeout = 1.0
+    config.include_server_header = False  # OpenSearch sends neither
+    config.include_date_header = False
+    # Let requests up to well past OpenSearch's limits through to the app, which answers them
+    # with OpenSearch's errors; beyond that, hypercorn's own 400 and a closed connection.
+    config.h11_max_incomplete_size = max(
+        64 * 1024, 2 * (limits.max_initial_line_length + limits.max_header_size)
+    )
+    if tls is not None:
+        config.certfile = str(tls.cert)
+        config.keyfile = str(tls.key)
+        config.alpn_protocols = ["http/1.1"]
+        config.ssl_handshake_timeout = min(10.0, limits.idle_timeout)
 
     async def started(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         await serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)  # type: ignore[arg-type]

@@ -10,10 +10,20 @@ from dataclasses import dataclass
 
 import trio
 
-from coordinator import rest_cluster, rest_faults, rest_tasks
+from coordinator import (
+    rest_cat,
+    rest_cluster,
+    rest_faults,
+    rest_ml,
+    rest_ops,
+    rest_sim,
+    rest_tasks,
+)
 from coordinator.cluster import Cluster, ClusterConfig
 from coordinator.demo import start_demo
 from coordinator.http import Router, build_app, serve_http
+from coordinator.limits import Limits
+from coordinator.security import BasicAuth, TlsFiles
 
 
 @dataclass(frozen=True)
@@ -25,7 +35,7 @@ class Ready:
 
 def build_router(cluster: Cluster) -> Router:
     router = Router()
-    for module in (rest_cluster, rest_tasks, rest_faults):
+    for module in (rest_cluster, rest_tasks, rest_sim, rest_faults, rest_ops, rest_cat, rest_ml):
         module.register(router, cluster)
     return router
 
@@ -49,8 +59,12 @@ async def run(
     http_port: int = 9200,
     demo: bool = False,
     on_ready: Callable[[Ready], None] | None = None,
+    auth: BasicAuth | None = None,
+    limits: Limits | None = None,
+    http_tls: TlsFiles | None = None,
 ) -> None:
     check_port_free(http_host, http_port)
+    limits = limits or Limits()
     started = trio.current_time()
     cluster = Cluster(config)
     async with trio.open_nursery() as nursery:
@@ -58,10 +72,12 @@ async def run(
         shutdown = trio.Event()
         port = await nursery.start(
             lambda task_status: serve_http(
-                build_app(build_router(cluster)),
+                build_app(build_router(cluster), auth=auth, limits=limits),
                 http_host,
                 http_port,
                 shutdown=shutdown,
+                limits=limits,
+                tls=http_tls,
                 task_status=task_status,
             )
         )

@@ -11,33 +11,37 @@ OpenSearch's order of checks (reference §4, last paragraph). Pure; no I/O.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from simnode.errors import ActionRequestValidationError, IllegalArgumentError, NumberFormatError
 from simnode.taskid import EMPTY_TASK_ID, TaskId, parse_java_long
 
-# Consumed by the REST channel and controller for every request.
-RESPONSE_PARAMS = (
-    "pretty",
-    "human",
-    "format",
-    "filter_path",
-    "error_trace",
-    "source",
-    "source_content_type",
-)
+# Read by the REST channel (`AbstractRestChannel`: format, filter_path, pretty, human) and the
+# controller (`error_trace`) for every request, so they are always consumed. `source` is not: only
+# handlers that read a body from it consume it, so `GET _tasks?source=x` is an unrecognized parameter.
+CHANNEL_PARAMS = ("format", "filter_path", "pretty", "human", "error_trace")
 GROUP_BY_VALUES = ("nodes", "parents", "none")
 
 
 class Params:
-    """Query parameters with OpenSearch's consumed-parameter bookkeeping."""
+    """Query parameters with OpenSearch's consumed-parameter bookkeeping.
+
+    Reading a parameter consumes it, also when it is absent (`RestRequest.param`); `has()` does not.
+    """
 
     def __init__(self, items: list[tuple[str, str]], path: str) -> None:
         self._values: dict[str, str] = {}
         for key, value in items:
-            self._values[key] = value  # the last occurrence wins, as Netty's decoder keeps it
+            self._values[key] = value  # the last occurrence wins, as RestUtils.decodeQueryString
         self.path = path
-        self._consumed: set[str] = set(RESPONSE_PARAMS)
+        self._consumed: set[str] = set()
+
+    def add_path_params(self, path_params: dict[str, str]) -> None:
+        """Path parameters (`{task_id}`) join the query parameters, as `PathTrie` puts them.
+        Every OpenSearch handler reads its path parameters, so they count as consumed (and as
+        "did you mean" candidates) whether or not a handler here reads them through `param()`."""
+        self._values.update(path_params)
+        self._consumed.update(path_params)
 
     def has(self, key: str) -> bool:
         return key in self._values
@@ -47,11 +51,12 @@ class Params:
         return self._values.get(key, default)
 
     def param_bool(self, key: str, default: bool) -> bool:
-        """`paramAsBoolean`: absent → default, empty → true, else exactly `true`/`false`."""
+        """`paramAsBoolean`: empty → true (`?detailed` turns it on); absent or blank → default;
+        else exactly `true`/`false`."""
         value = self.param(key)
-        if value is None:
-            return default
-        return parse_boolean(value, default=True)
+        if value == "":
+            return True
+        return parse_boolean(value, default=default)
 
     def param_time(self, key: str) -> float | None:
         """`paramAsTime(key, null)` in seconds; `-1` means no limit and gives None."""
@@ -64,23 +69,31 @@ class Params:
     def param_list(self, key: str) -> tuple[str, ...]:
         return split_comma(self.param(key))
 
-    def check_unrecognized(self) -> None:
-        unconsumed = sorted(k for k in self._values if k not in self._consumed)
+    def param_str_list(self, key: str) -> tuple[str, ...] | None:
+        """`paramAsStringArray(key, null)`: None when absent, else the comma list."""
+        value = self.param(key)
+        return None if value is None else split_comma(value)
+
+    def check_unrecognized(self, response_params: frozenset[str] = frozenset()) -> None:
+        """`BaseRestHandler.handleRequest`: what is neither consumed nor a response parameter of
+        the handler is an error; suggestions come from both sets."""
+        unconsumed = sorted(
+            k for k in self._values if k not in self._consumed and k not in response_params
+        )
         if unconsumed:
-            raise IllegalArgumentError(unrecognized(self.path, unconsumed, self._consumed))
+            raise IllegalArgumentError(
+                unrecognized(self.path, unconsumed, self._consumed | response_params)
+            )
 
-    def response_flag(self, key: str) -> bool:
-        """A response parameter such as `pretty` or `human` (present and not `false`)."""
-        value = self._values.get(key)
-        return value is not None and value != "false"
-
-    def response_value(self, key: str) -> str | None:
+    def peek(self, key: str) -> str | None:
+        """The raw value without consuming it (for response formatting after the checks)."""
         return self._values.get(key)
 
 
-def parse_boolean(value: str, *, default: bool) -> bool:
-    """`Booleans.parseBoolean(value, default)`: empty → default; `true`/`false`; else 400."""
-    if value == "":
+def parse_boolean(value: str | None, *, default: bool) -> bool:
+    """`Booleans.parseBoolean(value, default)`: null, empty or blank → default; `true`/`false`;
+    anything else is a 400."""
+    if value is None or value.strip(_JAVA_WHITESPACE) == "":
         return default
     if value == "true":
         return True
@@ -90,6 +103,10 @@ def parse_boolean(value: str, *, default: bool) -> bool:
         f"Failed to parse value [{value}] as only [true] or [false] are allowed."
     )
 
+
+# `Character.isWhitespace` (Booleans.hasText) and `String.trim` (<= U+0020), near enough.
+_JAVA_WHITESPACE = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
+_JAVA_TRIM = "".join(chr(c) for c in range(0x21))
 
 _TIME_UNITS = (
     ("nanos", 1e-9),
@@ -105,13 +122,13 @@ _JAVA_DOUBLE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[fFdD]?")
 
 def parse_time_value(value: str, setting: str) -> float:
     """`TimeValue.parseTimeValue`: seconds (-1.0 for the magic -1), with OpenSearch's messages."""
-    normalized = value.lower().strip()
+    normalized = value.lower().strip(_JAVA_TRIM)
     for suffix, scale in _TIME_UNITS:
         # `m` is matched against the raw value (case-sensitive), every other unit case-insensitively.
         matched = value.endswith("m") if suffix == "m" else normalized.endswith(suffix)
         if not matched:
             continue
-        number = normalized[: len(normalized) - len(suffix)].strip()
+        number = normalized[: len(normalized) - len(suffix)].strip(_JAVA_TRIM)
         try:
             amount = parse_java_long(number)
         except NumberFormatError as e:
@@ -134,6 +151,19 @@ def parse_time_value(value: str, setting: str) -> float:
         f"failed to parse setting [{setting}] with value [{value}] as a time value: "
         "unit is missing or unrecognized"
     )
+
+
+def tokenize_comma(value: str | None) -> tuple[str, ...]:
+    """`Strings.tokenizeByCommaToSet` (as `filter_path` is read): trimmed, empty tokens dropped,
+    duplicates removed (first occurrence kept)."""
+    if not value:
+        return ()
+    seen: dict[str, None] = {}
+    for token in value.split(","):
+        token = token.strip(_JAVA_TRIM)
+        if token:
+            seen.setdefault(token, None)
+    return tuple(seen)
 
 
 def split_comma(value: str | None) -> tuple[str, ...]:
@@ -215,15 +245,14 @@ def check_group_by(group_by: str) -> None:
         )
 
 
-def parse_list(params: Params) -> TasksRequest:
-    """`RestListTasksAction.generateListTasksRequest` (+ group_by)."""
+def parse_list_request(params: Params) -> TasksRequest:
+    """`RestListTasksAction.generateListTasksRequest` (also what `_cat/tasks` reads)."""
     detailed = params.param_bool("detailed", False)
     nodes = params.param_list("nodes")
     actions = params.param_list("actions")
     parent = TaskId.parse(params.param("parent_task_id"))
     wait = params.param_bool("wait_for_completion", False)
     timeout = params.param_time("timeout")
-    group_by = params.param("group_by", "nodes") or "nodes"
     return TasksRequest(
         nodes=nodes,
         actions=actions,
@@ -231,17 +260,23 @@ def parse_list(params: Params) -> TasksRequest:
         detailed=detailed,
         wait_for_completion=wait,
         timeout=timeout,
-        group_by=group_by,
     )
 
 
-def parse_cancel(params: Params, task_id: str | None) -> TasksRequest:
+def parse_list(params: Params) -> TasksRequest:
+    """`RestListTasksAction.prepareRequest`: the list request, then `group_by` (default `nodes`;
+    an empty value stays empty and is rejected by `check_group_by` after the parameter checks)."""
+    req = parse_list_request(params)
+    return replace(req, group_by=params.param("group_by", "nodes") or "")
+
+
+def parse_cancel(params: Params) -> TasksRequest:
     """`RestCancelTasksAction.prepareRequest`: no `timeout` on cancel."""
     nodes = params.param_list("nodes")
-    tid = TaskId.parse(task_id)
+    tid = TaskId.parse(params.param("task_id"))
     actions = params.param_list("actions")
     parent = TaskId.parse(params.param("parent_task_id"))
-    group_by = params.param("group_by", "nodes") or "nodes"
+    group_by = params.param("group_by", "nodes") or ""
     wait = params.param_bool("wait_for_completion", False)
     return TasksRequest(
         nodes=nodes,
@@ -253,9 +288,9 @@ def parse_cancel(params: Params, task_id: str | None) -> TasksRequest:
     )
 
 
-def parse_get(params: Params, task_id: str) -> GetTaskRequest:
-    """`RestGetTaskAction.prepareRequest`."""
-    tid = TaskId.parse(task_id)
+def parse_get(params: Params) -> GetTaskRequest:
+    """`RestGetTaskAction.prepareRequest` (`task_id` is a path parameter)."""
+    tid = TaskId.parse(params.param("task_id"))
     wait = params.param_bool("wait_for_completion", False)
     timeout = params.param_time("timeout")
     return GetTaskRequest(task_id=tid, wait_for_completion=wait, timeout=timeout)

@@ -188,9 +188,19 @@ def tasks_response(
     return out
 
 
-def _grouped_by_parents(tasks: list[TaskInfo], *, human: bool) -> dict[str, Any]:
-    """`buildTaskGroups`: a task whose parent is in the answer nests under it; others are top-level."""
-    present: dict[TaskId, TaskInfo] = {t.task_id: t for t in tasks}
+@dataclass(frozen=True)
+class TaskGroup:
+    """`TaskGroup`: a task and the groups of its children that are in the same answer."""
+
+    task: TaskInfo
+    children: list[TaskGroup]
+
+
+def task_groups(tasks: list[TaskInfo]) -> list[TaskGroup]:
+    """`ListTasksResponse.buildTaskGroups`: a task whose parent is in the answer nests under it; a
+    task without a parent, or whose parent is not in the answer, is a top-level group. Order: the
+    order of the tasks (node order, then each node's registration order)."""
+    present = {t.task_id for t in tasks}
     children: dict[TaskId, list[TaskInfo]] = {}
     top: list[TaskInfo] = []
     for t in tasks:
@@ -199,39 +209,97 @@ def _grouped_by_parents(tasks: list[TaskInfo], *, human: bool) -> dict[str, Any]
         else:
             top.append(t)
 
-    def group(t: TaskInfo) -> dict[str, Any]:
-        out = task_info(t, human=human)
-        kids = children.get(t.task_id)
-        if kids:
-            out["children"] = [group(k) for k in kids]
+    def group(t: TaskInfo) -> TaskGroup:
+        return TaskGroup(t, [group(k) for k in children.get(t.task_id, [])])
+
+    return [group(t) for t in top]
+
+
+def _grouped_by_parents(tasks: list[TaskInfo], *, human: bool) -> dict[str, Any]:
+    """`toXContentGroupedByParents`: top-level groups by task id, `children` only when non-empty."""
+
+    def render(g: TaskGroup) -> dict[str, Any]:
+        out = task_info(g.task, human=human)
+        if g.children:
+            out["children"] = [render(k) for k in g.children]
         return out
 
-    return {str(t.task_id): group(t) for t in top}
+    return {str(g.task.task_id): render(g) for g in task_groups(tasks)}
 
 
 # -- errors -----------------------------------------------------------------------------------------
 
 
 def error_envelope(err: OpenSearchError, *, error_trace: bool = False) -> dict[str, Any]:
-    """`BytesRestResponse` for an exception: `{"error": {root_cause, type, reason, ...}, "status"}`."""
+    """`BytesRestResponse` for an exception: `{"error": {root_cause, type, reason, ...}, "status"}`.
+
+    With `error_trace=true` every level — each root cause, the error and each `caused_by` — gets
+    a `stack_trace` after its cause (`OpenSearchException.innerToXContent`)."""
     error: dict[str, Any] = {
-        "root_cause": [rc.xcontent(with_cause=False) for rc in err.root_causes()],
+        "root_cause": [_throwable(rc, error_trace, with_cause=False) for rc in err.root_causes()],
     }
-    error.update(err.xcontent())
-    if error_trace:
-        error["stack_trace"] = stack_trace(err)
+    error.update(_throwable(err, error_trace))
     return {"error": error, "status": err.status}
 
 
+def _throwable(
+    err: OpenSearchError, error_trace: bool, *, with_cause: bool = True
+) -> dict[str, Any]:
+    if not error_trace:
+        return err.xcontent(with_cause=with_cause)
+    body = err.xcontent(with_cause=False)
+    if with_cause and err.cause is not None:
+        body["caused_by"] = _throwable(err.cause, error_trace)
+    body["stack_trace"] = stack_trace(err)
+    return body
+
+
+# Java classes behind the `type` strings whose names do not follow from the type itself.
+_JAVA_CLASSES = {
+    "exception": "OpenSearchException",
+    "timeout_exception": "OpenSearchTimeoutException",
+    "parse_exception": "OpenSearchParseException",
+    "status_exception": "OpenSearchStatusException",
+    "security_exception": "OpenSearchSecurityException",
+    "illegal_argument_exception": "java.lang.IllegalArgumentException",
+    "illegal_state_exception": "java.lang.IllegalStateException",
+    "number_format_exception": "java.lang.NumberFormatException",
+    "null_pointer_exception": "java.lang.NullPointerException",
+    "unsupported_operation_exception": "java.lang.UnsupportedOperationException",
+}
+
+
+def java_class(err: OpenSearchError) -> str:
+    known = _JAVA_CLASSES.get(err.type)
+    if known is not None:
+        return known
+    return "".join(part.capitalize() for part in err.type.split("_"))
+
+
+def _describe(err: OpenSearchError) -> str:
+    """`Throwable.toString()` as a stack trace prints it: `java.lang.X: msg` for JDK exceptions,
+    `OpenSearchException.toString()` (`Name[msg]; nested: Cause[msg];`) for OpenSearch's."""
+    name = java_class(err)
+    if name.startswith("java."):
+        return f"{name}: {err.reason}"
+    if err.cause is None:
+        return f"{name}[{err.reason}]"
+    parts: list[str] = []
+    current: OpenSearchError | None = err
+    while current is not None:
+        parts.append(f"{java_class(current).rsplit('.', 1)[-1]}[{current.reason}]; ")
+        current = current.cause
+    return "nested: ".join(parts).strip()
+
+
 def stack_trace(err: OpenSearchError) -> str:
-    """A Java-looking stack trace for `error_trace=true` (tasksim has no JVM frames to show)."""
+    """`ExceptionsHelper.stackTrace`: a Java-looking trace (tasksim has no JVM frames to show)."""
     lines: list[str] = []
     current: OpenSearchError | None = err
     first = True
     while current is not None:
-        prefix = "" if first else "Caused by: "
-        lines.append(f"{prefix}OpenSearchException[{current.reason}]; type [{current.type}]")
-        lines.append("\tat tasksim (simulated)")
+        lines.append(("" if first else "Caused by: ") + _describe(current))
+        lines.append("\tat tasksim.simulated(Unknown Source)")
         current = current.cause
         first = False
     return "\n".join(lines)

@@ -11,9 +11,6 @@
                                              rule version it applied, its bans (and live tasks)
     POST   /_sim/nodes/<name>/kill|pause|resume|restart
 
-and, until `POST /_sim/tasks` (issue 4) exists, `POST /_sim/faults/_start_task`: start simulated
-task trees on a node (coordinator/faultspec.py `StartWork`), with the request's X-Opaque-Id.
-
 Handlers only parse, call the nemesis (coordinator/nemesis.py) and render; errors are OpenSearch
 errors rendered by the one envelope renderer.
 """
@@ -25,14 +22,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from coordinator.cluster import Cluster
-from coordinator.faultspec import FaultSpec, StartWork, parse_fault
+from coordinator.faultspec import FaultSpec, parse_fault
 from coordinator.http import RestRequest, RestResponse, Router
 from coordinator.nemesis import Nemesis
-from simnode._wire import node_pb2 as pb
 from simnode.errors import IllegalArgumentError, ParseError
-from simnode.wire import headers_to_pb
-
-START_TIMEOUT = 10.0
 
 
 def validation_message(e: ValidationError) -> str:
@@ -98,38 +91,11 @@ def register(router: Router, cluster: Cluster) -> None:
 
         return handler
 
-    async def start_task(request: RestRequest) -> RestResponse:
-        request.finish(body_allowed=True)
-        try:
-            work = StartWork.model_validate(request.json_body())
-        except ValidationError as e:
-            raise IllegalArgumentError(f"invalid task: {validation_message(e)}") from e
-        known = nemesis.names()
-        for name in [work.node, *work.task.nodes()]:
-            if name not in known:
-                raise IllegalArgumentError(f"unknown node [{name}] (nodes: {', '.join(known)})")
-        node = cluster.state.by_name(work.node)
-        if node is None:
-            raise IllegalArgumentError(f"node [{work.node}] is not in the cluster")
-        ids = {n: nemesis.process_state(n)["id"] for n in known}
-        answer = await cluster.transport.call(
-            node,
-            "StartTask",
-            pb.RunTaskRequest(
-                spec=work.task.to_pb(ids),
-                copies=work.copies,
-                headers=headers_to_pb(request.task_headers),
-            ),
-            timeout=START_TIMEOUT,
-        )
-        return RestResponse({"task_ids": list(answer.task_ids)})
-
     router.add("GET", "/_sim/faults", get_faults)
     router.add("POST", "/_sim/faults", install)
     router.add("DELETE", "/_sim/faults", clear)
     router.add("DELETE", "/_sim/faults/{fault_id}", remove)
     router.add("POST", "/_sim/faults/_heal", heal)
-    router.add("POST", "/_sim/faults/_start_task", start_task)
     router.add("GET", "/_sim/nodes", nodes)
     for action in ("kill", "pause", "resume", "restart"):
         router.add("POST", f"/_sim/nodes/{{node}}/{action}", process_action(action))

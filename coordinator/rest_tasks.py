@@ -1,8 +1,9 @@
 """REST handlers of the Tasks API: `GET _tasks`, `GET _tasks/<id>`, `POST _tasks[/<id>]/_cancel`.
 
 Each handler follows its OpenSearch Rest*Action: parse and consume parameters (`prepareRequest`),
-then `finish()` (unrecognized parameters, body), then `group_by`, then the request's own
-`validate()`, then the transport action (coordinator/fanout.py), then render (coordinator/render.py).
+then `finish()` (unrecognized parameters, body), then `group_by` (`listTasksResponseListener`),
+then the transport action (coordinator/fanout.py: register the task — the header-size check —,
+then the request's own `validate()`, then the fan-out), then render (coordinator/render.py).
 """
 
 from __future__ import annotations
@@ -35,28 +36,24 @@ def register(router: Router, cluster: Cluster) -> None:
         req = parse_list(request.params)
         request.finish()
         check_group_by(req.group_by)
-        req.validate()
         result = await fanout.list_tasks(cluster, req, request.task_headers)
-        human = request.params.response_flag("human")
         return RestResponse(
-            tasks_response(result, cluster.state, group_by=req.group_by, human=human)
+            tasks_response(result, cluster.state, group_by=req.group_by, human=request.human)
         )
 
     async def get_task(request: RestRequest) -> RestResponse:
-        req = parse_get(request.params, request.path_params["task_id"])
+        req = parse_get(request.params)
         request.finish()
         result = await fanout.get_task(cluster, req, request.task_headers)
-        return RestResponse(get_task_body(result, human=request.params.response_flag("human")))
+        return RestResponse(get_task_body(result, human=request.human))
 
     async def cancel_tasks(request: RestRequest) -> RestResponse:
-        req = parse_cancel(request.params, request.path_params.get("task_id"))
+        req = parse_cancel(request.params)
         request.finish()
         check_group_by(req.group_by)
-        req.validate()
         result = await fanout.cancel_tasks(cluster, req, request.task_headers)
-        human = request.params.response_flag("human")
         return RestResponse(
-            tasks_response(result, cluster.state, group_by=req.group_by, human=human)
+            tasks_response(result, cluster.state, group_by=req.group_by, human=request.human)
         )
 
     router.add("GET", "/_tasks", list_tasks)

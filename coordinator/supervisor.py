@@ -1,24 +1,26 @@
 """The supervisor: it owns every node process — start, kill, pause, resume, restart, stop.
 
 Nodes are fresh interpreters (`python -m simnode`, fork+exec; never a bare fork while grpc is
-loaded), spawned from the trio thread itself (`ChildProcess`), not from a worker thread as
-`trio.lowlevel.open_process` does: a node's PR_SET_PDEATHSIG fires when the *thread* that forked it
-exits, and trio retires idle worker threads after 10 s — which killed healthy nodes. A node reports `READY <port>` on stdout; its stdin is a pipe we hold, so it exits
-when we close it or die. `stop_all()` resumes paused nodes, closes stdin, sends SIGTERM, and SIGKILLs
+loaded). A node reports `READY <port>` on stdout; its stdin is a pipe we hold, so it exits when we
+close it or die; and it arms PR_SET_PDEATHSIG=SIGKILL, which Linux ties to the *thread* that forked
+it. That is why every node is forked by one dedicated thread that lives as long as this process
+(`_SPAWNER`), not by trio's worker threads, which exit after 10 idle seconds and took every node
+down with them. With that, a node dies with its coordinator even when it is SIGSTOPped. `stop_all()` resumes paused nodes, closes stdin, sends SIGTERM, and SIGKILLs
 whatever is left after a grace period. `heal()` resumes every paused node. Process faults live here
 and nowhere else (DESIGN.md rule 4).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import trio
 
@@ -27,6 +29,91 @@ from simnode.discovery import DEFAULT_ATTRIBUTES, DEFAULT_ROLES
 
 READY_TIMEOUT = 30.0
 STOP_GRACE = 2.0
+
+
+# The one thread that forks node processes; it never exits while this process lives.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tasksim-spawner")
+
+
+class ChildProcess:
+    """A node process: its `Popen`, trio streams for its stdin/stdout pipes, and an async wait."""
+
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        stdin: trio.lowlevel.FdStream,
+        stdout: trio.lowlevel.FdStream,
+    ) -> None:
+        self.popen = popen
+        self.stdin: trio.lowlevel.FdStream | None = stdin
+        self.stdout: trio.lowlevel.FdStream | None = stdout
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def send_signal(self, sig: int) -> None:
+        if self.popen.poll() is None:
+            try:
+                self.popen.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    async def wait(self) -> int:
+        if (code := self.popen.poll()) is not None:
+            return code
+        try:
+            pidfd = os.pidfd_open(self.popen.pid)
+        except (AttributeError, OSError):
+            while (code := self.popen.poll()) is None:
+                await trio.sleep(0.02)
+            return code
+        try:
+            await trio.lowlevel.wait_readable(pidfd)
+        finally:
+            os.close(pidfd)
+        return self.popen.wait()
+
+
+async def spawn(
+    command: list[str],
+    *,
+    env: dict[str, str],
+    stderr: IO[bytes],
+    new_session: bool = False,
+    cwd: str | None = None,
+) -> ChildProcess:
+    """Fork+exec `command` on the spawner thread, with pipes for stdin and stdout."""
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    try:
+        future = _SPAWNER.submit(
+            subprocess.Popen,
+            command,
+            stdin=stdin_r,
+            stdout=stdout_w,
+            stderr=stderr,
+            env=env,
+            close_fds=True,
+            start_new_session=new_session,
+            cwd=cwd,
+        )
+        popen: Any = await trio.to_thread.run_sync(future.result)
+    except BaseException:
+        os.close(stdin_w)
+        os.close(stdout_r)
+        raise
+    finally:
+        os.close(stdin_r)
+        os.close(stdout_w)
+    return ChildProcess(popen, trio.lowlevel.FdStream(stdin_w), trio.lowlevel.FdStream(stdout_r))
 
 
 class SupervisorError(Exception):
@@ -41,73 +128,6 @@ class NodeSpec:
     attributes: tuple[tuple[str, str], ...] = DEFAULT_ATTRIBUTES
     host: str = "127.0.0.1"
     port: int = 0
-
-
-class ChildProcess:
-    """A child process spawned from the calling (trio) thread, with trio streams for its stdin and
-    stdout and an async `wait()` — the part of `trio.Process` the supervisor uses."""
-
-    def __init__(
-        self,
-        command: list[str],
-        *,
-        stderr: int,
-        env: dict[str, str],
-        new_session: bool = False,
-        cwd: str | None = None,
-    ) -> None:
-        popen = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=env,
-            start_new_session=new_session,
-            cwd=cwd,
-        )
-        assert popen.stdin is not None and popen.stdout is not None
-        self._popen = popen
-        self.stdin: trio.lowlevel.FdStream | None = trio.lowlevel.FdStream(
-            os.dup(popen.stdin.fileno())
-        )
-        self.stdout: trio.lowlevel.FdStream | None = trio.lowlevel.FdStream(
-            os.dup(popen.stdout.fileno())
-        )
-        popen.stdin.close()
-        popen.stdout.close()
-        self._pidfd: int | None = None
-        with contextlib.suppress(AttributeError, OSError):
-            self._pidfd = os.pidfd_open(popen.pid)
-
-    @property
-    def pid(self) -> int:
-        return self._popen.pid
-
-    @property
-    def returncode(self) -> int | None:
-        result = self._popen.poll()
-        if result is not None and self._pidfd is not None:
-            os.close(self._pidfd)
-            self._pidfd = None
-        return result
-
-    def send_signal(self, sig: int) -> None:
-        if self.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._popen.send_signal(sig)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
-
-    async def wait(self) -> int:
-        while (code := self.returncode) is None:
-            try:
-                if self._pidfd is None:
-                    raise trio.BusyResourceError
-                await trio.lowlevel.wait_readable(self._pidfd)
-            except trio.BusyResourceError:  # no pidfd, or another task waits on it already
-                await trio.sleep(0.01)
-        return code
 
 
 @dataclass
@@ -139,7 +159,8 @@ def _child_env() -> dict[str, str]:
 
 
 class Supervisor:
-    def __init__(self, log_dir: Path | None = None) -> None:
+    def __init__(self, log_dir: Path | None = None, node_args: tuple[str, ...] = ()) -> None:
+        self.node_args = node_args  # appended to every node's command line
         self.nodes: dict[str, NodeProcess] = {}
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="tasksim-logs-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -163,16 +184,16 @@ class Supervisor:
             cmd += ["--attr", f"{key}={value}"]
         if not spec.attributes:
             cmd += ["--attr", "="]  # an explicit empty set
-        return cmd
+        return [*cmd, *self.node_args]
 
     async def start(self, spec: NodeSpec, *, port: int | None = None) -> NodeProcess:
         """Start a node process and wait for its READY line. Its stderr goes to `<log_dir>/<name>.log`."""
         log = self.log_dir / f"{spec.name}.log"
         with open(log, "ab") as stderr:
-            process = ChildProcess(
+            process = await spawn(
                 self.command(spec, spec.port if port is None else port),
-                stderr=stderr.fileno(),
                 env=_child_env(),
+                stderr=stderr,
             )
         assert process.stdout is not None
         buf = b""
@@ -197,15 +218,12 @@ class Supervisor:
 
     @staticmethod
     async def _kill(process: ChildProcess) -> None:
-        if process.returncode is None:
-            try:
-                process.kill()
-            except ProcessLookupError:
-                pass
+        process.kill()
         await process.wait()
         for stream in (process.stdin, process.stdout):
             if stream is not None:
                 await stream.aclose()
+        process.stdin = process.stdout = None
 
     def get(self, name: str) -> NodeProcess:
         try:
@@ -218,8 +236,7 @@ class Supervisor:
     def kill(self, name: str) -> None:
         """SIGKILL: the process is gone at once, its tasks with it."""
         node = self.get(name)
-        if node.alive:
-            node.process.send_signal(signal.SIGKILL)
+        node.process.kill()
         node.paused = False
 
     def pause(self, name: str) -> None:
@@ -255,10 +272,8 @@ class Supervisor:
                         node.process.send_signal(signal.SIGCONT)
                     if node.process.stdin is not None:
                         await node.process.stdin.aclose()
-                    try:
-                        node.process.send_signal(signal.SIGTERM)
-                    except ProcessLookupError:
-                        pass
+                        node.process.stdin = None
+                    node.process.send_signal(signal.SIGTERM)
             with trio.move_on_after(STOP_GRACE):
                 for node in self.nodes.values():
                     await node.process.wait()

@@ -2,7 +2,9 @@
 
 It binds its gRPC port (0 = any free port), prints `READY <port>` on stdout once it serves, and
 exits cleanly on SIGTERM/SIGINT, when its stdin reaches EOF (the parent closed the pipe or died),
-and — Linux — when its parent process dies (PR_SET_PDEATHSIG, which also reaches a SIGSTOPped node).
+and — Linux — when its parent process dies (PR_SET_PDEATHSIG=SIGKILL, which also reaches a
+SIGSTOPped node). Linux ties that signal to the parent *thread* that forked: the supervisor forks
+every node from one thread that lives as long as the coordinator (coordinator/supervisor.py).
 No orphans, ever.
 """
 
@@ -21,7 +23,7 @@ import trio
 from simnode.discovery import DEFAULT_ATTRIBUTES, DEFAULT_ROLES, DiscoveryNode
 from simnode.node import Node
 from simnode.server import DEFAULT_MAX_WORKERS, NodeServer
-from simnode.transport import GrpcTransport
+from simnode.transport import GrpcTransport, TransportTls
 
 
 def _die_with_parent() -> None:
@@ -51,6 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="node attribute (repeatable); default shard_indexing_pressure_enabled=true",
     )
     p.add_argument("--max-workers", type=int, default=DEFAULT_MAX_WORKERS)
+    p.add_argument("--max-live-tasks", type=int, default=None, help="refuse new work past this")
+    p.add_argument("--tls-cert", default=None, help="PEM certificate: mutual TLS on the transport")
+    p.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
+    p.add_argument("--tls-ca", default=None, help="PEM certificates to trust (default: --tls-cert)")
     return p.parse_args(argv)
 
 
@@ -70,7 +76,12 @@ async def serve(args: argparse.Namespace) -> None:
         if args.attr is not None
         else DEFAULT_ATTRIBUTES
     )
-    server = NodeServer(args.host, args.port, max_workers=args.max_workers)
+    tls = (
+        TransportTls.from_files(args.tls_cert, args.tls_key, args.tls_ca)
+        if args.tls_cert and args.tls_key
+        else None
+    )
+    server = NodeServer(args.host, args.port, max_workers=args.max_workers, tls=tls)
     local = DiscoveryNode(
         id=args.id,
         name=args.name,
@@ -80,8 +91,8 @@ async def serve(args: argparse.Namespace) -> None:
         roles=tuple(r for r in args.roles.split(",") if r),
         attributes=attrs,  # type: ignore[arg-type]
     )
-    transport = GrpcTransport()
-    node = Node(local, transport)
+    transport = GrpcTransport(tls=tls)
+    node = Node(local, transport, max_live_tasks=args.max_live_tasks)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)

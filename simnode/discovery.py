@@ -59,6 +59,8 @@ class ClusterState:
     version: int = 0
     cluster_manager_node_id: str = ""
     nodes: tuple[DiscoveryNode, ...] = field(default_factory=tuple)
+    # The node that holds the `.tasks` index (the coordinating node in tasksim); "" = none.
+    tasks_index_node_id: str = ""
 
     def get(self, node_id: str) -> DiscoveryNode | None:
         for node in self.nodes:

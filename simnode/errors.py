@@ -176,6 +176,23 @@ class StatusError(OpenSearchError):
         self.status = status
 
 
+class ResourceAlreadyExistsError(OpenSearchError):
+    type = "resource_already_exists_exception"
+    status = 400
+
+
+class InvalidIndexNameError(OpenSearchError):
+    type = "invalid_index_name_exception"
+    status = 400
+
+
+class SearchPhaseExecutionError(OpenSearchError):
+    """`SearchPhaseExecutionException` ("all shards failed"), with `phase` and `grouped`."""
+
+    type = "search_phase_execution_exception"
+    status = 500
+
+
 class TaskCancelledError(OpenSearchError):
     type = "task_cancelled_exception"
     status = 500
@@ -228,3 +245,10 @@ class TransportError(OpenSearchError):
 
     type = "transport_exception"
     status = 500
+
+
+class RejectedExecutionError(OpenSearchError):
+    """`OpenSearchRejectedExecutionException`: a queue or a limit is full (429)."""
+
+    type = "rejected_execution_exception"
+    status = 429

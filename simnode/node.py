@@ -22,25 +22,39 @@ import math
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import trio
 
+from simnode import bulk_by_scroll
 from simnode._wire import node_pb2 as pb
 from simnode.discovery import ClusterState, DiscoveryNode
 from simnode.errors import (
     IllegalArgumentError,
+    IllegalStateError,
     NoSuchNodeError,
     OpenSearchError,
     OpenSearchTimeoutError,
     ResourceNotFoundError,
+    TaskCancelledError,
 )
-from simnode.registry import DIRECT, TRANSPORT, Headers, Registry, Task, TaskFilter, task_headers
+from simnode.registry import (
+    DIRECT,
+    ON_CANCEL_MODES,
+    TRANSPORT,
+    Headers,
+    Registry,
+    Task,
+    TaskFilter,
+    check_live_tasks,
+    task_headers,
+)
 from simnode.taskid import EMPTY_TASK_ID, TaskId
 from simnode.transport import Transport
 from simnode.wire import (
     discovery_node_to_pb,
+    error_from_pb,
     error_to_pb,
     headers_from_pb,
     headers_to_pb,
@@ -51,10 +65,10 @@ LIST_ACTION = "cluster:monitor/tasks/lists"
 CANCEL_ACTION = "cluster:admin/tasks/cancel"
 GET_ACTION = "cluster:monitor/task/get"
 BAN_ACTION = "internal:admin/tasks/ban"
+RETHROTTLE_ACTION = "cluster:admin/reindex/rethrottle"
 DEFAULT_WAIT_FOR_COMPLETION_TIMEOUT = 30.0
-
-# How a simulated task reacts when it is cancelled.
-ON_CANCEL_MODES = ("immediate", "checkpoint", "ignore")
+# How much later than an enclosing transport deadline a wait for completion may time out.
+TRANSPORT_DEADLINE_FIRST = 0.1
 
 
 class Clock:
@@ -87,10 +101,22 @@ def java_object_name(task: Task) -> str:
 
 @dataclass(eq=False)
 class _Running:
-    """The runtime side of a simulated task: how its work learns it was cancelled."""
+    """The runtime side of a simulated task: how its work learns it was cancelled (or
+    rethrottled), and what it answers with."""
 
     task: Task
     cancelled: trio.Event = field(default_factory=trio.Event)
+    wake: trio.Event = field(default_factory=trio.Event)
+    worker: bulk_by_scroll.WorkerState | None = None
+    leader: bulk_by_scroll.LeaderState | None = None
+    response: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    info: pb.TaskInfo
+    response_json: str | None
+    error: OpenSearchError | None
 
 
 class Node:
@@ -100,8 +126,10 @@ class Node:
         transport: Transport,
         *,
         cluster: ClusterState | None = None,
+        max_live_tasks: int | None = None,
     ) -> None:
         self.local = local
+        self.max_live_tasks = max_live_tasks
         self.transport = transport
         self.cluster = cluster or ClusterState(nodes=(local,))
         self.registry = Registry(local.id)
@@ -110,6 +138,8 @@ class Node:
         self._done_waiters: dict[int, trio.Event] = {}
         self._children_waiters: dict[int, trio.Event] = {}
         self._running: dict[int, _Running] = {}
+        # Set on the node that holds the `.tasks` index (the coordinating node).
+        self.on_store_result: Callable[[pb.StoreResultRequest], None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -205,6 +235,12 @@ class Node:
         return [task]
 
     async def _wait_for_completion(self, task: Task, deadline: float) -> None:
+        # The caller's transport deadline (the RPC's, or the local shortcut's) started when the
+        # request was sent, before this wait began; in OpenSearch it fires first (the node only
+        # polls every 100 ms). Keep that order deterministic: never time out before it.
+        outer = trio.current_effective_deadline()
+        if outer != math.inf:
+            deadline = max(deadline, outer + TRANSPORT_DEADLINE_FIRST)
         with trio.move_on_at(deadline):
             await self.wait_done(task)
             return
@@ -325,6 +361,9 @@ class Node:
             running = self._running.get(task.id)
             if running is not None:
                 running.cancelled.set()
+                if running.worker is not None:  # WorkerBulkByScrollTaskState.handleCancel
+                    running.worker.rethrottle(math.inf, nanos)
+                    running.wake.set()
         if not child_nodes:
             if wait_for_completion:
                 await self.wait_done(task)
@@ -437,13 +476,21 @@ class Node:
     # -- simulated task trees --------------------------------------------------------------------
 
     def start_task(self, req: pb.RunTaskRequest) -> pb.StartTaskResponse:
-        """Register the root(s) of a tree now, run them in the background, answer with the ids."""
+        """Register the root(s) of a tree now, run them in the background, answer with the ids.
+
+        A cancellable root whose parent is banned here fails at once (`Task cancelled before it
+        started: ...`), as any registration does."""
         headers = headers_from_pb(req.headers)
         parent = TaskId.parse(req.parent_task)
         ids = []
-        for _ in range(max(1, req.copies)):
+        copies = max(1, req.copies)
+        # All copies or none: a refused start must not leave some of them running.
+        check_live_tasks(
+            len(self.registry) + copies - 1, self.max_live_tasks, req.spec.action, self.local.name
+        )
+        for _ in range(copies):
             task = self._register_spec(req.spec, parent, headers, local=False)
-            self.nursery.start_soon(self._run_registered, task, req.spec, headers, None)
+            self.nursery.start_soon(self._run_background, task, req.spec, headers)
             ids.append(str(task.task_id))
         return pb.StartTaskResponse(task_id=ids[0], task_ids=ids)
 
@@ -454,11 +501,20 @@ class Node:
         local: bool,
         channel_closed: trio.Event | None = None,
     ) -> pb.RunTaskResponse:
-        """Run a task tree here until it is done: the child request of a parent elsewhere."""
+        """Run a task tree here until it is done: the child request of a parent elsewhere (or a
+        REST-entry task the caller waits for). A failed task raises its error."""
         headers = headers_from_pb(req.headers)
         task = self._register_spec(req.spec, TaskId.parse(req.parent_task), headers, local=local)
-        info = await self._run_registered(task, req.spec, headers, channel_closed)
-        return pb.RunTaskResponse(task=info)
+        outcome = await self._run_registered(task, req.spec, headers, channel_closed)
+        if outcome.error is not None:
+            raise outcome.error
+        answer = pb.RunTaskResponse(task=outcome.info)
+        if outcome.response_json is not None:
+            answer.response_json = outcome.response_json
+        return answer
+
+    async def _run_background(self, task: Task, spec: pb.TaskSpec, headers: Headers) -> None:
+        await self._run_registered(task, spec, headers, None)
 
     def _register_spec(
         self, spec: pb.TaskSpec, parent: TaskId, headers: Headers, *, local: bool
@@ -467,6 +523,7 @@ class Node:
             raise IllegalArgumentError(
                 f"[on_cancel] must be one of {list(ON_CANCEL_MODES)} but was [{spec.on_cancel}]"
             )
+        check_live_tasks(len(self.registry), self.max_live_tasks, spec.action, self.local.name)
         return self.register(
             spec.action,
             local=local,
@@ -483,30 +540,68 @@ class Node:
         spec: pb.TaskSpec,
         headers: Headers,
         channel_closed: trio.Event | None,
-    ) -> pb.TaskInfo:
+    ) -> _Outcome:
         running = _Running(task)
         self._running[task.id] = running
         try:
+            failures: list[OpenSearchError] = []
             async with trio.open_nursery() as nursery:
                 if channel_closed is not None:
                     nursery.start_soon(self._cancel_when_closed, task, channel_closed, headers)
                 async with trio.open_nursery() as work:
-                    for child in spec.children:
-                        work.start_soon(self._run_child, task, child, headers)
-                    work.start_soon(self._work, running, spec)
+                    if spec.children:
+
+                        def child_failed(scope: trio.CancelScope = work.cancel_scope) -> None:
+                            # A failed child fails the task at once: its own work stops too,
+                            # unless it is a zombie that ignores its cancellation for a while.
+                            if not (task.is_cancelled and spec.on_cancel == "ignore"):
+                                scope.cancel()
+
+                        work.start_soon(
+                            self._run_children, task, spec, headers, failures, child_failed
+                        )
+                    if spec.bulk_by_scroll.kind:
+                        work.start_soon(self._bulk_by_scroll, running, spec, headers, failures)
+                    else:
+                        work.start_soon(self._work, running, spec)
                 nursery.cancel_scope.cancel()
+            response_json, error = self._outcome(running, spec, failures)
             _, nanos = self._now()
-            return task_info_to_pb(task.info(detailed=False, now_nanos=nanos))
+            if spec.store_result:
+                await self._store_result(task, response_json, error, nanos)
+            info = task_info_to_pb(task.info(detailed=False, now_nanos=nanos))
+            return _Outcome(info, response_json, error)
         finally:
             del self._running[task.id]
             self.unregister(task)
+
+    @staticmethod
+    def _outcome(
+        running: _Running, spec: pb.TaskSpec, failures: list[OpenSearchError]
+    ) -> tuple[str | None, OpenSearchError | None]:
+        """What the finished task answers: its own error, a child's failure, its cancellation,
+        or its response (in that order)."""
+        if spec.HasField("error"):
+            return None, error_from_pb(spec.error)
+        if failures:
+            return None, failures[0]
+        if running.response is not None:
+            return json.dumps(running.response), None
+        cancelled = running.task.cancelled
+        if cancelled is not None:
+            return None, TaskCancelledError(f"cancelled task with reason: {cancelled.reason}")
+        return (spec.response_json if spec.HasField("response_json") else "{}"), None
 
     async def _cancel_when_closed(self, task: Task, closed: trio.Event, headers: Headers) -> None:
         """The parent's channel closed (its node died or the call was cut): cancel, as
         `TaskManager.startTrackingCancellableChannelTask` does."""
         await closed.wait()
         if task.cancellable:
-            await self.cancel_task_and_descendants(task, "channel was closed", False, headers)
+            # In the node's nursery: the task may end (and this scope with it) while its bans are
+            # still being set, and the unban that follows must not be lost with it.
+            self.nursery.start_soon(
+                self.cancel_task_and_descendants, task, "channel was closed", False, headers
+            )
 
     async def _work(self, running: _Running, spec: pb.TaskSpec) -> None:
         duration = math.inf if spec.duration_millis < 0 else spec.duration_millis / 1000
@@ -521,33 +616,363 @@ class Node:
                     await trio.sleep(interval)
             else:  # ignore: a zombie that keeps running for a while after the cancel
                 await running.cancelled.wait()
+                if spec.ignore_cancel_millis < 0:
+                    await trio.sleep_forever()
                 await trio.sleep(spec.ignore_cancel_millis / 1000)
 
-    async def _run_child(self, parent: Task, child: pb.ChildSpec, headers: Headers) -> None:
+    async def _run_children(
+        self,
+        task: Task,
+        spec: pb.TaskSpec,
+        headers: Headers,
+        failures: list[OpenSearchError],
+        on_failure: Callable[[], None],
+    ) -> None:
+        """Phase by phase; a phase with a failed child ends the task's work (`on_failure`)."""
+
+        async def one(child: pb.ChildSpec) -> None:
+            try:
+                await self._run_child(task, child, headers, via_client=child.local_client)
+            except OpenSearchError as e:
+                failures.append(e)
+
+        for phase in sorted({c.phase for c in spec.children}):
+            async with trio.open_nursery() as nursery:
+                for child in spec.children:
+                    if child.phase == phase:
+                        nursery.start_soon(one, child)
+            if failures:
+                on_failure()
+                return
+
+    async def _run_child(
+        self, parent: Task, child: pb.ChildSpec, headers: Headers, *, via_client: bool = False
+    ) -> pb.RunTaskResponse:
+        """Send one child request and wait for its answer (raises the child's failure).
+
+        A cancellable parent records the child's node first (`registerChildNode`), which fails
+        once the parent is cancelled. `via_client`: an action the node runs on itself through its
+        client (a `transport` task, like reindex's searches); otherwise a request to the local
+        node takes the local shortcut (`direct`)."""
         target = child.node_id or self.local.id
+        registered = False
+        if parent.cancellable:
+            self.registry.register_child_node(parent, target)
+            registered = True
         try:
-            if parent.cancellable:
-                self.registry.register_child_node(parent, target)
-        except OpenSearchError:
-            return  # the parent was cancelled before this child could be sent
-        request = pb.RunTaskRequest(
-            spec=child.task, parent_task=str(parent.task_id), headers=headers_to_pb(headers)
-        )
-        try:
-            await self._send(target, "RunTask", request, self.run_task)
-        except OpenSearchError:
-            pass  # a failed child (cancelled before it started, node gone) ends that branch
+            if child.send_delay_millis > 0:
+                await trio.sleep(child.send_delay_millis / 1000)
+            request = pb.RunTaskRequest(
+                spec=child.task, parent_task=str(parent.task_id), headers=headers_to_pb(headers)
+            )
+            if via_client and target == self.local.id:
+                answer: pb.RunTaskResponse = await self.run_task(request, local=False)
+                return answer
+            result: pb.RunTaskResponse = await self._send(target, "RunTask", request, self.run_task)
+            return result
         finally:
-            if parent.cancellable:
+            if registered:
                 self.registry.unregister_child_node(parent, target)
                 if not parent.child_nodes:
                     waiter = self._children_waiters.pop(parent.id, None)
                     if waiter is not None:
                         waiter.set()
 
+    # -- stored results (the `.tasks` index) -----------------------------------------------------
+
+    async def _store_result(
+        self, task: Task, response_json: str | None, error: OpenSearchError | None, nanos: int
+    ) -> None:
+        """`TaskManager.storeResult`: send `task.result(...)` (detailed, without resource_stats)
+        to the node holding `.tasks`. A store that fails is dropped, as a failed index write
+        is only logged by OpenSearch's `LoggingTaskListener`."""
+        target = self.cluster.tasks_index_node_id
+        if not target:
+            return
+        info = replace(task.info(detailed=True, now_nanos=nanos), resource_stats=None)
+        request = pb.StoreResultRequest(task=task_info_to_pb(info))
+        if error is not None:
+            request.error.CopyFrom(error_to_pb(error))
+        elif response_json is not None:
+            request.response_json = response_json
+        try:
+            await self._send(target, "StoreResult", request, self.store_result)
+        except OpenSearchError:
+            pass
+
+    async def store_result(self, req: pb.StoreResultRequest, *, local: bool) -> pb.Empty:
+        if self.on_store_result is None:
+            raise IllegalStateError(f"node [{self.local.name}] does not hold the [.tasks] index")
+        self.on_store_result(req)
+        return pb.Empty()
+
+    # -- bulk-by-scroll (reindex, update_by_query, delete_by_query) ------------------------------
+
+    async def _bulk_by_scroll(
+        self,
+        running: _Running,
+        spec: pb.TaskSpec,
+        headers: Headers,
+        failures: list[OpenSearchError],
+    ) -> None:
+        bbs = spec.bulk_by_scroll
+        task = running.task
+        started = trio.current_time()
+        if bbs.slices > 1:
+            await self._bulk_by_scroll_leader(running, spec, headers, failures)
+        else:
+            await self._bulk_by_scroll_worker(running, bbs, headers, failures)
+        if failures:
+            return
+        took = int((trio.current_time() - started) * 1000)
+        _, nanos = self._now()
+        status = (
+            running.leader.status(_reason(task))
+            if running.leader is not None
+            else running.worker.status(nanos, _reason(task))
+            if running.worker is not None
+            else bulk_by_scroll.Status()
+        )
+        running.response = bulk_by_scroll.response(status, took)
+
+    async def _bulk_by_scroll_worker(
+        self,
+        running: _Running,
+        bbs: pb.BulkByScrollSpec,
+        headers: Headers,
+        failures: list[OpenSearchError],
+    ) -> None:
+        """`AbstractAsyncBulkByScrollAction`: scroll a batch, bulk it, throttle, again; a cancel
+        is seen at the next batch (or wakes the throttle sleep) and ends with `canceled`."""
+        task = running.task
+        worker = running.worker = bulk_by_scroll.WorkerState(
+            kind=bbs.kind,
+            total=0,
+            requests_per_second=_rps(bbs.requests_per_second),
+            slice_id=bbs.slice_id if bbs.HasField("slice_id") else None,
+        )
+        task.status_fn = lambda now: worker.status(now, _reason(task)).xcontent()
+        size = bbs.batch_size or bulk_by_scroll.DEFAULT_SCROLL_SIZE
+        first = True
+        while not task.is_cancelled:
+            try:
+                await self._run_child(task, _scroll_child(bbs, first), headers, via_client=True)
+                if first:
+                    worker.total = bbs.total
+                    first = False
+                docs = min(size, worker.remaining)
+                if docs == 0:
+                    return
+                await self._run_child(task, _bulk_child(bbs, docs), headers, via_client=True)
+            except OpenSearchError as e:
+                if not task.is_cancelled:
+                    failures.append(e)
+                return
+            worker.count_batch(docs)
+            if worker.remaining == 0:
+                return
+            _, nanos = self._now()
+            if worker.start_sleep(docs, nanos):
+                await self._throttle_sleep(running, worker)
+
+    async def _throttle_sleep(self, running: _Running, worker: bulk_by_scroll.WorkerState) -> None:
+        """Sleep until the throttle deadline; a rethrottle or a cancel wakes and re-reads it."""
+        while worker.sleep_until is not None:
+            wake = running.wake = trio.Event()
+            with trio.move_on_at(worker.sleep_until / 1e9):
+                await wake.wait()
+            if self._now()[1] >= worker.sleep_until:
+                break
+        worker.end_sleep()
+
+    async def _bulk_by_scroll_leader(
+        self,
+        running: _Running,
+        spec: pb.TaskSpec,
+        headers: Headers,
+        failures: list[OpenSearchError],
+    ) -> None:
+        """`BulkByScrollParallelizationHelper.sendSubRequests`: one slice subtask per slice on
+        this node, each with `requests_per_second / slices` and its share of the documents."""
+        task = running.task
+        bbs = spec.bulk_by_scroll
+        leader = running.leader = bulk_by_scroll.LeaderState(bbs.slices)
+        task.status_fn = lambda _now: leader.status(_reason(task)).xcontent()
+        errors: list[OpenSearchError] = []
+
+        async def one(slice_id: int) -> None:
+            share = bbs.total // bbs.slices + (1 if slice_id < bbs.total % bbs.slices else 0)
+            sub = pb.TaskSpec()
+            sub.CopyFrom(spec)
+            sub.store_result = False
+            sub.bulk_by_scroll.slices = 1
+            sub.bulk_by_scroll.slice_id = slice_id
+            sub.bulk_by_scroll.total = share
+            sub.bulk_by_scroll.requests_per_second = bbs.requests_per_second / bbs.slices
+            try:
+                answer = await self._run_child(
+                    task, pb.ChildSpec(task=sub), headers, via_client=True
+                )
+                leader.results[slice_id] = bulk_by_scroll.status_from_xcontent(
+                    json.loads(answer.response_json)
+                )
+            except OpenSearchError as e:
+                leader.results[slice_id] = e
+                errors.append(e)
+
+        async with trio.open_nursery() as nursery:
+            for slice_id in range(bbs.slices):
+                nursery.start_soon(one, slice_id)
+        if errors:
+            failures.append(errors[0])
+
+    # -- cluster:admin/reindex/rethrottle[n] -----------------------------------------------------
+
+    async def rethrottle(self, req: pb.TasksRequest, *, local: bool) -> pb.TasksResponse:
+        """`TransportRethrottleAction.taskOperation` on this node."""
+        me = self.register(
+            f"{RETHROTTLE_ACTION}[n]",
+            local=local,
+            parent=TaskId.parse(req.parent_task),
+            headers=headers_from_pb(req.headers),
+        )
+        try:
+            tasks = self._process_tasks(req, for_cancel=False)
+            rps = req.requests_per_second if req.HasField("requests_per_second") else math.inf
+            infos: list[pb.TaskInfo] = []
+            failures: list[pb.TaskFailure] = []
+            for task in tasks:
+                try:
+                    infos.append(self._rethrottle_task(task, rps))
+                except OpenSearchError as e:
+                    failures.append(
+                        pb.TaskFailure(
+                            node_id=self.local.id, task_id=task.id, reason=error_to_pb(e)
+                        )
+                    )
+            return pb.TasksResponse(tasks=infos, task_failures=failures)
+        finally:
+            self.unregister(me)
+
+    def _rethrottle_task(self, task: Task, rps: float) -> pb.TaskInfo:
+        running = self._running.get(task.id)
+        _, nanos = self._now()
+        if running is not None and running.worker is not None:
+            running.worker.rethrottle(rps, nanos)
+            running.wake.set()
+            return task_info_to_pb(task.info(detailed=True, now_nanos=nanos))
+        if running is not None and running.leader is not None:
+            leader = running.leader
+            slices = [
+                self._running[t.id]
+                for t in self.registry.children_of(task.task_id)
+                if t.id in self._running and self._running[t.id].worker is not None
+            ]
+            if not slices:
+                return task_info_to_pb(task.info(detailed=True, now_nanos=nanos))
+            statuses: list[bulk_by_scroll.Status | OpenSearchError | None] = [None] * leader.slices
+            for sub in slices:
+                assert sub.worker is not None
+                sub.worker.rethrottle(rps / len(slices), nanos)
+                sub.wake.set()
+                status = sub.worker.status(nanos, _reason(sub.task))
+                if status.slice_id is not None and status.slice_id < leader.slices:
+                    statuses[status.slice_id] = status
+            merged = bulk_by_scroll.merge(statuses, _reason(task)).xcontent()
+            info = replace(task.info(detailed=True, now_nanos=nanos), status=merged)
+            return task_info_to_pb(info)
+        raise IllegalArgumentError(
+            f"task [{task.id}] has not yet been initialized to the point where it knows how to "
+            "rethrottle itself"
+        )
+
     # -- status ----------------------------------------------------------------------------------
 
     def status(self) -> pb.NodeStatus:
         return pb.NodeStatus(
-            node=discovery_node_to_pb(self.local), live_tasks=len(self.registry), pid=os.getpid()
+            node=discovery_node_to_pb(self.local),
+            live_tasks=len(self.registry),
+            pid=os.getpid(),
+            bans=[
+                pb.Ban(parent_task_id=str(parent), reason=reason)
+                for parent, reason in self.registry.bans.items()
+            ],
         )
+
+
+def _reason(task: Task) -> str | None:
+    return task.cancelled.reason if task.cancelled is not None else None
+
+
+def _rps(value: float) -> float:
+    return math.inf if value <= 0 or math.isinf(value) else value
+
+
+def _scroll_child(bbs: pb.BulkByScrollSpec, first: bool) -> pb.ChildSpec:
+    """The batch's search: the scroll's first `indices:data/read/search`, then
+    `indices:data/read/scroll`, each with one shard-level child per source shard."""
+    sources = ", ".join(bbs.source_indices)
+    shard_millis = max(1, bbs.batch_millis // 2)
+    shard_action = (
+        "indices:data/read/search[phase/query]"
+        if first
+        else ("indices:data/read/search[phase/query/scroll]")
+    )
+    children = [
+        pb.ChildSpec(
+            node_id=node_id,
+            task=pb.TaskSpec(
+                action=shard_action,
+                cancellable=True,
+                duration_millis=shard_millis,
+                description=f"shardId[[{bbs.source_indices[0] if bbs.source_indices else ''}][{i}]]",
+            ),
+        )
+        for i, node_id in enumerate(bbs.search_nodes)
+    ]
+    if first:
+        action = "indices:data/read/search"
+        description = (
+            f"indices[{sources}], search_type[QUERY_THEN_FETCH], scroll[5m], "
+            f'source[{{"size":{bbs.batch_size or 1000},"sort":[{{"_doc":{{"order":"asc"}}}}]}}]'
+        )
+    else:
+        action = "indices:data/read/scroll"
+        description = "scrollId[...]"
+    return pb.ChildSpec(
+        task=pb.TaskSpec(
+            action=action,
+            cancellable=True,
+            duration_millis=0,
+            description=description,
+            children=children,
+        )
+    )
+
+
+def _bulk_child(bbs: pb.BulkByScrollSpec, docs: int) -> pb.ChildSpec:
+    """The batch's `indices:data/write/bulk` with one `bulk[s]` per primary it writes to."""
+    target = bbs.dest_index or (bbs.source_indices[0] if bbs.source_indices else "")
+    shards = list(bbs.bulk_nodes)
+    per_shard = max(1, docs // max(1, len(shards)))
+    children = [
+        pb.ChildSpec(
+            node_id=node_id,
+            task=pb.TaskSpec(
+                action="indices:data/write/bulk[s]",
+                cancellable=False,
+                duration_millis=max(1, bbs.batch_millis // 2),
+                description=f"requests[{per_shard}], index[{target}][{i}]",
+            ),
+        )
+        for i, node_id in enumerate(shards)
+    ]
+    return pb.ChildSpec(
+        task=pb.TaskSpec(
+            action="indices:data/write/bulk",
+            cancellable=False,
+            duration_millis=0,
+            description=f"requests[{docs}], indices[{target}]",
+            children=children,
+        )
+    )

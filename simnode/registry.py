@@ -13,11 +13,11 @@ node process is its only owner (DESIGN.md rule 2).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from simnode.errors import IllegalArgumentError, TaskCancelledError
+from simnode.errors import IllegalArgumentError, RejectedExecutionError, TaskCancelledError
 from simnode.regex import simple_match_any
 from simnode.taskid import EMPTY_TASK_ID, TaskId
 
@@ -30,6 +30,10 @@ DEFAULT_MAX_HEADER_BYTES = 8 * 1024
 DEFAULT_MAX_HEADER_TEXT = "8kb"
 
 Headers = tuple[tuple[str, str], ...]
+
+# How a simulated task reacts when it is cancelled: at once, at its next checkpoint, or not for
+# a while (a "zombie" that stays listed with `cancelled: true`).
+ON_CANCEL_MODES = ("immediate", "checkpoint", "ignore")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +112,8 @@ class Task:
     resources: ResourceStats = ResourceStats()
     # CancellableTaskHolder: nodes this task has outstanding child requests on, with counts.
     child_nodes: dict[str, int] = field(default_factory=dict)
+    # A status that changes with time (bulk-by-scroll): called with the snapshot's nanos.
+    status_fn: Callable[[int], dict[str, Any]] | None = None
 
     @property
     def task_id(self) -> TaskId:
@@ -116,6 +122,11 @@ class Task:
     @property
     def is_cancelled(self) -> bool:
         return self.cancelled is not None
+
+    def current_status(self, now_nanos: int) -> dict[str, Any] | None:
+        if self.status_fn is not None:
+            return self.status_fn(now_nanos)
+        return dict(self.status) if self.status is not None else None
 
     def info(self, *, detailed: bool, now_nanos: int) -> TaskInfo:
         return TaskInfo(
@@ -129,7 +140,7 @@ class Task:
             cancelled=self.cancelled is not None,
             parent_task_id=self.parent,
             headers=self.headers,
-            status=dict(self.status) if detailed and self.status is not None else None,
+            status=self.current_status(now_nanos) if detailed else None,
             description=self.description if detailed else None,
             resource_stats=self.resources if detailed else None,
             cancellation_time_millis=self.cancelled.time_millis if self.cancelled else None,
@@ -181,6 +192,17 @@ def task_headers(
             )
         kept.append((key, value))
     return tuple(kept)
+
+
+def check_live_tasks(live: int, limit: int | None, action: str, node_name: str) -> None:
+    """`tasksim.node.max_live_tasks`: new simulated work is refused once a node holds `limit` live
+    tasks (the Tasks API's own tasks are never refused: a full node must stay listable and
+    cancellable)."""
+    if limit is not None and live >= limit:
+        raise RejectedExecutionError(
+            f"rejected execution of [{action}] on node [{node_name}]: {live} tasks are live, "
+            f"the limit is {limit} (tasksim.node.max_live_tasks)"
+        )
 
 
 class Registry:

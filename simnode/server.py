@@ -12,8 +12,8 @@ An `OpenSearchError` raised by the node travels back in the trailing metadata
 Never call `server.stop()` on the trio thread: handlers blocked in `from_thread.run` wait for
 that very loop. `NodeServer.stop()` does it from a worker thread.
 
-Faults: `_FaultInterceptor` is the callee's interceptor. It hands each `Node` call's envelope
-(caller, method, sequence number from the metadata) to `_bridge`, which asks the process's
+Faults: `_FaultInterceptor` is the callee's interceptor. It hands each `Node` (and `MlNode`) call's
+envelope (caller, method, sequence number from the metadata) to `_bridge`, which asks the process's
 `FaultTable` on the trio thread: a slow node waits there before the handler runs (the caller's
 deadline and cancellation still apply). The `Control` service (simnode/control.py) is served by the
 same server and is never intercepted.
@@ -32,13 +32,21 @@ import trio
 
 from simnode._wire import control_pb2 as cpb
 from simnode._wire import control_pb2_grpc as control_grpc
+from simnode._wire import ml_pb2 as mlpb
+from simnode._wire import ml_pb2_grpc as ml_pb_grpc
 from simnode._wire import node_pb2 as pb
 from simnode._wire import node_pb2_grpc as pb_grpc
 from simnode.control import inspection, rule_set_from_pb, rule_set_to_pb
 from simnode.errors import OpenSearchError
 from simnode.faults import Envelope, FaultTable, Side, Verdict
+from simnode.ml import MlWorker
 from simnode.node import Node
-from simnode.transport import ERROR_METADATA_KEY, FROM_METADATA_KEY, SEQ_METADATA_KEY
+from simnode.transport import (
+    ERROR_METADATA_KEY,
+    FROM_METADATA_KEY,
+    SEQ_METADATA_KEY,
+    TransportTls,
+)
 from simnode.wire import cluster_state_from_pb, error_to_pb
 
 T = TypeVar("T")
@@ -50,26 +58,25 @@ SERVER_OPTIONS = [
 ]
 # Each in-flight RunTask (a child task on this node) and each keeper stream pins one worker.
 DEFAULT_MAX_WORKERS = 512
-NODE_SERVICE_PREFIX = "/tasksim.v1.Node/"
+# The services whose calls faults may touch (the `Control` service never).
+FAULTED_SERVICES = ("/tasksim.v1.Node/", "/tasksim.v1.MlNode/")
 
-# The envelope of the `Node` call the current grpc worker thread is serving (set by the
-# interceptor right before the handler runs in the same thread, read once by `_bridge`).
+# The envelope of the call the current grpc worker thread is serving (set by the interceptor
+# right before the handler runs in the same thread, read once by `_bridge`).
 _serving = threading.local()
 
 
 class _FaultInterceptor(grpc.ServerInterceptor):
-    """Wraps every unary `Node` handler so that `_bridge` knows who calls and which call it is."""
+    """Wraps every unary `Node`/`MlNode` handler so that `_bridge` knows who calls and which call
+    it is."""
 
     def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
         handler = continuation(handler_call_details)
         name: str = handler_call_details.method or ""
-        if (
-            handler is None
-            or handler.unary_unary is None
-            or not name.startswith(NODE_SERVICE_PREFIX)
-        ):
+        prefix = next((p for p in FAULTED_SERVICES if name.startswith(p)), None)
+        if handler is None or handler.unary_unary is None or prefix is None:
             return handler
-        method = name[len(NODE_SERVICE_PREFIX) :]
+        method = name[len(prefix) :]
         meta = dict(handler_call_details.invocation_metadata or ())
         src = str(meta.get(FROM_METADATA_KEY, ""))
         try:
@@ -183,6 +190,16 @@ class NodeServicer(pb_grpc.NodeServicer):
     def BanParent(self, request: pb.BanParentRequest, context: grpc.ServicerContext) -> pb.Empty:
         return self._bridge(context, lambda _s: self.node.ban_parent(request, local=False))
 
+    def StoreResult(
+        self, request: pb.StoreResultRequest, context: grpc.ServicerContext
+    ) -> pb.Empty:
+        return self._bridge(context, lambda _s: self.node.store_result(request, local=False))
+
+    def Rethrottle(
+        self, request: pb.TasksRequest, context: grpc.ServicerContext
+    ) -> pb.TasksResponse:
+        return self._bridge(context, lambda _s: self.node.rethrottle(request, local=False))
+
     def RunTask(
         self, request: pb.RunTaskRequest, context: grpc.ServicerContext
     ) -> pb.RunTaskResponse:
@@ -261,17 +278,71 @@ class ControlServicer(control_grpc.ControlServicer):
         )
 
 
+class MlNodeServicer(ml_pb_grpc.MlNodeServicer):
+    """`MlNode`: the node's ML work (simnode/ml.py), over the same trio bridge as `Node`."""
+
+    def __init__(
+        self, node: Node, token: trio.lowlevel.TrioToken, faults: FaultTable | None = None
+    ) -> None:
+        self._core = NodeServicer(node, token, faults)
+        self.worker = MlWorker.of(node)
+
+    def DeployModel(
+        self, request: mlpb.DeployModelRequest, context: grpc.ServicerContext
+    ) -> mlpb.DeployModelResponse:
+        return self._core._bridge(
+            context, lambda _s: self.worker.deploy_model(request, local=False)
+        )
+
+    def UndeployModel(
+        self, request: mlpb.UndeployModelRequest, context: grpc.ServicerContext
+    ) -> mlpb.UndeployModelResponse:
+        return self._core._bridge(
+            context, lambda _s: self.worker.undeploy_model(request, local=False)
+        )
+
+    def RegisterModel(
+        self, request: mlpb.RegisterModelRequest, context: grpc.ServicerContext
+    ) -> mlpb.RegisterModelResponse:
+        return self._core._bridge(
+            context, lambda _s: self.worker.register_model(request, local=False)
+        )
+
+    def TrainModel(
+        self, request: mlpb.TrainModelRequest, context: grpc.ServicerContext
+    ) -> mlpb.TrainModelResponse:
+        return self._core._bridge(context, lambda _s: self.worker.train_model(request, local=False))
+
+    def SyncUp(
+        self, request: mlpb.SyncUpRequest, context: grpc.ServicerContext
+    ) -> mlpb.SyncUpResponse:
+        return self._core._bridge(context, lambda _s: self.worker.sync_up(request, local=False))
+
+
 class NodeServer:
     """A grpc server for one `Node`: bind first (the node's address needs the port), then start."""
 
-    def __init__(self, host: str, port: int, *, max_workers: int = DEFAULT_MAX_WORKERS):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        tls: TransportTls | None = None,
+    ):
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-node"),
             options=SERVER_OPTIONS,
             interceptors=[_FaultInterceptor()],
         )
         try:
-            self.port = self._server.add_insecure_port(f"{host}:{port}")
+            if tls is None:
+                self.port = self._server.add_insecure_port(f"{host}:{port}")
+            else:  # mutual TLS: a peer without a certificate we trust is refused
+                credentials = grpc.ssl_server_credentials(
+                    [(tls.key, tls.cert)], root_certificates=tls.ca, require_client_auth=True
+                )
+                self.port = self._server.add_secure_port(f"{host}:{port}", credentials)
         except RuntimeError:
             self.port = 0
         if self.port == 0:
@@ -281,6 +352,7 @@ class NodeServer:
         faults = node.transport.faults
         faults.local = node.local.name
         pb_grpc.add_NodeServicer_to_server(NodeServicer(node, token, faults), self._server)
+        ml_pb_grpc.add_MlNodeServicer_to_server(MlNodeServicer(node, token, faults), self._server)
         control_grpc.add_ControlServicer_to_server(
             ControlServicer(node, token, faults), self._server
         )

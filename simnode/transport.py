@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
@@ -35,6 +37,7 @@ import trio
 from google.protobuf.message import Message
 
 from simnode._wire import control_pb2_grpc as control_grpc
+from simnode._wire import ml_pb2_grpc as ml_pb_grpc
 from simnode._wire import node_pb2 as pb
 from simnode._wire import node_pb2_grpc as pb_grpc
 from simnode.discovery import DiscoveryNode
@@ -69,11 +72,22 @@ ACTION_OF_METHOD = {
     "CancelTasks": "cluster:admin/tasks/cancel[n]",
     "GetTask": "cluster:monitor/task/get",
     "BanParent": "internal:admin/tasks/ban",
+    "StoreResult": "indices:data/write/index",
+    "Rethrottle": "cluster:admin/reindex/rethrottle[n]",
     "RunTask": "internal:tasksim/task/run",
     "StartTask": "internal:tasksim/task/start",
     "SetClusterState": "internal:cluster/coordination/publish_state",
     "Status": "cluster:monitor/nodes/info[n]",
 }
+# The `MlNode` service's methods (proto/tasksim/v1/ml.proto) and the ML Commons actions they carry.
+ML_ACTION_OF_METHOD = {
+    "DeployModel": "cluster:admin/opensearch/ml/deploy_model_on_nodes[n]",
+    "UndeployModel": "cluster:admin/opensearch/ml/undeploy_model[n]",
+    "RegisterModel": "cluster:admin/opensearch/ml/forward",
+    "TrainModel": "cluster:admin/opensearch/ml/train",
+    "SyncUp": "cluster:admin/opensearch/ml/syncup[n]",
+}
+ACTION_OF_METHOD.update(ML_ACTION_OF_METHOD)
 
 CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 0),  # a dropped request must not be retried behind our back
@@ -82,6 +96,25 @@ CHANNEL_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.max_receive_message_length", 256 * 1024 * 1024),
 ]
+
+
+@dataclass(frozen=True)
+class TransportTls:
+    """Mutual TLS between tasksim processes: every process presents `cert` (with `key`) and
+    trusts `ca`; peers are checked against `server_name`, whatever address they publish."""
+
+    cert: bytes
+    key: bytes
+    ca: bytes
+    server_name: str = "tasksim-node"
+
+    @classmethod
+    def from_files(
+        cls, cert: str | Path, key: str | Path, ca: str | Path | None = None
+    ) -> TransportTls:
+        cert_bytes = Path(cert).read_bytes()
+        ca_bytes = Path(ca).read_bytes() if ca is not None else cert_bytes
+        return cls(cert_bytes, Path(key).read_bytes(), ca_bytes)
 
 
 class NodeNotConnectedError(OpenSearchError):
@@ -127,10 +160,18 @@ class Transport(Protocol):
 
 
 class _Channel:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, tls: TransportTls | None = None) -> None:
         self.address = address
-        self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        if tls is None:
+            self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        else:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert
+            )
+            options = [*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", tls.server_name)]
+            self.channel = grpc.secure_channel(address, credentials, options=options)
         self.stub = pb_grpc.NodeStub(self.channel)
+        self.ml_stub = ml_pb_grpc.MlNodeStub(self.channel)
         self.control = control_grpc.ControlStub(self.channel)
         self.keeper: Any = None
         self.calls: set[_Call] = set()  # calls on this channel that are not done
@@ -189,7 +230,14 @@ class _Call:
 class GrpcTransport:
     """The gRPC `Transport`. One channel per node address; call from the trio thread only."""
 
-    def __init__(self, *, keepers: bool = False, faults: FaultTable | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        keepers: bool = False,
+        tls: TransportTls | None = None,
+        faults: FaultTable | None = None,
+    ) -> None:
+        self._tls = tls
         self._channels: dict[str, _Channel] = {}
         self._retired: list[_Channel] = []
         self._calls: dict[str, set[_Call]] = {}  # by node id: calls not done yet
@@ -199,13 +247,17 @@ class GrpcTransport:
         self.faults = faults if faults is not None else FaultTable()
         self.faults.on_change(self._rules_changed)
 
+    def next_request_id(self) -> int:
+        """A fresh transport request id (also for requests sent through the local shortcut)."""
+        return next(self._request_ids)
+
     def _channel(self, node: DiscoveryNode) -> _Channel:
         address = node.transport_address
         ch = self._channels.get(node.id)
         if ch is None or ch.address != address:
             if ch is not None:
                 self._retire(ch)
-            ch = _Channel(address)
+            ch = _Channel(address, self._tls)
             if self._keepers:
                 ch.keeper = ch.stub.Watch(pb.Empty())
             self._channels[node.id] = ch
@@ -228,7 +280,7 @@ class GrpcTransport:
         metadata: list[tuple[str, str]] | None = None,
     ) -> Any:
         action = ACTION_OF_METHOD.get(method, method)
-        request_id = next(self._request_ids)
+        request_id = self.next_request_id()
         started = trio.current_time()
         deadline = math.inf if timeout is None else started + timeout
 
@@ -300,7 +352,8 @@ class GrpcTransport:
     def _send(self, call: _Call) -> None:
         remaining = call.deadline - trio.current_time()
         timeout = None if math.isinf(remaining) else max(remaining, 0.001)
-        multicallable: Any = getattr(call.channel.stub, call.method)
+        stub = call.channel.ml_stub if call.method in ML_ACTION_OF_METHOD else call.channel.stub
+        multicallable: Any = getattr(stub, call.method)
         call.future = multicallable.future(call.request, timeout=timeout, metadata=call.metadata)
         token = trio.lowlevel.current_trio_token()
 
@@ -351,7 +404,7 @@ class GrpcTransport:
         address = node.transport_address
         ch = self._control_channels.get(address)
         if ch is None:
-            ch = self._control_channels[address] = _Channel(address)
+            ch = self._control_channels[address] = _Channel(address, self._tls)
         future = getattr(ch.control, method).future(request, timeout=timeout, wait_for_ready=True)
         token = trio.lowlevel.current_trio_token()
         done = trio.Event()
@@ -391,7 +444,9 @@ class GrpcTransport:
             return receive_timeout(node, action, request_id, elapsed_ms)
         if code == grpc.StatusCode.UNAVAILABLE:
             details = (call.details() or "").lower()
-            if "connect" in details or "refused" in details or "no address" in details:
+            # Not "connect" alone: "Connection reset by peer" is a dropped connection, not a
+            # connection that could not be made.
+            if "failed to connect" in details or "refused" in details or "no address" in details:
                 return node_not_connected(node)
             return node_disconnected(node, action)
         return TransportError(

@@ -156,6 +156,7 @@ def cluster_state_to_pb(state: ClusterState) -> pb.ClusterState:
         version=state.version,
         cluster_manager_node_id=state.cluster_manager_node_id,
         nodes=[discovery_node_to_pb(n) for n in state.nodes],
+        tasks_index_node_id=state.tasks_index_node_id,
     )
 
 
@@ -166,4 +167,5 @@ def cluster_state_from_pb(msg: pb.ClusterState) -> ClusterState:
         version=msg.version,
         cluster_manager_node_id=msg.cluster_manager_node_id,
         nodes=tuple(discovery_node_from_pb(n) for n in msg.nodes),
+        tasks_index_node_id=msg.tasks_index_node_id,
     )

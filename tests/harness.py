@@ -7,13 +7,18 @@ then SIGKILL, to the coordinator and to every node process it started.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import queue
 import re
 import signal
+import ssl
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +29,7 @@ from typing import Any
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-READY = re.compile(r"REST API on http://127\.0\.0\.1:(\d+)")
+READY = re.compile(r"REST API on (https?)://[^\s/]+:(\d+)")
 NODE_LINE = re.compile(r"^\s+(\S+)\s+(\S{22})\s+(\S+)\s+roles=(\S*)$")
 
 
@@ -41,10 +46,15 @@ class RunningCluster:
     process: subprocess.Popen[str]
     port: int
     nodes: list[Node] = field(default_factory=list)
+    scheme: str = "http"
+    # Basic-auth credentials `request()` sends unless given other headers' Authorization.
+    auth: tuple[str, str] | None = None
+    # Everything the coordinator printed so far (stdout and stderr), line by line.
+    output: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
@@ -59,11 +69,18 @@ class RunningCluster:
         timeout: float = 60,
     ) -> tuple[int, Any, dict[str, str]]:
         """(status, parsed JSON or text, headers) — errors are answers too, never exceptions."""
-        req = urllib.request.Request(
-            self.url + path, data=body, method=method, headers=headers or {}
-        )
+        headers = dict(headers or {})
+        if self.auth is not None and "Authorization" not in headers:
+            token = base64.b64encode(":".join(self.auth).encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
+        context = None
+        if self.scheme == "https":  # the cluster's certificate is self-signed (curl --insecure)
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
                 status, raw, hdrs = resp.status, resp.read(), dict(resp.headers)
         except urllib.error.HTTPError as e:
             status, raw, hdrs = e.code, e.read(), dict(e.headers)
@@ -112,7 +129,14 @@ def _arg(p: psutil.Process, flag: str) -> str | None:
     return cmd[cmd.index(flag) + 1] if flag in cmd else None
 
 
-def start_cluster(*args: str, nodes: int = 3, seed: int = 7, timeout: float = 60) -> RunningCluster:
+def start_cluster(
+    *args: str,
+    nodes: int = 3,
+    seed: int = 7,
+    timeout: float = 60,
+    new_session: bool = False,
+    auth: tuple[str, str] | None = None,
+) -> RunningCluster:
     cmd = [
         sys.executable,
         "-m",
@@ -128,46 +152,51 @@ def start_cluster(*args: str, nodes: int = 3, seed: int = 7, timeout: float = 60
     ]
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        start_new_session=new_session,  # its own process group, for a Ctrl-C to the group
     )
     assert proc.stdout is not None
-    lines: list[str] = []
-    import queue
-    import threading
-    import time
+    lines: queue.Queue[str | None] = queue.Queue()
+    stdout = proc.stdout
 
-    # A thread drains the output for the process's whole life: select() + a buffered readline()
-    # misses lines that arrived in one read, and an undrained pipe would block the coordinator.
-    received: queue.Queue[str | None] = queue.Queue()
+    output: list[str] = []
 
-    def drain(stream: Any) -> None:
-        with stream:
-            for raw in stream:
-                received.put(raw)
-        received.put(None)
+    def pump() -> None:  # a daemon thread: the coordinator's stdout must never fill up
+        for line in stdout:
+            output.append(line.rstrip("\n"))
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
 
-    threading.Thread(target=drain, args=(proc.stdout,), daemon=True).start()
+    threading.Thread(target=pump, daemon=True, name="tasksim-stdout").start()
+    seen: list[str] = []
     deadline = time.monotonic() + timeout
     cluster: RunningCluster | None = None
-    while time.monotonic() < deadline:
+    while (left := deadline - time.monotonic()) > 0:
         try:
-            line = received.get(timeout=max(0.0, deadline - time.monotonic()))
+            line = lines.get(timeout=left)
         except queue.Empty:
             break
         if line is None:
             break
-        lines.append(line.rstrip("\n"))
-        if cluster is None and (m := READY.search(line)):
-            cluster = RunningCluster(proc, int(m.group(1)))
+        seen.append(line)
+        if cluster is None:
+            if m := READY.search(line):
+                cluster = RunningCluster(
+                    proc, int(m.group(2)), scheme=m.group(1), auth=auth, output=output
+                )
             continue
-        if cluster is not None:
-            if m2 := NODE_LINE.match(line):
-                roles = [] if m2.group(4) == "-" else m2.group(4).split(",")
-                cluster.nodes.append(Node(m2.group(1), m2.group(2), m2.group(3), roles))
-            if len(cluster.nodes) == nodes + 1:
-                return cluster
+        if m2 := NODE_LINE.match(line):
+            roles = [] if m2.group(4) == "-" else m2.group(4).split(",")
+            cluster.nodes.append(Node(m2.group(1), m2.group(2), m2.group(3), roles))
+        if len(cluster.nodes) == nodes + 1:
+            return cluster
     stop_cluster(proc)
-    raise RuntimeError("tasksim did not become ready:\n" + "\n".join(lines))
+    raise RuntimeError("tasksim did not become ready:\n" + "\n".join(seen))
 
 
 def stop_cluster(proc: subprocess.Popen[str]) -> None:
@@ -186,11 +215,15 @@ def stop_cluster(proc: subprocess.Popen[str]) -> None:
     for child in family:
         with contextlib.suppress(psutil.NoSuchProcess):
             child.kill()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 @contextlib.contextmanager
-def running_cluster(*args: str, nodes: int = 3, seed: int = 7) -> Iterator[RunningCluster]:
-    cluster = start_cluster(*args, nodes=nodes, seed=seed)
+def running_cluster(
+    *args: str, nodes: int = 3, seed: int = 7, auth: tuple[str, str] | None = None
+) -> Iterator[RunningCluster]:
+    cluster = start_cluster(*args, nodes=nodes, seed=seed, auth=auth)
     try:
         yield cluster
     finally:

@@ -1,7 +1,8 @@
 """The cluster a scenario runs against: `tasksim up --config <scenario> --seed <seed> --port 0` as a
 child process, in its own session (a Ctrl-C on the terminal reaches the runner only, which heals
 and then stops the cluster in order) and bound to the runner's life (PR_SET_PDEATHSIG through a
-tiny exec launcher, so it gets SIGTERM if the runner dies). `stop()` stops it and checks that no
+tiny exec launcher, forked by the supervisor's long-lived spawner thread, so it gets SIGTERM if
+the runner dies). `stop()` stops it and checks that no
 node process it started outlives it — a leftover is killed and reported.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import psutil
 import trio
 
-from coordinator.supervisor import ChildProcess
+from coordinator.supervisor import ChildProcess, spawn
 
 READY = re.compile(r"REST API on (http://\S+?:\d+)")
 NODE_LINE = re.compile(r"^\s+(\S+)\s+(\S{22})\s+(\S+)\s+roles=(\S*)$")
@@ -73,7 +74,7 @@ class ClusterProcess:
         ]
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as stderr:
-            proc = ChildProcess(command, stderr=stderr.fileno(), env=env, new_session=True)
+            proc = await spawn(command, stderr=stderr, env=env, new_session=True)
         assert proc.stdout is not None
         lines: list[str] = []
         buf = b""

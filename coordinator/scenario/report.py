@@ -77,7 +77,8 @@ class Terminal:
             if result.error:
                 self.console.print(f"  [red]{escape(result.error)}[/]", soft_wrap=True)
             for failure in result.failures:
-                self.console.print(f"  [red]- {escape(failure)}[/]", soft_wrap=True)
+                if failure != result.error:
+                    self.console.print(f"  [red]- {escape(failure)}[/]", soft_wrap=True)
             self.console.print(
                 f"  seed {result.seed}; run it again: [bold]{escape(result.repro)}[/]",
                 soft_wrap=True,

@@ -323,17 +323,12 @@ class ScenarioRun:
         if kind == "start":
             spec = step.start
             assert spec is not None
-            ids = await self._call(
-                self.sim.start_task,
-                spec.node,
-                spec.task.model_dump(mode="json", exclude_none=True),
-                copies=spec.copies,
-                opaque_id=spec.opaque_id,
-            )
-            if spec.running:
-                await self._until_running(ids, spec.task.size() * len(ids))
+            ids = await self._call(self.sim.start_task, render(spec.body(), self.ctx))
             if step.id is not None:
                 self.ctx.started[step.id] = ids
+            size = spec.size()
+            if spec.running:
+                await self._until_running(ids, len(ids) * size if size is not None else len(ids))
             record.detail = f"{len(ids)} task(s) on {spec.node}: {', '.join(ids[:3])}" + (
                 " ..." if len(ids) > 3 else ""
             )

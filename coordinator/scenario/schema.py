@@ -2,7 +2,7 @@
 
 A scenario names its cluster, a seed, and steps run in order. A step does exactly one thing:
 
-    start        simulated task trees on a node                     (`${id}` is then its task id)
+    start        simulated task trees (a `POST /_sim/tasks` body)   (`${id}` is then its task id)
     request      one REST call, with `expect`; `background: true` runs it alongside the next steps
     partition / link / slow      install a fault; `for: 2s` or `until: <step id>` removes it again
     kill / pause / resume / restart      a process fault on a node
@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -35,15 +36,11 @@ from pydantic import (
 )
 
 from coordinator.cluster import ClusterConfig, FaultDetection, NodeConfig
-from coordinator.faultspec import (
-    Duration,
-    LinkFault,
-    Partition,
-    SlowFault,
-    TaskTree,
-)
+from coordinator.faultspec import Duration, LinkFault, Partition, SlowFault
+from coordinator.params import parse_time_value
 from coordinator.scenario.loader import LoadError, Marks, ScenarioError, error_at, load, loads
 from simnode.discovery import BUILT_IN_ROLES, DEFAULT_ATTRIBUTES, DEFAULT_ROLES
+from simnode.errors import OpenSearchError
 
 COORDINATOR = "coordinator"
 MAX_NODES = 16
@@ -173,12 +170,90 @@ class Expect(_Strict):
     tasks: list[TaskExpect] = []
 
 
-class StartSpec(_Strict):
+def _time_value(value: object) -> str:
+    """An OpenSearch time value (`"30s"`, `"250ms"`), kept as written: what `POST /_sim/tasks`
+    reads (coordinator/simspec.py) with OpenSearch's rules, so no fractions."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError(f"a time value is a string with a unit, e.g. '500ms'; got {value!r}")
+    try:
+        parse_time_value(value, "time value")
+    except OpenSearchError as e:
+        raise ValueError(e.reason) from None
+    return value
+
+
+TimeValue = Annotated[str, BeforeValidator(_time_value)]
+SELECTOR_WORDS = ("_local", "_all", "_master", "_cluster_manager")
+
+
+class SimTask(_Strict):
+    """A task of `POST /_sim/tasks` (coordinator/simspec.py), field for field."""
+
+    action: str | None = None
+    duration: TimeValue | None = None
+    cancellable: bool | None = None
+    description: str | None = None
+    status: dict[str, Any] | None = None
+    on_cancel: Literal["immediate", "checkpoint", "ignore"] | None = None
+    checkpoint_interval: TimeValue | None = None
+    ignore_cancel_for: TimeValue | None = None
+    store_result: bool | None = None
+    response: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    children: list[SimChild] | None = None
+
+    def size(self) -> int | None:
+        """How many tasks the tree registers, when its node selectors say (else None)."""
+        total = 1
+        for child in self.children or ():
+            selector = child.nodes if child.nodes is not None else child.node
+            if selector is not None and not _plain_names(selector):
+                return None
+            nodes = 1 if selector is None else len(selector.split(","))
+            inner = child.size()
+            if inner is None:
+                return None
+            total += (child.count or 1) * nodes * inner
+        return total
+
+    def named_nodes(self) -> list[str]:
+        """The plain node names its children's `node`/`nodes` use (selectors left out)."""
+        out: list[str] = []
+        for child in self.children or ():
+            selector = child.nodes if child.nodes is not None else child.node
+            if selector is not None and _plain_names(selector):
+                out.extend(selector.split(","))
+            out.extend(child.named_nodes())
+        return out
+
+
+class SimChild(SimTask):
+    node: str | None = None
+    nodes: str | None = None
+    count: int | None = Field(default=None, ge=1)
+    phase: int | None = Field(default=None, ge=0)
+    send_delay: TimeValue | None = None
+
+
+class StartSpec(SimTask):
+    """The body of `POST /_sim/tasks`, plus `running`: wait until every task of the tree(s) is
+    registered before the next step (the default; `false` when a fault holds some back)."""
+
     node: str
-    task: TaskTree
-    copies: int = Field(default=1, ge=1, le=10_000)
-    opaque_id: str | None = None
-    running: bool = True  # wait until every task of every tree is registered
+    headers: dict[str, str] | None = None
+    parent_task_id: str | None = None
+    count: int | None = Field(default=None, ge=1, le=10_000)
+    running: bool = True
+
+    def body(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True, exclude={"running"})
+
+
+def _plain_names(selector: str) -> bool:
+    return all(
+        re.fullmatch(NAME, part) is not None and part not in SELECTOR_WORDS
+        for part in selector.split(",")
+    )
 
 
 class WaitUntilSpec(_Strict):
@@ -363,8 +438,8 @@ def semantic_errors(scenario: Scenario, marks: Marks) -> list[ScenarioError]:
                 check_node((*base, kind), name, coordinator=False)
         elif kind == "start" and step.start is not None:
             check_node((*base, "start", "node"), step.start.node)
-            for name in sorted(step.start.task.nodes()):
-                check_node((*base, "start", "task"), name)
+            for name in sorted(set(step.start.named_nodes())):
+                check_node((*base, "start", "children"), name)
         elif step.fault is not None:
             fault = step.fault
             where = (*base, kind)

@@ -290,6 +290,7 @@ class TasksRequest(_message.Message):
     WAIT_FOR_COMPLETION_FIELD_NUMBER: _builtins.int
     TIMEOUT_MILLIS_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    REQUESTS_PER_SECOND_FIELD_NUMBER: _builtins.int
     PARENT_TASK_FIELD_NUMBER: _builtins.int
     HEADERS_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
@@ -301,6 +302,8 @@ class TasksRequest(_message.Message):
     timeout_millis: _builtins.int
     reason: _builtins.str
     """cancel only"""
+    requests_per_second: _builtins.float
+    """rethrottle only (+inf = unlimited)"""
     parent_task: _builtins.str
     """The coordinating task this node request is a child of, and the thread-context headers."""
     @_builtins.property
@@ -317,15 +320,21 @@ class TasksRequest(_message.Message):
         wait_for_completion: _builtins.bool = ...,
         timeout_millis: _builtins.int | None = ...,
         reason: _builtins.str = ...,
+        requests_per_second: _builtins.float | None = ...,
         parent_task: _builtins.str = ...,
         headers: _abc.Iterable[Global___Header] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_timeout_millis", b"_timeout_millis", "timeout_millis", b"timeout_millis"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_requests_per_second", b"_requests_per_second", "_timeout_millis", b"_timeout_millis", "requests_per_second", b"requests_per_second", "timeout_millis", b"timeout_millis"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_timeout_millis", b"_timeout_millis", "actions", b"actions", "detailed", b"detailed", "headers", b"headers", "parent_task", b"parent_task", "parent_task_id", b"parent_task_id", "reason", b"reason", "task_id", b"task_id", "timeout_millis", b"timeout_millis", "wait_for_completion", b"wait_for_completion"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_requests_per_second", b"_requests_per_second", "_timeout_millis", b"_timeout_millis", "actions", b"actions", "detailed", b"detailed", "headers", b"headers", "parent_task", b"parent_task", "parent_task_id", b"parent_task_id", "reason", b"reason", "requests_per_second", b"requests_per_second", "task_id", b"task_id", "timeout_millis", b"timeout_millis", "wait_for_completion", b"wait_for_completion"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__requests_per_second: _TypeAlias = _typing.Literal["requests_per_second"]  # noqa: Y015
+    _WhichOneofArgType__requests_per_second: _TypeAlias = _typing.Literal["_requests_per_second", b"_requests_per_second"]  # noqa: Y015
     _WhichOneofReturnType__timeout_millis: _TypeAlias = _typing.Literal["timeout_millis"]  # noqa: Y015
     _WhichOneofArgType__timeout_millis: _TypeAlias = _typing.Literal["_timeout_millis", b"_timeout_millis"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__requests_per_second) -> _WhichOneofReturnType__requests_per_second | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__timeout_millis) -> _WhichOneofReturnType__timeout_millis | None: ...
 
 Global___TasksRequest: _TypeAlias = TasksRequest  # noqa: Y015
@@ -427,7 +436,13 @@ Global___GetTaskResponse: _TypeAlias = GetTaskResponse  # noqa: Y015
 
 @_typing.final
 class TaskSpec(_message.Message):
-    """A task tree to run: the simulated work of the demo, the operations and `POST /_sim/tasks`."""
+    """A task tree to run: the simulated work of the demo, the operations and `POST /_sim/tasks`.
+
+    A task runs its own work (`duration_millis`, or a bulk-by-scroll worker) and its children at the
+    same time; children run phase by phase (all of phase 0 at once, then phase 1, ...). It is done
+    when its work and every child are done. It fails when its own `error` is set, when it was
+    cancelled (`cancelled task with reason: <reason>`), or with the first failure of a child.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -440,10 +455,14 @@ class TaskSpec(_message.Message):
     ON_CANCEL_FIELD_NUMBER: _builtins.int
     CHECKPOINT_MILLIS_FIELD_NUMBER: _builtins.int
     IGNORE_CANCEL_MILLIS_FIELD_NUMBER: _builtins.int
+    STORE_RESULT_FIELD_NUMBER: _builtins.int
+    RESPONSE_JSON_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    BULK_BY_SCROLL_FIELD_NUMBER: _builtins.int
     action: _builtins.str
     cancellable: _builtins.bool
     duration_millis: _builtins.int
-    """how long the task's own work takes; 0 = until cancelled"""
+    """how long the task's own work takes; < 0 = until cancelled"""
     description: _builtins.str
     status_json: _builtins.str
     on_cancel: _builtins.str
@@ -452,8 +471,20 @@ class TaskSpec(_message.Message):
     """checkpoint interval for on_cancel=checkpoint"""
     ignore_cancel_millis: _builtins.int
     """for on_cancel=ignore: how long it keeps running after cancel"""
+    store_result: _builtins.bool
+    """store the result in the `.tasks` index when done"""
+    response_json: _builtins.str
+    """the response the task answers with when it succeeds"""
     @_builtins.property
     def children(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChildSpec]: ...
+    @_builtins.property
+    def error(self) -> Global___ErrorCause:
+        """fail with this error when the work is done"""
+
+    @_builtins.property
+    def bulk_by_scroll(self) -> Global___BulkByScrollSpec:
+        """set: the work is a reindex/update/delete-by-query"""
+
     def __init__(
         self,
         *,
@@ -466,13 +497,26 @@ class TaskSpec(_message.Message):
         on_cancel: _builtins.str = ...,
         checkpoint_millis: _builtins.int = ...,
         ignore_cancel_millis: _builtins.int = ...,
+        store_result: _builtins.bool = ...,
+        response_json: _builtins.str | None = ...,
+        error: Global___ErrorCause | None = ...,
+        bulk_by_scroll: Global___BulkByScrollSpec | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_status_json", b"_status_json", "status_json", b"status_json"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_response_json", b"_response_json", "_status_json", b"_status_json", "bulk_by_scroll", b"bulk_by_scroll", "error", b"error", "response_json", b"response_json", "status_json", b"status_json"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_status_json", b"_status_json", "action", b"action", "cancellable", b"cancellable", "checkpoint_millis", b"checkpoint_millis", "children", b"children", "description", b"description", "duration_millis", b"duration_millis", "ignore_cancel_millis", b"ignore_cancel_millis", "on_cancel", b"on_cancel", "status_json", b"status_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_response_json", b"_response_json", "_status_json", b"_status_json", "action", b"action", "bulk_by_scroll", b"bulk_by_scroll", "cancellable", b"cancellable", "checkpoint_millis", b"checkpoint_millis", "children", b"children", "description", b"description", "duration_millis", b"duration_millis", "error", b"error", "ignore_cancel_millis", b"ignore_cancel_millis", "on_cancel", b"on_cancel", "response_json", b"response_json", "status_json", b"status_json", "store_result", b"store_result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__error: _TypeAlias = _typing.Literal["error"]  # noqa: Y015
+    _WhichOneofArgType__error: _TypeAlias = _typing.Literal["_error", b"_error"]  # noqa: Y015
+    _WhichOneofReturnType__response_json: _TypeAlias = _typing.Literal["response_json"]  # noqa: Y015
+    _WhichOneofArgType__response_json: _TypeAlias = _typing.Literal["_response_json", b"_response_json"]  # noqa: Y015
     _WhichOneofReturnType__status_json: _TypeAlias = _typing.Literal["status_json"]  # noqa: Y015
     _WhichOneofArgType__status_json: _TypeAlias = _typing.Literal["_status_json", b"_status_json"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__error) -> _WhichOneofReturnType__error | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__response_json) -> _WhichOneofReturnType__response_json | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__status_json) -> _WhichOneofReturnType__status_json | None: ...
 
 Global___TaskSpec: _TypeAlias = TaskSpec  # noqa: Y015
@@ -483,8 +527,17 @@ class ChildSpec(_message.Message):
 
     NODE_ID_FIELD_NUMBER: _builtins.int
     TASK_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    SEND_DELAY_MILLIS_FIELD_NUMBER: _builtins.int
+    LOCAL_CLIENT_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """"" = the parent's own node"""
+    phase: _builtins.int
+    """children run phase by phase, in ascending order"""
+    send_delay_millis: _builtins.int
+    """the request is in flight this long before it arrives"""
+    local_client: _builtins.bool
+    """run on the parent's node through its client (`transport`)"""
     @_builtins.property
     def task(self) -> Global___TaskSpec: ...
     def __init__(
@@ -492,14 +545,84 @@ class ChildSpec(_message.Message):
         *,
         node_id: _builtins.str = ...,
         task: Global___TaskSpec | None = ...,
+        phase: _builtins.int = ...,
+        send_delay_millis: _builtins.int = ...,
+        local_client: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["local_client", b"local_client", "node_id", b"node_id", "phase", b"phase", "send_delay_millis", b"send_delay_millis", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChildSpec: _TypeAlias = ChildSpec  # noqa: Y015
+
+@_typing.final
+class BulkByScrollSpec(_message.Message):
+    """`BulkByScrollTask`: a worker (slices <= 1) or the leader of `slices` slice subtasks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    REQUESTS_PER_SECOND_FIELD_NUMBER: _builtins.int
+    SLICES_FIELD_NUMBER: _builtins.int
+    SLICE_ID_FIELD_NUMBER: _builtins.int
+    SEARCH_NODES_FIELD_NUMBER: _builtins.int
+    BULK_NODES_FIELD_NUMBER: _builtins.int
+    BATCH_MILLIS_FIELD_NUMBER: _builtins.int
+    SOURCE_INDICES_FIELD_NUMBER: _builtins.int
+    DEST_INDEX_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"reindex", "update_by_query", "delete_by_query"; "" = none"""
+    total: _builtins.int
+    """documents to process (after max_docs)"""
+    batch_size: _builtins.int
+    """scroll size (default 1000)"""
+    requests_per_second: _builtins.float
+    """+inf = unthrottled"""
+    slices: _builtins.int
+    """> 1: a leader of that many slices"""
+    slice_id: _builtins.int
+    """a worker of a sliced request"""
+    batch_millis: _builtins.int
+    """simulated time of one batch's search + bulk"""
+    dest_index: _builtins.str
+    @_builtins.property
+    def search_nodes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """one entry per source shard: the node holding it"""
+
+    @_builtins.property
+    def bulk_nodes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """one entry per destination primary: the node holding it"""
+
+    @_builtins.property
+    def source_indices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        total: _builtins.int = ...,
+        batch_size: _builtins.int = ...,
+        requests_per_second: _builtins.float = ...,
+        slices: _builtins.int = ...,
+        slice_id: _builtins.int | None = ...,
+        search_nodes: _abc.Iterable[_builtins.str] | None = ...,
+        bulk_nodes: _abc.Iterable[_builtins.str] | None = ...,
+        batch_millis: _builtins.int = ...,
+        source_indices: _abc.Iterable[_builtins.str] | None = ...,
+        dest_index: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_slice_id", b"_slice_id", "slice_id", b"slice_id"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_slice_id", b"_slice_id", "batch_millis", b"batch_millis", "batch_size", b"batch_size", "bulk_nodes", b"bulk_nodes", "dest_index", b"dest_index", "kind", b"kind", "requests_per_second", b"requests_per_second", "search_nodes", b"search_nodes", "slice_id", b"slice_id", "slices", b"slices", "source_indices", b"source_indices", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__slice_id: _TypeAlias = _typing.Literal["slice_id"]  # noqa: Y015
+    _WhichOneofArgType__slice_id: _TypeAlias = _typing.Literal["_slice_id", b"_slice_id"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__slice_id) -> _WhichOneofReturnType__slice_id | None: ...
+
+Global___BulkByScrollSpec: _TypeAlias = BulkByScrollSpec  # noqa: Y015
 
 @_typing.final
 class RunTaskRequest(_message.Message):
@@ -538,6 +661,9 @@ class RunTaskResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TASK_FIELD_NUMBER: _builtins.int
+    RESPONSE_JSON_FIELD_NUMBER: _builtins.int
+    response_json: _builtins.str
+    """what the task answered (failures come back as errors)"""
     @_builtins.property
     def task(self) -> Global___TaskInfo:
         """the final snapshot of the task"""
@@ -546,14 +672,77 @@ class RunTaskResponse(_message.Message):
         self,
         *,
         task: Global___TaskInfo | None = ...,
+        response_json: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_response_json", b"_response_json", "response_json", b"response_json", "task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_response_json", b"_response_json", "response_json", b"response_json", "task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__response_json: _TypeAlias = _typing.Literal["response_json"]  # noqa: Y015
+    _WhichOneofArgType__response_json: _TypeAlias = _typing.Literal["_response_json", b"_response_json"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__response_json) -> _WhichOneofReturnType__response_json | None: ...
+
+Global___RunTaskResponse: _TypeAlias = RunTaskResponse  # noqa: Y015
+
+@_typing.final
+class StoreResultRequest(_message.Message):
+    """A finished task's `TaskResult`, for the `.tasks` index (`TaskResultsService.storeResult`)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    RESPONSE_JSON_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    response_json: _builtins.str
+    @_builtins.property
+    def task(self) -> Global___TaskInfo:
+        """detailed, without resource_stats"""
+
+    @_builtins.property
+    def error(self) -> Global___ErrorCause: ...
+    def __init__(
+        self,
+        *,
+        task: Global___TaskInfo | None = ...,
+        response_json: _builtins.str | None = ...,
+        error: Global___ErrorCause | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_response_json", b"_response_json", "error", b"error", "response_json", b"response_json", "task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_response_json", b"_response_json", "error", b"error", "response_json", b"response_json", "task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__error: _TypeAlias = _typing.Literal["error"]  # noqa: Y015
+    _WhichOneofArgType__error: _TypeAlias = _typing.Literal["_error", b"_error"]  # noqa: Y015
+    _WhichOneofReturnType__response_json: _TypeAlias = _typing.Literal["response_json"]  # noqa: Y015
+    _WhichOneofArgType__response_json: _TypeAlias = _typing.Literal["_response_json", b"_response_json"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__error) -> _WhichOneofReturnType__error | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__response_json) -> _WhichOneofReturnType__response_json | None: ...
+
+Global___StoreResultRequest: _TypeAlias = StoreResultRequest  # noqa: Y015
+
+@_typing.final
+class Ban(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_TASK_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    parent_task_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        parent_task_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["parent_task_id", b"parent_task_id", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___RunTaskResponse: _TypeAlias = RunTaskResponse  # noqa: Y015
+Global___Ban: _TypeAlias = Ban  # noqa: Y015
 
 @_typing.final
 class StartTaskResponse(_message.Message):
@@ -685,10 +874,13 @@ class ClusterState(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     CLUSTER_MANAGER_NODE_ID_FIELD_NUMBER: _builtins.int
     NODES_FIELD_NUMBER: _builtins.int
+    TASKS_INDEX_NODE_ID_FIELD_NUMBER: _builtins.int
     cluster_name: _builtins.str
     cluster_uuid: _builtins.str
     version: _builtins.int
     cluster_manager_node_id: _builtins.str
+    tasks_index_node_id: _builtins.str
+    """the node that holds the `.tasks` index ("" = none)"""
     @_builtins.property
     def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___DiscoveryNode]: ...
     def __init__(
@@ -699,10 +891,11 @@ class ClusterState(_message.Message):
         version: _builtins.int = ...,
         cluster_manager_node_id: _builtins.str = ...,
         nodes: _abc.Iterable[Global___DiscoveryNode] | None = ...,
+        tasks_index_node_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_manager_node_id", b"cluster_manager_node_id", "cluster_name", b"cluster_name", "cluster_uuid", b"cluster_uuid", "nodes", b"nodes", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_manager_node_id", b"cluster_manager_node_id", "cluster_name", b"cluster_name", "cluster_uuid", b"cluster_uuid", "nodes", b"nodes", "tasks_index_node_id", b"tasks_index_node_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -715,20 +908,26 @@ class NodeStatus(_message.Message):
     NODE_FIELD_NUMBER: _builtins.int
     LIVE_TASKS_FIELD_NUMBER: _builtins.int
     PID_FIELD_NUMBER: _builtins.int
+    BANS_FIELD_NUMBER: _builtins.int
     live_tasks: _builtins.int
     pid: _builtins.int
     @_builtins.property
     def node(self) -> Global___DiscoveryNode: ...
+    @_builtins.property
+    def bans(self) -> _containers.RepeatedCompositeFieldContainer[Global___Ban]:
+        """the parents this node bans (TaskManager.banedParents)"""
+
     def __init__(
         self,
         *,
         node: Global___DiscoveryNode | None = ...,
         live_tasks: _builtins.int = ...,
         pid: _builtins.int = ...,
+        bans: _abc.Iterable[Global___Ban] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["node", b"node"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["live_tasks", b"live_tasks", "node", b"node", "pid", b"pid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bans", b"bans", "live_tasks", b"live_tasks", "node", b"node", "pid", b"pid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

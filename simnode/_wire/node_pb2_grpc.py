@@ -64,6 +64,16 @@ class NodeStub:
                 request_serializer=tasksim_dot_v1_dot_node__pb2.BanParentRequest.SerializeToString,
                 response_deserializer=tasksim_dot_v1_dot_node__pb2.Empty.FromString,
                 _registered_method=True)
+        self.StoreResult = channel.unary_unary(
+                '/tasksim.v1.Node/StoreResult',
+                request_serializer=tasksim_dot_v1_dot_node__pb2.StoreResultRequest.SerializeToString,
+                response_deserializer=tasksim_dot_v1_dot_node__pb2.Empty.FromString,
+                _registered_method=True)
+        self.Rethrottle = channel.unary_unary(
+                '/tasksim.v1.Node/Rethrottle',
+                request_serializer=tasksim_dot_v1_dot_node__pb2.TasksRequest.SerializeToString,
+                response_deserializer=tasksim_dot_v1_dot_node__pb2.TasksResponse.FromString,
+                _registered_method=True)
         self.SetClusterState = channel.unary_unary(
                 '/tasksim.v1.Node/SetClusterState',
                 request_serializer=tasksim_dot_v1_dot_node__pb2.ClusterState.SerializeToString,
@@ -126,6 +136,20 @@ class NodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StoreResult(self, request, context):
+        """Write a finished task's result into the `.tasks` index (served by the node holding it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Rethrottle(self, request, context):
+        """cluster:admin/reindex/rethrottle[n]
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetClusterState(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -178,6 +202,16 @@ def add_NodeServicer_to_server(servicer, server):
                     servicer.BanParent,
                     request_deserializer=tasksim_dot_v1_dot_node__pb2.BanParentRequest.FromString,
                     response_serializer=tasksim_dot_v1_dot_node__pb2.Empty.SerializeToString,
+            ),
+            'StoreResult': grpc.unary_unary_rpc_method_handler(
+                    servicer.StoreResult,
+                    request_deserializer=tasksim_dot_v1_dot_node__pb2.StoreResultRequest.FromString,
+                    response_serializer=tasksim_dot_v1_dot_node__pb2.Empty.SerializeToString,
+            ),
+            'Rethrottle': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rethrottle,
+                    request_deserializer=tasksim_dot_v1_dot_node__pb2.TasksRequest.FromString,
+                    response_serializer=tasksim_dot_v1_dot_node__pb2.TasksResponse.SerializeToString,
             ),
             'SetClusterState': grpc.unary_unary_rpc_method_handler(
                     servicer.SetClusterState,
@@ -357,6 +391,60 @@ class Node:
             '/tasksim.v1.Node/BanParent',
             tasksim_dot_v1_dot_node__pb2.BanParentRequest.SerializeToString,
             tasksim_dot_v1_dot_node__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StoreResult(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tasksim.v1.Node/StoreResult',
+            tasksim_dot_v1_dot_node__pb2.StoreResultRequest.SerializeToString,
+            tasksim_dot_v1_dot_node__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rethrottle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tasksim.v1.Node/Rethrottle',
+            tasksim_dot_v1_dot_node__pb2.TasksRequest.SerializeToString,
+            tasksim_dot_v1_dot_node__pb2.TasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,10 @@ class NodeStub:
     """Starts a task tree on this node and answers at once with its id."""
     BanParent: _grpc.UnaryUnaryMultiCallable[_node_pb2.BanParentRequest, _node_pb2.Empty]
     """internal:admin/tasks/ban"""
+    StoreResult: _grpc.UnaryUnaryMultiCallable[_node_pb2.StoreResultRequest, _node_pb2.Empty]
+    """Write a finished task's result into the `.tasks` index (served by the node holding it)."""
+    Rethrottle: _grpc.UnaryUnaryMultiCallable[_node_pb2.TasksRequest, _node_pb2.TasksResponse]
+    """cluster:admin/reindex/rethrottle[n]"""
     SetClusterState: _grpc.UnaryUnaryMultiCallable[_node_pb2.ClusterState, _node_pb2.Empty]
     Status: _grpc.UnaryUnaryMultiCallable[_node_pb2.Empty, _node_pb2.NodeStatus]
     Watch: _grpc.UnaryStreamMultiCallable[_node_pb2.Empty, _node_pb2.WatchEvent]
@@ -74,6 +78,10 @@ class NodeAsyncStub(NodeStub):
     """Starts a task tree on this node and answers at once with its id."""
     BanParent: _aio.UnaryUnaryMultiCallable[_node_pb2.BanParentRequest, _node_pb2.Empty]  # type: ignore[assignment]
     """internal:admin/tasks/ban"""
+    StoreResult: _aio.UnaryUnaryMultiCallable[_node_pb2.StoreResultRequest, _node_pb2.Empty]  # type: ignore[assignment]
+    """Write a finished task's result into the `.tasks` index (served by the node holding it)."""
+    Rethrottle: _aio.UnaryUnaryMultiCallable[_node_pb2.TasksRequest, _node_pb2.TasksResponse]  # type: ignore[assignment]
+    """cluster:admin/reindex/rethrottle[n]"""
     SetClusterState: _aio.UnaryUnaryMultiCallable[_node_pb2.ClusterState, _node_pb2.Empty]  # type: ignore[assignment]
     Status: _aio.UnaryUnaryMultiCallable[_node_pb2.Empty, _node_pb2.NodeStatus]  # type: ignore[assignment]
     Watch: _aio.UnaryStreamMultiCallable[_node_pb2.Empty, _node_pb2.WatchEvent]  # type: ignore[assignment]
@@ -129,6 +137,22 @@ class NodeServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_node_pb2.Empty, _abc.Awaitable[_node_pb2.Empty]]:
         """internal:admin/tasks/ban"""
+
+    @_abc_1.abstractmethod
+    def StoreResult(
+        self,
+        request: _node_pb2.StoreResultRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.Empty, _abc.Awaitable[_node_pb2.Empty]]:
+        """Write a finished task's result into the `.tasks` index (served by the node holding it)."""
+
+    @_abc_1.abstractmethod
+    def Rethrottle(
+        self,
+        request: _node_pb2.TasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_pb2.TasksResponse, _abc.Awaitable[_node_pb2.TasksResponse]]:
+        """cluster:admin/reindex/rethrottle[n]"""
 
     @_abc_1.abstractmethod
     def SetClusterState(

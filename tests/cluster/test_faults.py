@@ -15,8 +15,9 @@ from tests.harness import RunningCluster
 
 LIST_N = "cluster:monitor/tasks/lists[n]"
 REINDEX = {
+    "node": "node-1",
     "action": "indices:data/write/reindex",
-    "children": [{"node": "node-2", "task": {"action": "indices:data/read/search"}}],
+    "children": [{"node": "node-2", "action": "indices:data/read/search"}],
 }
 
 
@@ -169,14 +170,14 @@ def test_drop_response_lets_the_receiver_act(cluster: RunningCluster, sim: SimCl
 
 def test_a_held_request_is_delivered_late_after_heal(sim: SimClient) -> None:
     with sim.partition(["node-2"], methods=["RunTask"]):
-        sim.start_task("node-1", REINDEX)
+        sim.start_task(REINDEX)
         time.sleep(0.5)
         assert set(live_tasks(sim, "indices:")) == {"node-1"}  # the child request is held
     wait_until(lambda: "node-2" in live_tasks(sim, "indices:"), "the late child on node-2")
 
 
 def test_partition_during_a_cancel_the_ban_arrives_after_heal(sim: SimClient) -> None:
-    [root] = sim.start_task("node-1", REINDEX)
+    [root] = sim.start_task(REINDEX)
     wait_until(lambda: "node-2" in live_tasks(sim, "indices:"), "the child on node-2")
     with sim.partition(["node-2"], methods=["RunTask", "BanParent"]):
         thread, out = in_background(lambda: sim.request("POST", f"/_tasks/{root}/_cancel"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.harness import RunningCluster
+from tests.openapi import Checked
 
 LIST = "cluster:monitor/tasks/lists"
 TASK_KEYS = [
@@ -19,7 +20,7 @@ TASK_KEYS = [
 
 
 def test_list_fans_out_one_child_per_node(cluster: RunningCluster) -> None:
-    status, body = cluster.get("/_tasks")
+    status, body = Checked(cluster).get("/_tasks")
     assert status == 200
     assert list(body) == ["nodes"]
     coordinator = cluster.node("coordinator")
@@ -47,7 +48,7 @@ def test_list_fans_out_one_child_per_node(cluster: RunningCluster) -> None:
 
 
 def test_node_entry_fields(cluster: RunningCluster) -> None:
-    _, body = cluster.get("/_tasks")
+    _, body = Checked(cluster).get("/_tasks")
     node1 = cluster.node("node-1")
     entry = body["nodes"][node1.id]
     assert list(entry) == [
@@ -69,8 +70,8 @@ def test_node_entry_fields(cluster: RunningCluster) -> None:
 
 
 def test_task_ids_count_per_node_from_one(cluster: RunningCluster) -> None:
-    _, first = cluster.get("/_tasks?group_by=none")
-    _, second = cluster.get("/_tasks?group_by=none")
+    _, first = Checked(cluster).get("/_tasks?group_by=none")
+    _, second = Checked(cluster).get("/_tasks?group_by=none")
     by_node_first = {t["node"]: t["id"] for t in first["tasks"] if t["action"] == LIST + "[n]"}
     by_node_second = {t["node"]: t["id"] for t in second["tasks"] if t["action"] == LIST + "[n]"}
     for node, task_id in by_node_first.items():

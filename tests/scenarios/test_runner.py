@@ -133,7 +133,7 @@ steps:
       expect: {json: {nodes.node-3.in_cluster: false}}
       within: 10s
   - note: node-3 left the cluster, so this start is refused (400) and the scenario errors
-    start: {node: node-3, task: {action: "indices:data/read/search"}}
+    start: {node: node-3, action: "indices:data/read/search"}
   - wait: 30s
 """
     )
@@ -143,7 +143,7 @@ steps:
         )
         assert done.returncode == 1, done.stdout
         assert "ERROR" in done.stdout
-        assert "node [node-3] is not in the cluster" in done.stdout
+        assert "[sim_task] [node] must name exactly one node but [node-3] names 0" in done.stdout
         [scenario] = json.loads((tmp_path / "r" / "report.json").read_text())["scenarios"]
         assert scenario["status"] == "error"
         assert scenario["steps"][5]["status"] == "error"

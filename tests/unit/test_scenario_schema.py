@@ -73,7 +73,7 @@ steps:
   - kill: c
   - link: {from: a, to: [b, z], action: blackhole}
   - partition: {groups: [[a], [q]]}
-  - start: {node: a, task: {action: t, children: [{node: y, task: {action: u}}]}}
+  - start: {node: a, action: t, children: [{node: y, action: u}, {nodes: "data:true"}]}
   - request: {path: /_tasks}
     expect: {node_failures: {w: x}, nodes: [a, v]}
   - pause: coordinator
@@ -82,7 +82,7 @@ steps:
         "s.yaml:4:5: steps[0].kill: unknown node 'c' (nodes: a, b)",
         "s.yaml:5:21: steps[1].link.to: unknown node 'z' (nodes: coordinator, a, b)",
         "s.yaml:6:31: steps[2].partition.groups[1]: unknown node 'q' (nodes: coordinator, a, b)",
-        "s.yaml:7:22: steps[3].start.task: unknown node 'y' (nodes: coordinator, a, b)",
+        "s.yaml:7:33: steps[3].start.children: unknown node 'y' (nodes: coordinator, a, b)",
         "s.yaml:9:30: steps[4].expect.node_failures.w: unknown node 'w' (nodes: coordinator, a, b)",
         "s.yaml:9:48: steps[4].expect.nodes[1]: unknown node 'v' (nodes: coordinator, a, b)",
         "s.yaml:10:5: steps[5].pause: the coordinating node runs the scenario's REST API: it cannot be killed, paused or restarted",
@@ -97,7 +97,7 @@ steps:
   - {await: cut}
   - {heal: bg}
   - {request: {path: "/_tasks/${work}"}}
-  - {id: work, start: {node: node-1, task: {action: t}}}
+  - {id: work, start: {node: node-1, action: t}}
   - {request: {path: "/_tasks/${nope.1}"}}
   - {id: bg, wait: 1s}
 """
@@ -118,6 +118,9 @@ def test_fault_specs_are_checked_too() -> None:
     assert errors("name: x\nsteps:\n  - link: {action: loss, p: 2}\n") == [
         "s.yaml:3:26: steps[0].link.p: Input should be less than or equal to 1"
     ]
-    assert errors("name: x\nsteps:\n  - link: {action: blackhole, methods: [Nope]}\n") == [
-        "s.yaml:3:31: steps[0].link.methods: unknown method 'Nope': expected one of ListTasks, CancelTasks, GetTask, RunTask, StartTask, BanParent, SetClusterState, Status (or the OpenSearch action they carry, e.g. 'internal:admin/tasks/ban')"
-    ]
+    [problem] = errors("name: x\nsteps:\n  - link: {action: blackhole, methods: [Nope]}\n")
+    assert problem.startswith(
+        "s.yaml:3:31: steps[0].link.methods: unknown method 'Nope': expected one of ListTasks, "
+        "CancelTasks, GetTask, RunTask, StartTask, BanParent,"
+    )
+    assert "DeployModel" in problem and "(or the OpenSearch action they carry" in problem

@@ -1,0 +1,381 @@
+"""Operations a user really runs, planned as task trees: `_bulk`, `_search`, `_reindex`,
+`_update_by_query`, `_delete_by_query` (the REST layer is coordinator/rest_ops.py).
+
+Each `plan_*` takes the parsed request and the index model and returns the `TaskSpec` the
+coordinating node runs as its REST-entry task, with OpenSearch's action names and descriptions:
+
+- bulk: `indices:data/write/bulk` → one `bulk[s]` per shard written (through the node's client)
+  → `bulk[s][p]` on the primary's node → `bulk[s][r]` on each replica's node;
+- search: cancellable `indices:data/read/search` → `[phase/query]` on the node of each shard, then
+  `[phase/fetch/id]` on the shards that have hits;
+- bulk-by-scroll: a cancellable `BulkByScrollTask` whose worker (simnode/node.py) sends, batch by
+  batch, a scroll search and a bulk request as children; `slices` > 1 makes it a leader of slice
+  subtasks.
+
+Parameter parsing keeps OpenSearch's messages (`AbstractBaseReindexRestHandler`). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from coordinator.indices import Index, Indices, Timing
+from coordinator.params import Params
+from simnode import bulk_by_scroll
+from simnode._wire import node_pb2 as pb
+from simnode.errors import ActionRequestValidationError, IllegalArgumentError
+
+BULK_ACTION = "indices:data/write/bulk"
+SEARCH_ACTION = "indices:data/read/search"
+BULK_OPS = ("index", "create", "update", "delete")
+TRACK_TOTAL_HITS = 10_000
+
+
+# -- bulk-by-scroll parameters ----------------------------------------------------------------------
+
+
+def parse_requests_per_second(params: Params) -> float | None:
+    """`AbstractBaseReindexRestHandler.parseRequestsPerSecond`: None, +inf for -1, else > 0."""
+    text = params.param("requests_per_second")
+    if text is None:
+        return None
+    message = "[requests_per_second] must be a float greater than 0. Use -1 to disable throttling."
+    try:
+        value = float(text)
+    except ValueError:
+        raise IllegalArgumentError(message) from None
+    if value == -1:
+        return math.inf
+    if not value > 0:
+        raise IllegalArgumentError(message)
+    return value
+
+
+def parse_slices(params: Params) -> int | None:
+    """`parseSlices`: None, 0 for `auto`, else a positive integer."""
+    text = params.param("slices")
+    if text is None:
+        return None
+    if text == "auto":
+        return 0
+    message = f'[slices] must be a positive integer or the string "auto", but was [{text}]'
+    try:
+        value = int(text)
+    except ValueError:
+        raise IllegalArgumentError(message) from None
+    if value < 1:
+        raise IllegalArgumentError(message)
+    return value
+
+
+@dataclass
+class BulkByScrollRequest:
+    kind: str
+    sources: list[str]
+    dest: str = ""
+    batch_size: int = bulk_by_scroll.DEFAULT_SCROLL_SIZE
+    max_docs: int = -1
+    requests_per_second: float = math.inf
+    slices: int = 1
+    wait_for_completion: bool = True
+
+    @property
+    def description(self) -> str:
+        sources = f"[{', '.join(self.sources)}]" if self.sources else "[all indices]"
+        if self.kind == "reindex":
+            return f"reindex from {sources} to [{self.dest}]"
+        return f"{self.kind.replace('_', '-')} {sources}"
+
+    def validate(self) -> None:
+        errors = []
+        if self.kind == "reindex" and not self.sources:
+            errors.append("use _all if you really want to copy from all existing indexes")
+        if self.kind == "reindex" and not self.dest:
+            errors.append("index must be specified")
+        if not (self.max_docs == -1 or self.max_docs > 0):
+            errors.append(
+                "maxDocs should be greater than 0 if the request is limited to some number of "
+                f"documents or -1 if it isn't but it was [{self.max_docs}]"
+            )
+        if errors:
+            raise ActionRequestValidationError.of(*errors)
+
+
+def set_max_docs(req: BulkByScrollRequest, value: int) -> None:
+    """`setMaxDocsValidateIdentical` + `setMaxDocs`."""
+    if req.max_docs != -1 and req.max_docs != value:
+        raise IllegalArgumentError(
+            f"[max_docs] set to two different values [{req.max_docs}] and [{value}]"
+        )
+    if value < 0:
+        raise IllegalArgumentError(f"[max_docs] parameter cannot be negative, found [{value}]")
+    if value < req.slices:
+        raise IllegalArgumentError("[max_docs] should be >= [slices]")
+    req.max_docs = value
+
+
+def plan_bulk_by_scroll(
+    req: BulkByScrollRequest, sources: list[Index], dest: Index | None, timing: Timing
+) -> pb.TaskSpec:
+    total = sum(i.docs for i in sources)
+    if req.max_docs != -1:
+        total = min(total, req.max_docs)
+    slices = req.slices
+    if slices == 0:
+        slices = bulk_by_scroll.auto_slices([len(i.shards) for i in sources])
+    written = dest if (req.kind == "reindex" and dest is not None) else None
+    bulk_shards = (
+        written.shards if written is not None else tuple(s for i in sources for s in i.shards)
+    )
+    spec = pb.TaskSpec(
+        action=bulk_by_scroll.ACTION_OF_KIND[req.kind],
+        cancellable=True,
+        duration_millis=0,
+        description=req.description,
+        store_result=not req.wait_for_completion,
+        bulk_by_scroll=pb.BulkByScrollSpec(
+            kind=req.kind,
+            total=total,
+            batch_size=req.batch_size,
+            requests_per_second=req.requests_per_second,
+            slices=slices,
+            search_nodes=[s.primary for i in sources for s in i.shards],
+            bulk_nodes=[s.primary for s in bulk_shards],
+            batch_millis=timing.batch_millis(req.batch_size),
+            source_indices=[i.name for i in sources],
+            dest_index=req.dest if req.kind == "reindex" else "",
+        ),
+    )
+    return spec
+
+
+# -- _search ----------------------------------------------------------------------------------------
+
+
+def search_description(indices: list[str], source: dict[str, Any] | None) -> str:
+    body = json.dumps(source or {}, separators=(",", ":"))
+    return f"indices[{','.join(indices)}], search_type[QUERY_THEN_FETCH], source[{body}]"
+
+
+def plan_search(
+    indices: list[Index], source: dict[str, Any] | None, timing: Timing, local_node: str
+) -> tuple[pb.TaskSpec, dict[str, Any]]:
+    """The search tree and the response it answers with when it is not cancelled."""
+    size = 10
+    if isinstance(source, dict) and isinstance(source.get("size"), int):
+        size = max(0, source["size"])
+    total_docs = sum(i.docs for i in indices)
+    shards = [(i, s) for i in indices for s in i.shards]
+    children: list[pb.ChildSpec] = []
+    for index, shard in shards:
+        children.append(
+            pb.ChildSpec(
+                node_id=shard.primary,
+                task=pb.TaskSpec(
+                    action=f"{SEARCH_ACTION}[phase/query]",
+                    cancellable=True,
+                    duration_millis=timing.query_millis(index.shard_docs(shard.shard)),
+                    description=f"shardId[[{index.name}][{shard.shard}]]",
+                ),
+            )
+        )
+    hits: list[dict[str, Any]] = []
+    for index, shard in shards:
+        take = min(index.shard_docs(shard.shard), size - len(hits))
+        if take <= 0:
+            continue
+        hits.extend(
+            {"_index": index.name, "_id": f"{shard.shard}-{n}", "_score": 1.0, "_source": {}}
+            for n in range(take)
+        )
+        children.append(
+            pb.ChildSpec(
+                node_id=shard.primary,
+                phase=1,
+                task=pb.TaskSpec(
+                    action=f"{SEARCH_ACTION}[phase/fetch/id]",
+                    cancellable=True,
+                    duration_millis=timing.fetch_millis,
+                    description=f"shardId[[{index.name}][{shard.shard}]]",
+                ),
+            )
+        )
+    response: dict[str, Any] = {
+        "took": 0,
+        "timed_out": False,
+        "_shards": {"total": len(shards), "successful": len(shards), "skipped": 0, "failed": 0},
+        "hits": {
+            "total": {
+                "value": min(total_docs, TRACK_TOTAL_HITS),
+                "relation": "eq" if total_docs <= TRACK_TOTAL_HITS else "gte",
+            },
+            "max_score": 1.0 if hits else None,
+            "hits": hits,
+        },
+    }
+    spec = pb.TaskSpec(
+        action=SEARCH_ACTION,
+        cancellable=True,
+        duration_millis=0,
+        description=search_description([i.name for i in indices], source),
+        response_json=json.dumps(response),
+        children=children,
+    )
+    return spec, response
+
+
+# -- _bulk ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BulkItem:
+    op: str
+    index: str
+    id: str | None
+
+
+@dataclass
+class BulkPlan:
+    spec: pb.TaskSpec
+    items: list[dict[str, Any]] = field(default_factory=list)
+    doc_deltas: dict[str, int] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)
+
+
+def parse_bulk(body: bytes, default_index: str | None) -> list[BulkItem]:
+    """The NDJSON of `_bulk`: an action line, then a source line for index/create/update."""
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    items: list[BulkItem] = []
+    i = 0
+    errors: list[str] = []
+    while i < len(lines):
+        number = i + 1
+        try:
+            action = json.loads(lines[i])
+        except ValueError:
+            raise IllegalArgumentError(
+                f"Malformed action/metadata line [{number}], expected START_OBJECT or "
+                "END_OBJECT but found [VALUE_STRING]"
+            ) from None
+        if not isinstance(action, dict) or len(action) != 1:
+            raise IllegalArgumentError(
+                f"Malformed action/metadata line [{number}], expected START_OBJECT but found "
+                "[END_OBJECT]"
+            )
+        ((op, meta),) = action.items()
+        if op not in BULK_OPS:
+            raise IllegalArgumentError(
+                f"Malformed action/metadata line [{number}], expected field [create], [delete], "
+                f"[index] or [update] but found [{op}]"
+            )
+        meta = meta if isinstance(meta, dict) else {}
+        index = meta.get("_index", default_index)
+        if not index:
+            errors.append("index is missing")
+        doc_id = meta.get("_id")
+        if op in ("update", "delete") and doc_id is None:
+            errors.append("id is missing")
+        items.append(BulkItem(op, str(index or ""), None if doc_id is None else str(doc_id)))
+        i += 1 if op == "delete" else 2
+    if not items:
+        errors.append("no requests added")
+    if errors:
+        raise ActionRequestValidationError.of(*errors)
+    return items
+
+
+def _auto_id(uuid: str, number: int) -> str:
+    """A 20-character id like OpenSearch's auto-generated ones (time-based base64 UUIDs)."""
+    raw = zlib.crc32(f"{uuid}:{number}".encode()).to_bytes(4, "big") * 4
+    return base64.urlsafe_b64encode(raw[:15]).decode()
+
+
+def _shard_of(doc_id: str, shards: int) -> int:
+    return zlib.crc32(doc_id.encode()) % shards
+
+
+def plan_bulk(
+    items: list[BulkItem], indices: Indices, timing: Timing, seq: dict[str, int]
+) -> BulkPlan:
+    """The bulk tree, its response items, and how many documents each index gains."""
+    plan = BulkPlan(pb.TaskSpec(action=BULK_ACTION, cancellable=False, duration_millis=0))
+    per_shard: dict[tuple[str, int], int] = {}
+    docs: dict[str, int] = {}
+    for item in items:
+        index = indices.get(item.index)
+        assert index is not None, item.index
+        docs.setdefault(index.name, index.docs)
+        number = seq.get(index.name, 0)
+        doc_id = item.id if item.id is not None else _auto_id(index.uuid, number)
+        shard = _shard_of(doc_id, len(index.shards))
+        per_shard[(index.name, shard)] = per_shard.get((index.name, shard), 0) + 1
+        seq[index.name] = number + 1
+        if item.op in ("index", "create"):
+            result, status, delta = "created", 201, 1
+        elif item.op == "update":
+            result, status, delta = "updated", 200, 0
+        else:
+            found = docs[index.name] > 0
+            result, status, delta = ("deleted", 200, -1) if found else ("not_found", 404, 0)
+        docs[index.name] += delta
+        plan.doc_deltas[index.name] = plan.doc_deltas.get(index.name, 0) + delta
+        copies = 1 + len(index.shards[shard].replicas)
+        plan.items.append(
+            {
+                item.op: {
+                    "_index": index.name,
+                    "_id": doc_id,
+                    "_version": 1 if result == "created" else 2,
+                    "result": result,
+                    "_shards": {"total": copies, "successful": copies, "failed": 0},
+                    "_seq_no": number,
+                    "_primary_term": 1,
+                    "status": status,
+                }
+            }
+        )
+    plan.spec.description = (
+        f"requests[{len(items)}], indices[{', '.join(sorted({i.index for i in items}))}]"
+    )
+    for (name, shard_no), count in sorted(per_shard.items()):
+        index = indices.get(name)
+        assert index is not None
+        routing = index.shards[shard_no]
+        described = f"requests[{count}], index[{name}][{shard_no}]"
+        replicas = [
+            pb.ChildSpec(
+                node_id=node,
+                task=pb.TaskSpec(
+                    action=f"{BULK_ACTION}[s][r]",
+                    cancellable=False,
+                    duration_millis=timing.shard_write_millis,
+                    description=described,
+                ),
+            )
+            for node in routing.replicas
+        ]
+        primary = pb.TaskSpec(
+            action=f"{BULK_ACTION}[s][p]",
+            cancellable=False,
+            duration_millis=timing.shard_write_millis,
+            description=described,
+            children=replicas,
+        )
+        plan.spec.children.append(
+            pb.ChildSpec(
+                local_client=True,
+                task=pb.TaskSpec(
+                    action=f"{BULK_ACTION}[s]",
+                    cancellable=False,
+                    duration_millis=0,
+                    description=described,
+                    children=[pb.ChildSpec(node_id=routing.primary, task=primary)],
+                ),
+            )
+        )
+    return plan

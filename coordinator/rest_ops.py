@@ -1,0 +1,424 @@
+"""REST handlers of the operations that create tasks: indices, `_bulk`, `_search`, `_reindex`,
+`_update_by_query`, `_delete_by_query`, `_rethrottle`, and the simulator's `/_sim/indices`.
+
+Every operation runs as a REST-entry task on the coordinating node (the node that received the
+request, as in OpenSearch), whose tree comes from coordinator/ops.py. Bulk-by-scroll requests with
+`wait_for_completion=false` answer `{"task": "<coordinating node>:<id>"}` at once and store their
+result in `.tasks` when done; with `true` they answer the response. The index model
+(coordinator/indices.py) follows what the operations did: `_bulk` adds and removes documents,
+`_reindex` fills its destination (created on demand), `_delete_by_query` empties its source.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import trio
+
+from coordinator import fanout
+from coordinator.cluster import Cluster
+from coordinator.http import RestRequest, RestResponse, Router
+from coordinator.indices import DEFAULT_REPLICAS, DEFAULT_SHARDS, Index
+from coordinator.ops import (
+    BulkByScrollRequest,
+    parse_bulk,
+    parse_requests_per_second,
+    parse_slices,
+    plan_bulk,
+    plan_bulk_by_scroll,
+    plan_search,
+    set_max_docs,
+)
+from coordinator.params import check_group_by
+from coordinator.render import tasks_response
+from simnode import bulk_by_scroll
+from simnode._wire import node_pb2 as pb
+from simnode.errors import (
+    ActionRequestValidationError,
+    IllegalArgumentError,
+    OpenSearchError,
+    SearchPhaseExecutionError,
+)
+from simnode.registry import Headers
+from simnode.taskid import TaskId
+from simnode.wire import error_to_pb, headers_to_pb
+
+_WRITE_PARAMS = ("refresh", "timeout", "wait_for_active_shards", "require_alias", "pipeline")
+_SEARCH_PARAMS = (
+    "from",
+    "q",
+    "timeout",
+    "allow_no_indices",
+    "ignore_unavailable",
+    "expand_wildcards",
+    "track_total_hits",
+    "request_cache",
+    "routing",
+    "preference",
+    "search_type",
+    "batched_reduce_size",
+    "typed_keys",
+    "rest_total_hits_as_int",
+    "cancel_after_time_interval",
+    "_source",
+    "sort",
+    "allow_partial_search_results",
+)
+_BY_QUERY_PARAMS = (
+    "conflicts",
+    "q",
+    "routing",
+    "search_timeout",
+    "allow_no_indices",
+    "ignore_unavailable",
+    "expand_wildcards",
+    "analyzer",
+    "default_operator",
+    "df",
+    "lenient",
+    "scroll",
+)
+
+
+def _int_setting(settings: dict[str, Any], key: str, default: int, minimum: int) -> int:
+    value = settings.get(f"index.{key}", settings.get(key, default))
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise IllegalArgumentError(
+            f"Failed to parse value [{value}] for setting [index.{key}]"
+        ) from None
+    if number < minimum:
+        raise IllegalArgumentError(
+            f"Failed to parse value [{number}] for setting [index.{key}] must be >= {minimum}"
+        )
+    return number
+
+
+def _flat_settings(body: Any) -> dict[str, Any]:
+    settings = body.get("settings", {}) if isinstance(body, dict) else {}
+    flat = dict(settings) if isinstance(settings, dict) else {}
+    nested = flat.pop("index", None)
+    if isinstance(nested, dict):
+        flat.update(nested)
+    return flat
+
+
+def _index_body(index: Index, names: dict[str, str]) -> dict[str, Any]:
+    return {
+        "index": index.name,
+        "uuid": index.uuid,
+        "docs": index.docs,
+        "shards": [
+            {
+                "shard": s.shard,
+                "primary": names.get(s.primary, s.primary),
+                "replicas": [names.get(r, r) for r in s.replicas],
+            }
+            for s in index.shards
+        ],
+    }
+
+
+def register(router: Router, cluster: Cluster) -> None:
+    indices = cluster.indices
+    seq: dict[str, int] = {}
+
+    def data_nodes() -> list[str]:
+        return [n.id for n in cluster.state.nodes if n.has_role("data")]
+
+    def node_names() -> dict[str, str]:
+        return {n.id: n.name for n in cluster.state.nodes}
+
+    async def run(spec: pb.TaskSpec, headers: Headers) -> pb.RunTaskResponse:
+        """Run a REST-entry task on the coordinating node and wait for it."""
+        request = pb.RunTaskRequest(spec=spec, headers=headers_to_pb(headers))
+        return await cluster.local.run_task(request, local=False)
+
+    def ensure_index(name: str) -> Index:
+        existing = indices.get(name)
+        if existing is not None:
+            return existing
+        return indices.create(name, data_nodes())  # auto-create: 1 shard, 1 replica
+
+    # -- indices -------------------------------------------------------------------------------
+
+    async def create_index(request: RestRequest) -> RestResponse:
+        name = request.path_params["index"]
+        for key in (
+            "wait_for_active_shards",
+            "timeout",
+            "master_timeout",
+            "cluster_manager_timeout",
+        ):
+            request.params.param(key)
+        request.finish(body_allowed=True)
+        settings = _flat_settings(request.json_body() or {})
+        shards = _int_setting(settings, "number_of_shards", DEFAULT_SHARDS, 1)
+        replicas = _int_setting(settings, "number_of_replicas", DEFAULT_REPLICAS, 0)
+        me = cluster.local.register(
+            "indices:admin/create", local=False, headers=request.task_headers
+        )
+        try:
+            indices.create(name, data_nodes(), shards=shards, replicas=replicas)
+        finally:
+            cluster.local.unregister(me)
+        return RestResponse({"acknowledged": True, "shards_acknowledged": True, "index": name})
+
+    async def delete_index(request: RestRequest) -> RestResponse:
+        for key in ("timeout", "master_timeout", "cluster_manager_timeout", "expand_wildcards"):
+            request.params.param(key)
+        request.finish()
+        me = cluster.local.register(
+            "indices:admin/delete", local=False, headers=request.task_headers
+        )
+        try:
+            indices.delete(request.path_params["index"])
+        finally:
+            cluster.local.unregister(me)
+        return RestResponse({"acknowledged": True})
+
+    async def get_index(request: RestRequest) -> RestResponse:
+        """`GET /{index}`: settings of the matching indices (no mappings or aliases in tasksim)."""
+        for key in (
+            "local",
+            "master_timeout",
+            "cluster_manager_timeout",
+            "expand_wildcards",
+            "flat_settings",
+            "include_defaults",
+            "ignore_unavailable",
+            "allow_no_indices",
+        ):
+            request.params.param(key)
+        request.finish()
+        body: dict[str, Any] = {}
+        for index in indices.resolve(request.path_params["index"]):
+            body[index.name] = {
+                "aliases": {},
+                "mappings": {},
+                "settings": {
+                    "index": {
+                        "number_of_shards": str(len(index.shards)),
+                        "number_of_replicas": str(index.number_of_replicas),
+                        "uuid": index.uuid,
+                        "provided_name": index.name,
+                    }
+                },
+            }
+        return RestResponse(body)
+
+    async def sim_create_index(request: RestRequest) -> RestResponse:
+        request.finish(body_allowed=True)
+        body = request.json_body() or {}
+        if not isinstance(body, dict) or not isinstance(body.get("index"), str):
+            raise IllegalArgumentError("[sim_index] [index] is required")
+        docs = body.get("docs", 0)
+        if isinstance(docs, bool) or not isinstance(docs, int) or docs < 0:
+            raise IllegalArgumentError("[sim_index] [docs] must be an integer >= 0")
+        shards = _int_setting(body, "shards", DEFAULT_SHARDS, 1)
+        replicas = _int_setting(body, "replicas", DEFAULT_REPLICAS, 0)
+        index = indices.create(
+            body["index"], data_nodes(), shards=shards, replicas=replicas, docs=docs
+        )
+        return RestResponse(_index_body(index, node_names()))
+
+    async def sim_list_indices(request: RestRequest) -> RestResponse:
+        request.finish()
+        names = node_names()
+        return RestResponse({"indices": [_index_body(i, names) for i in indices.all()]})
+
+    # -- _bulk -----------------------------------------------------------------------------------
+
+    async def bulk(request: RestRequest) -> RestResponse:
+        for key in (*_WRITE_PARAMS, "routing", "_source", "_source_includes", "_source_excludes"):
+            request.params.param(key)
+        request.finish(body_allowed=True)
+        items = parse_bulk(request.body, request.path_params.get("index"))
+        for name in dict.fromkeys(i.index for i in items):
+            ensure_index(name)
+        plan = plan_bulk(items, indices, cluster.timing, seq)
+        started = trio.current_time()
+        await run(plan.spec, request.task_headers)
+        for name, delta in plan.doc_deltas.items():
+            indices.add_docs(name, delta)
+        took = int((trio.current_time() - started) * 1000)
+        return RestResponse({"took": took, "errors": False, "items": plan.items})
+
+    # -- _search ---------------------------------------------------------------------------------
+
+    async def search(request: RestRequest) -> RestResponse:
+        size = request.params.param("size")
+        for key in _SEARCH_PARAMS:
+            request.params.param(key)
+        request.finish(body_allowed=True)
+        source = request.json_body()
+        if source is not None and not isinstance(source, dict):
+            raise IllegalArgumentError("request body must be a JSON object")
+        if size is not None:
+            try:
+                source = {**(source or {}), "size": int(size)}
+            except ValueError:
+                raise IllegalArgumentError(
+                    f"Failed to parse int parameter [size] with value [{size}]"
+                ) from None
+        targets = indices.resolve(request.path_params.get("index", "_all"))
+        spec, _ = plan_search(targets, source, cluster.timing, cluster.local.local.id)
+        started = trio.current_time()
+        try:
+            answer = await run(spec, request.task_headers)
+        except OpenSearchError as e:
+            raise SearchPhaseExecutionError(
+                "all shards failed", metadata=[("phase", "query")], cause=e
+            ) from e
+        body = json.loads(answer.response_json)
+        body["took"] = int((trio.current_time() - started) * 1000)
+        return RestResponse(body)
+
+    # -- _reindex, _update_by_query, _delete_by_query --------------------------------------------
+
+    def parse_bulk_by_scroll(kind: str, request: RestRequest) -> BulkByScrollRequest:
+        params = request.params
+        wait = params.param_bool("wait_for_completion", True)
+        params.param("refresh")
+        params.param("timeout")
+        slices = parse_slices(params)
+        params.param("wait_for_active_shards")
+        rps = parse_requests_per_second(params)
+        max_docs = params.param("max_docs")
+        params.param("scroll")
+        params.param("require_alias")
+        scroll_size = None
+        if kind != "reindex":
+            for key in _BY_QUERY_PARAMS:
+                params.param(key)
+            scroll_size = params.param("scroll_size")
+            if kind == "update_by_query":
+                params.param("pipeline")
+        request.finish(body_allowed=True)
+        body = request.json_body() or {}
+        if not isinstance(body, dict):
+            raise IllegalArgumentError("request body must be a JSON object")
+        req = BulkByScrollRequest(kind=kind, sources=[], wait_for_completion=wait)
+        if slices is not None:
+            req.slices = slices
+        if rps is not None:
+            req.requests_per_second = rps
+        if kind == "reindex":
+            source = body.get("source", {})
+            names = source.get("index", []) if isinstance(source, dict) else []
+            req.sources = [n for n in (names.split(",") if isinstance(names, str) else names) if n]
+            dest = body.get("dest", {})
+            req.dest = str(dest.get("index", "")) if isinstance(dest, dict) else ""
+            if isinstance(source, dict) and isinstance(source.get("size"), int):
+                req.batch_size = source["size"]
+        else:
+            req.sources = [n for n in request.path_params["index"].split(",") if n]
+            if scroll_size is not None:
+                try:
+                    req.batch_size = int(scroll_size)
+                except ValueError:
+                    raise IllegalArgumentError(
+                        f"Failed to parse int parameter [scroll_size] with value [{scroll_size}]"
+                    ) from None
+            if kind == "delete_by_query" and "query" not in body:
+                raise ActionRequestValidationError.of("query is missing")
+        if max_docs is not None:
+            try:
+                set_max_docs(req, int(max_docs))
+            except ValueError:
+                raise IllegalArgumentError(
+                    f"Failed to parse int parameter [max_docs] with value [{max_docs}]"
+                ) from None
+        if isinstance(body.get("max_docs"), int):
+            set_max_docs(req, body["max_docs"])
+        req.validate()
+        return req
+
+    def apply(kind: str, sources: list[Index], dest: str, response: dict[str, Any]) -> None:
+        """What the finished operation did to the index model."""
+        if kind == "reindex":
+            indices.add_docs(dest, int(response.get("created", 0)))
+        elif kind == "delete_by_query":
+            left = int(response.get("deleted", 0))
+            for index in sources:
+                current = indices.get(index.name)
+                if current is None:
+                    continue
+                take = min(left, current.docs)
+                indices.add_docs(index.name, -take)
+                left -= take
+
+    async def apply_when_done(task_id: int, kind: str, sources: list[Index], dest: str) -> None:
+        task = cluster.local.registry.get(task_id)
+        if task is not None:
+            await cluster.local.wait_done(task)
+        try:
+            result = cluster.results.get(TaskId(cluster.local.local.id, task_id))
+        except OpenSearchError:
+            return
+        if result.response is not None:
+            apply(kind, sources, dest, result.response)
+
+    def bulk_by_scroll_handler(kind: str) -> Any:
+        async def handler(request: RestRequest) -> RestResponse:
+            req = parse_bulk_by_scroll(kind, request)
+            failure: OpenSearchError | None = None
+            sources: list[Index] = []
+            dest: Index | None = None
+            try:
+                sources = indices.resolve(",".join(req.sources), allow_no_indices=False)
+                if kind == "reindex":
+                    dest = ensure_index(req.dest)
+            except OpenSearchError as e:
+                failure = e
+            spec = plan_bulk_by_scroll(req, sources, dest, cluster.timing)
+            if failure is not None:  # the task starts, and fails as it would when it runs
+                spec.ClearField("bulk_by_scroll")
+                spec.error.CopyFrom(error_to_pb(failure))
+            headers = request.task_headers
+            if not req.wait_for_completion:
+                started = cluster.local.start_task(
+                    pb.RunTaskRequest(spec=spec, headers=headers_to_pb(headers))
+                )
+                task_id = TaskId.parse(started.task_id)
+                cluster.local.nursery.start_soon(
+                    apply_when_done, task_id.id, kind, sources, req.dest
+                )
+                return RestResponse({"task": started.task_id})
+            answer = await run(spec, headers)
+            response = json.loads(answer.response_json)
+            apply(kind, sources, req.dest, response)
+            return RestResponse(bulk_by_scroll.filter_response(response, kind))
+
+        return handler
+
+    async def rethrottle(request: RestRequest) -> RestResponse:
+        task_id = TaskId.parse(request.path_params["task_id"])
+        rps = parse_requests_per_second(request.params)
+        if rps is None:
+            raise IllegalArgumentError("requests_per_second is a required parameter")
+        group_by = request.params.param("group_by", "nodes") or "nodes"
+        request.finish()
+        check_group_by(group_by)
+        result = await fanout.rethrottle(cluster, task_id, rps, request.task_headers)
+        human = request.human
+        return RestResponse(tasks_response(result, cluster.state, group_by=group_by, human=human))
+
+    router.add("GET", "/{index}", get_index)
+    router.add("PUT", "/{index}", create_index)
+    router.add("DELETE", "/{index}", delete_index)
+    router.add("POST", "/_sim/indices", sim_create_index)
+    router.add("GET", "/_sim/indices", sim_list_indices)
+    for method in ("POST", "PUT"):
+        router.add(method, "/_bulk", bulk)
+        router.add(method, "/{index}/_bulk", bulk)
+    for method in ("GET", "POST"):
+        router.add(method, "/_search", search)
+        router.add(method, "/{index}/_search", search)
+    router.add("POST", "/_reindex", bulk_by_scroll_handler("reindex"))
+    router.add("POST", "/{index}/_update_by_query", bulk_by_scroll_handler("update_by_query"))
+    router.add("POST", "/{index}/_delete_by_query", bulk_by_scroll_handler("delete_by_query"))
+    for prefix in ("_reindex", "_update_by_query", "_delete_by_query"):
+        router.add("POST", f"/{prefix}/{{task_id}}/_rethrottle", rethrottle)

@@ -1,0 +1,109 @@
+"""Validate tasksim's JSON answers against the official OpenSearch OpenAPI schemas.
+
+The spec files in `tests/api_spec/` are loaded into a `referencing` registry under `file://` URIs,
+so that their relative `$ref`s (`../schemas/_common.yaml#/...`, `_common.yaml#/...`) resolve across
+files. `validate(method, path, status, body)` picks the schema the spec gives for that operation
+and status (errors: `ErrorResponseBase`; the plain 405 / no-handler form is checked by hand) and
+raises `jsonschema.ValidationError` when the body does not fit. `Checked` wraps a `RunningCluster`
+so that every JSON answer a test reads has been validated (except successful answers cut down by
+`filter_path`, which drop required fields by design).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from tests.harness import RunningCluster
+
+SPEC = Path(__file__).resolve().parent / "api_spec" / "spec"
+BASE = "file:///spec/"
+
+
+@cache
+def _registry() -> Registry:
+    resources = []
+    for path in sorted(SPEC.rglob("*.yaml")):
+        uri = BASE + path.relative_to(SPEC).as_posix()
+        contents = yaml.safe_load(path.read_text())
+        resources.append((uri, Resource.from_contents(contents, default_specification=DRAFT202012)))
+    return Registry().with_resources(resources)
+
+
+def _validator(uri: str) -> jsonschema.protocols.Validator:
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$ref": uri}
+    return jsonschema.Draft202012Validator(schema, registry=_registry())
+
+
+TASKS = BASE + "namespaces/tasks.yaml#/components/responses/"
+SCHEMAS = {
+    "tasks.list": TASKS + "tasks.list@200/content/application~1json/schema",
+    "tasks.get": TASKS + "tasks.get@200/content/application~1json/schema",
+    "tasks.cancel": TASKS + "tasks.cancel@200/content/application~1json/schema",
+    "error": BASE + "schemas/_common.yaml#/components/schemas/ErrorResponseBase",
+    "cat.tasks.row": BASE + "schemas/cat.tasks.yaml#/components/schemas/TasksRecord",
+}
+
+
+def operation(method: str, path: str) -> str | None:
+    """The spec operation a request is, or None for endpoints the saved spec does not cover."""
+    path = path.split("?", 1)[0].rstrip("/")
+    if method == "GET" and path == "/_tasks":
+        return "tasks.list"
+    if method == "GET" and re.fullmatch(r"/_tasks/[^/]+", path):
+        return "tasks.get"
+    if method == "POST" and re.fullmatch(r"/_tasks(/[^/]+)?/_cancel", path):
+        return "tasks.cancel"
+    if method == "GET" and path == "/_cat/tasks":
+        return "cat.tasks"
+    return None
+
+
+def validate(method: str, path: str, status: int, body: Any) -> None:
+    """Raise `jsonschema.ValidationError` unless `body` fits the spec for this answer."""
+    if status >= 400:
+        if isinstance(body, dict) and isinstance(body.get("error"), str):
+            # RestController's simple form (405, no handler, bad header): no schema in the spec.
+            assert set(body) <= {"error", "status"}, body
+            return
+        _validator(SCHEMAS["error"]).validate(body)
+        return
+    op = operation(method, path)
+    if op == "cat.tasks":
+        if isinstance(body, list):
+            row = _validator(SCHEMAS["cat.tasks.row"])
+            for item in body:
+                row.validate(item)
+        return
+    if op is not None:
+        _validator(SCHEMAS[op]).validate(body)
+
+
+class Checked:
+    """A `RunningCluster` whose JSON answers are all validated against the spec."""
+
+    def __init__(self, cluster: RunningCluster) -> None:
+        self.cluster = cluster
+
+    def request(self, method: str, path: str, **kw: Any) -> tuple[int, Any, dict[str, str]]:
+        status, body, headers = self.cluster.request(method, path, **kw)
+        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+        # `filter_path` cuts required fields on purpose: only unfiltered answers must fit.
+        if "json" in content_type and (status >= 400 or "filter_path=" not in path):
+            validate(method, path, status, body)
+        return status, body, headers
+
+    def get(self, path: str, **kw: Any) -> tuple[int, Any]:
+        status, body, _ = self.request("GET", path, **kw)
+        return status, body
+
+    def post(self, path: str, **kw: Any) -> tuple[int, Any]:
+        status, body, _ = self.request("POST", path, **kw)
+        return status, body
