@@ -368,17 +368,32 @@ class Node:
             if wait_for_completion:
                 await self.wait_done(task)
             return
-        await self._ban_on_nodes(task, child_nodes, reason, wait_for_completion, headers)
+        # The protocol runs in the node's nursery, not in the caller: a caller that goes away (a
+        # cancel request whose client hung up, a "channel was closed" watcher whose task just
+        # ended) must not stop it half-way, or a ban would be set and never lifted.
+        banned = trio.Event()
+        completed = trio.Event()
+        failures: list[OpenSearchError] = []
 
-        async def complete_then_unban() -> None:
+        async def protocol() -> None:
+            try:
+                await self._ban_on_nodes(task, child_nodes, reason, wait_for_completion, headers)
+            except OpenSearchError as e:
+                failures.append(e)
+            finally:
+                banned.set()
             await self.wait_children_done(task)
             await self.wait_done(task)
+            completed.set()
+            # Bans are lifted once the children and the task are done, success or failure.
             await self._unban_on_nodes(task, child_nodes, headers)
 
+        self.nursery.start_soon(protocol)
+        await banned.wait()
+        if failures:
+            raise failures[0]
         if wait_for_completion:
-            await complete_then_unban()
-        else:
-            self.nursery.start_soon(complete_then_unban)
+            await completed.wait()
 
     def _node(self, node_id: str) -> DiscoveryNode | None:
         return self.cluster.get(node_id)

@@ -112,7 +112,9 @@ def test_task_header_limit(cluster: RunningCluster) -> None:
 
 def test_body_size_limit(cluster: RunningCluster) -> None:
     # At the limit the body reaches the handler (which does not take one) ...
-    status, body = cluster.post("/_tasks/_cancel", body=b"x" * 1024)
+    status, body = cluster.post(
+        "/_tasks/_cancel", body=b"x" * 1024, headers={"Content-Type": "application/json"}
+    )
     assert status == 400
     assert (
         body["error"]["reason"] == "request [POST /_tasks/_cancel] does not support having a body"
