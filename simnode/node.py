@@ -612,11 +612,7 @@ class Node:
         `TaskManager.startTrackingCancellableChannelTask` does."""
         await closed.wait()
         if task.cancellable:
-            # In the node's nursery: the task may end (and this scope with it) while its bans are
-            # still being set, and the unban that follows must not be lost with it.
-            self.nursery.start_soon(
-                self.cancel_task_and_descendants, task, "channel was closed", False, headers
-            )
+            await self.cancel_task_and_descendants(task, "channel was closed", False, headers)
 
     async def _work(self, running: _Running, spec: pb.TaskSpec) -> None:
         duration = math.inf if spec.duration_millis < 0 else spec.duration_millis / 1000
