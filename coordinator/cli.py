@@ -7,6 +7,7 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import trio
@@ -26,6 +27,9 @@ from coordinator.security import (
     self_signed,
 )
 from coordinator.supervisor import SupervisorError
+
+if TYPE_CHECKING:
+    from coordinator.scenario.schema import ClusterSection
 
 MAX_NODES = 64
 
@@ -100,6 +104,13 @@ def cli() -> None:
 @click.option(
     "--no-fault-detection", is_flag=True, help="keep unresponsive nodes in the cluster forever"
 )
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="the cluster (nodes, roles, fault detection) of a scenario file, or a bare cluster section",
+)
 def up(
     nodes: str,
     port: int,
@@ -116,12 +127,17 @@ def up(
     auth: tuple[str, ...],
     transport_tls: bool,
     settings: tuple[str, ...],
+    config_file: str | None,
 ) -> None:
     """Start a local cluster and serve the REST API until Ctrl-C."""
     try:
         count = int(nodes)
     except ValueError:
         count = -1
+    section = None
+    if config_file is not None:
+        section = _cluster_section(config_file, nodes)
+        count = len(section.node_names())
     if not 1 <= count <= MAX_NODES:
         raise click.UsageError(
             f"--nodes must be a whole number from 1 to {MAX_NODES}, got '{nodes}'"
@@ -153,6 +169,11 @@ def up(
         max_live_tasks=limits.max_live_tasks,
         **extra,
     )
+    if section is not None:  # the nodes and fault detection of a scenario's cluster
+        from_file = section.to_config(seed)
+        config = replace(config, nodes=from_file.nodes)
+        if not no_fault_detection:
+            config = replace(config, fault_detection=from_file.fault_detection)
     scheme = "https" if https else "http"
     tls_dir = Path(tempfile.mkdtemp(prefix="tasksim-tls-")) if https or transport_tls else None
     http_tls: TlsFiles | None = None
@@ -235,6 +256,53 @@ def _serve(
             http_tls=http_tls,
         )
     )
+
+
+@cli.command("run")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--seed", default=None, type=int, help="override every scenario's seed")
+@click.option("--url", default=None, help="run against this running cluster instead of a new one")
+@click.option(
+    "--report-dir",
+    default="tasksim-reports",
+    show_default=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="where report.json, junit.xml and the cluster logs go",
+)
+@click.option("-k", "match", default=None, help="only the scenarios whose name contains this")
+@click.option("-q", "--quiet", is_flag=True, help="no step-by-step progress")
+def run_scenarios(
+    paths: tuple[Path, ...],
+    seed: int | None,
+    url: str | None,
+    report_dir: Path,
+    match: str | None,
+    quiet: bool,
+) -> None:
+    """Run YAML failure scenarios (files, or directories of *.yaml): exit 0 all passed,
+    1 a scenario failed, 2 a scenario is invalid (nothing runs)."""
+    from coordinator.scenario.cli import run as run_all
+
+    sys.exit(
+        run_all(list(paths), seed=seed, url=url, report_dir=report_dir, quiet=quiet, match=match)
+    )
+
+
+def _cluster_section(path: str, nodes: str) -> ClusterSection:
+    from coordinator.scenario.loader import LoadError
+    from coordinator.scenario.schema import load_cluster_section
+
+    try:
+        section = load_cluster_section(Path(path))
+    except LoadError as e:
+        raise click.UsageError(str(e)) from None
+    ctx = click.get_current_context()
+    given = ctx.get_parameter_source("nodes") is not click.core.ParameterSource.DEFAULT
+    if given and nodes != str(len(section.node_names())):
+        raise click.UsageError(
+            f"--nodes {nodes} and --config ({len(section.node_names())} nodes) disagree"
+        )
+    return section
 
 
 def _leaf(exc: BaseException, types: tuple[type[BaseException], ...]) -> BaseException | None:

@@ -267,9 +267,10 @@ class Cluster:
                 await self.transport.call(node, "Status", pb.Empty(), timeout=fd.timeout)
             except OpenSearchError as e:
                 failures += 1
-                disconnected = e.type in (
+                disconnected = e.type in (  # FollowersChecker: a ConnectTransportException
                     "node_not_connected_exception",
                     "node_disconnected_exception",
+                    "connect_transport_exception",
                 )
                 if (disconnected or failures >= fd.retries) and self.in_cluster(name):
                     await self.node_left(name)

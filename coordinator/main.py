@@ -10,7 +10,15 @@ from dataclasses import dataclass
 
 import trio
 
-from coordinator import rest_cat, rest_cluster, rest_ml, rest_ops, rest_sim, rest_tasks
+from coordinator import (
+    rest_cat,
+    rest_cluster,
+    rest_faults,
+    rest_ml,
+    rest_ops,
+    rest_sim,
+    rest_tasks,
+)
 from coordinator.cluster import Cluster, ClusterConfig
 from coordinator.demo import start_demo
 from coordinator.http import Router, build_app, serve_http
@@ -27,7 +35,7 @@ class Ready:
 
 def build_router(cluster: Cluster) -> Router:
     router = Router()
-    for module in (rest_cluster, rest_tasks, rest_sim, rest_ops, rest_cat, rest_ml):
+    for module in (rest_cluster, rest_tasks, rest_sim, rest_faults, rest_ops, rest_cat, rest_ml):
         module.register(router, cluster)
     return router
 

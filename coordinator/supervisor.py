@@ -82,7 +82,14 @@ class ChildProcess:
         return self.popen.wait()
 
 
-async def spawn(command: list[str], *, env: dict[str, str], stderr: IO[bytes]) -> ChildProcess:
+async def spawn(
+    command: list[str],
+    *,
+    env: dict[str, str],
+    stderr: IO[bytes],
+    new_session: bool = False,
+    cwd: str | None = None,
+) -> ChildProcess:
     """Fork+exec `command` on the spawner thread, with pipes for stdin and stdout."""
     stdin_r, stdin_w = os.pipe()
     stdout_r, stdout_w = os.pipe()
@@ -95,6 +102,8 @@ async def spawn(command: list[str], *, env: dict[str, str], stderr: IO[bytes]) -
             stderr=stderr,
             env=env,
             close_fds=True,
+            start_new_session=new_session,
+            cwd=cwd,
         )
         popen: Any = await trio.to_thread.run_sync(future.result)
     except BaseException:
@@ -161,8 +170,7 @@ class Supervisor:
             sys.executable,
             "-m",
             "simnode",
-            "--id",
-            spec.id,
+            f"--id={spec.id}",  # a base64url id may start with '-'
             "--name",
             spec.name,
             "--host",

@@ -213,6 +213,7 @@ class Registry:
         self._tasks: dict[int, Task] = {}
         self._last_id = 0
         self._bans: dict[TaskId, str] = {}
+        self._ban_marks: dict[TaskId, int] = {}  # the last task id when the ban was set
 
     # -- registration ----------------------------------------------------------------------------
 
@@ -311,16 +312,25 @@ class Registry:
         children are returned either way."""
         if record:
             self._bans[parent] = reason
+            self._ban_marks.setdefault(parent, self._last_id)
         return [t for t in self._tasks.values() if t.parent == parent and t.cancellable]
 
     def remove_ban(self, parent: TaskId) -> None:
         self._bans.pop(parent, None)
+        self._ban_marks.pop(parent, None)
 
     def remove_bans_of_node(self, node_id: str) -> None:
         """Bans whose parent's node left the cluster are dropped (`applyClusterState`)."""
         for parent in [p for p in self._bans if p.node_id == node_id]:
             del self._bans[parent]
+            self._ban_marks.pop(parent, None)
 
     @property
     def bans(self) -> dict[TaskId, str]:
         return dict(self._bans)
+
+    @property
+    def ban_marks(self) -> dict[TaskId, int]:
+        """For each ban, the last task id registered before it was set: a cancellable child of
+        the banned parent with a higher id started under the ban (which must never happen)."""
+        return dict(self._ban_marks)

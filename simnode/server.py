@@ -11,6 +11,12 @@ An `OpenSearchError` raised by the node travels back in the trailing metadata
 
 Never call `server.stop()` on the trio thread: handlers blocked in `from_thread.run` wait for
 that very loop. `NodeServer.stop()` does it from a worker thread.
+
+Faults: `_FaultInterceptor` is the callee's interceptor. It hands each `Node` (and `MlNode`) call's
+envelope (caller, method, sequence number from the metadata) to `_bridge`, which asks the process's
+`FaultTable` on the trio thread: a slow node waits there before the handler runs (the caller's
+deadline and cancellation still apply). The `Control` service (simnode/control.py) is served by the
+same server and is never intercepted.
 """
 
 from __future__ import annotations
@@ -24,14 +30,23 @@ from typing import Any, TypeVar
 import grpc
 import trio
 
+from simnode._wire import control_pb2 as cpb
+from simnode._wire import control_pb2_grpc as control_grpc
 from simnode._wire import ml_pb2 as mlpb
 from simnode._wire import ml_pb2_grpc as ml_pb_grpc
 from simnode._wire import node_pb2 as pb
 from simnode._wire import node_pb2_grpc as pb_grpc
+from simnode.control import inspection, rule_set_from_pb, rule_set_to_pb
 from simnode.errors import OpenSearchError
+from simnode.faults import Envelope, FaultTable, Side, Verdict
 from simnode.ml import MlWorker
 from simnode.node import Node
-from simnode.transport import ERROR_METADATA_KEY, TransportTls
+from simnode.transport import (
+    ERROR_METADATA_KEY,
+    FROM_METADATA_KEY,
+    SEQ_METADATA_KEY,
+    TransportTls,
+)
 from simnode.wire import cluster_state_from_pb, error_to_pb
 
 T = TypeVar("T")
@@ -43,6 +58,45 @@ SERVER_OPTIONS = [
 ]
 # Each in-flight RunTask (a child task on this node) and each keeper stream pins one worker.
 DEFAULT_MAX_WORKERS = 512
+# The services whose calls faults may touch (the `Control` service never).
+FAULTED_SERVICES = ("/tasksim.v1.Node/", "/tasksim.v1.MlNode/")
+
+# The envelope of the call the current grpc worker thread is serving (set by the interceptor
+# right before the handler runs in the same thread, read once by `_bridge`).
+_serving = threading.local()
+
+
+class _FaultInterceptor(grpc.ServerInterceptor):
+    """Wraps every unary `Node`/`MlNode` handler so that `_bridge` knows who calls and which call
+    it is."""
+
+    def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        handler = continuation(handler_call_details)
+        name: str = handler_call_details.method or ""
+        prefix = next((p for p in FAULTED_SERVICES if name.startswith(p)), None)
+        if handler is None or handler.unary_unary is None or prefix is None:
+            return handler
+        method = name[len(prefix) :]
+        meta = dict(handler_call_details.invocation_metadata or ())
+        src = str(meta.get(FROM_METADATA_KEY, ""))
+        try:
+            seq = int(meta.get(SEQ_METADATA_KEY, 0))
+        except ValueError:
+            seq = 0
+        behavior = handler.unary_unary
+
+        def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+            _serving.envelope = (src, method, seq)
+            try:
+                return behavior(request, context)
+            finally:
+                _serving.envelope = None
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
 
 class _CallState:
@@ -62,9 +116,12 @@ class _CallState:
 
 
 class NodeServicer(pb_grpc.NodeServicer):
-    def __init__(self, node: Node, token: trio.lowlevel.TrioToken) -> None:
+    def __init__(
+        self, node: Node, token: trio.lowlevel.TrioToken, faults: FaultTable | None = None
+    ) -> None:
         self.node = node
         self.token = token
+        self.faults = faults if faults is not None else node.transport.faults
 
     def _bridge(
         self,
@@ -82,6 +139,9 @@ class NodeServicer(pb_grpc.NodeServicer):
 
         context.add_callback(on_terminated)
         remaining = context.time_remaining()
+        served = getattr(_serving, "envelope", None)
+        _serving.envelope = None
+        faults = self.faults
 
         async def runner() -> tuple[bool, T | None]:
             with trio.CancelScope() as scope:
@@ -90,6 +150,12 @@ class NodeServicer(pb_grpc.NodeServicer):
                 state.scope = scope
                 if state.terminated:
                     scope.cancel()
+                if served is not None and faults.rules:
+                    src, method, seq = served
+                    env = Envelope(src, faults.local, method, seq, Side.SERVER)
+                    decision = faults.decide(env)
+                    if decision.verdict is Verdict.DELAY:
+                        await trio.sleep(decision.delay)  # a slow node
                 return True, await fn(state)
             return False, None
 
@@ -177,11 +243,48 @@ class NodeServicer(pb_grpc.NodeServicer):
         return iter(())
 
 
+class ControlServicer(control_grpc.ControlServicer):
+    """The control channel: install fault rules, read the node's ground truth. Never faulted."""
+
+    def __init__(self, node: Node, token: trio.lowlevel.TrioToken, faults: FaultTable) -> None:
+        self.node = node
+        self.token = token
+        self.faults = faults
+
+    def _on_trio(self, context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
+        try:
+            return trio.from_thread.run_sync(fn, trio_token=self.token)
+        except trio.RunFinishedError:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "node shutting down")
+            raise  # unreachable: abort raises
+
+    def SetRules(self, request: cpb.FaultRuleSet, context: grpc.ServicerContext) -> cpb.RulesAck:
+        rule_set = rule_set_from_pb(request)
+
+        def install() -> cpb.RulesAck:
+            self.faults.install(rule_set)
+            return cpb.RulesAck(node=self.faults.local, version=self.faults.version)
+
+        return self._on_trio(context, install)
+
+    def GetRules(
+        self, request: cpb.GetRulesRequest, context: grpc.ServicerContext
+    ) -> cpb.FaultRuleSet:
+        return rule_set_to_pb(self.faults.current)
+
+    def Inspect(self, request: cpb.InspectRequest, context: grpc.ServicerContext) -> cpb.Inspection:
+        return self._on_trio(
+            context, lambda: inspection(self.node, self.faults, tasks=request.tasks)
+        )
+
+
 class MlNodeServicer(ml_pb_grpc.MlNodeServicer):
     """`MlNode`: the node's ML work (simnode/ml.py), over the same trio bridge as `Node`."""
 
-    def __init__(self, node: Node, token: trio.lowlevel.TrioToken) -> None:
-        self._core = NodeServicer(node, token)
+    def __init__(
+        self, node: Node, token: trio.lowlevel.TrioToken, faults: FaultTable | None = None
+    ) -> None:
+        self._core = NodeServicer(node, token, faults)
         self.worker = MlWorker.of(node)
 
     def DeployModel(
@@ -230,6 +333,7 @@ class NodeServer:
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-node"),
             options=SERVER_OPTIONS,
+            interceptors=[_FaultInterceptor()],
         )
         try:
             if tls is None:
@@ -245,8 +349,13 @@ class NodeServer:
             raise OSError(f"cannot bind the transport port {host}:{port} (address in use?)")
 
     def start(self, node: Node, token: trio.lowlevel.TrioToken) -> None:
-        pb_grpc.add_NodeServicer_to_server(NodeServicer(node, token), self._server)
-        ml_pb_grpc.add_MlNodeServicer_to_server(MlNodeServicer(node, token), self._server)
+        faults = node.transport.faults
+        faults.local = node.local.name
+        pb_grpc.add_NodeServicer_to_server(NodeServicer(node, token, faults), self._server)
+        ml_pb_grpc.add_MlNodeServicer_to_server(MlNodeServicer(node, token, faults), self._server)
+        control_grpc.add_ControlServicer_to_server(
+            ControlServicer(node, token, faults), self._server
+        )
         self._server.start()
 
     async def stop(self, grace: float | None = 0.0) -> None:

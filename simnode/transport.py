@@ -15,11 +15,19 @@ The gRPC bridge is the one measured in python-stack.md §1: `stub.M.future()` + 
 wakes trio through `run_sync_soon`; trio cancellation cancels the RPC (the server sees it). A
 long-lived `Watch` call per channel ("keeper") keeps grpcio's channel-spin thread from being started
 on every fan-out. grpc is imported only here and in server.py (DESIGN.md rule 3).
+
+Faults: this is the caller's interceptor. Every call asks `FaultTable.decide` (simnode/faults.py)
+before it leaves and again whenever the rules change, and carries out what the call's state table
+says: fail fast (`connect_transport_exception ... DISCONNECT: simulated`), hold the request, lose
+it, let the receiver act but drop the answer, or deliver late what a black-hole held. The caller's
+name and the call's sequence number travel in the metadata, so the callee's interceptor (server.py)
+decides on the same envelope. `call_control` is the control channel: it never consults the rules.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,19 +36,35 @@ import grpc
 import trio
 from google.protobuf.message import Message
 
+from simnode._wire import control_pb2_grpc as control_grpc
 from simnode._wire import ml_pb2_grpc as ml_pb_grpc
 from simnode._wire import node_pb2 as pb
 from simnode._wire import node_pb2_grpc as pb_grpc
 from simnode.discovery import DiscoveryNode
 from simnode.errors import (
+    ConnectTransportError,
     NodeDisconnectedError,
     OpenSearchError,
     ReceiveTimeoutTransportError,
     TransportError,
 )
+from simnode.faults import (
+    CallState,
+    Effect,
+    Envelope,
+    FaultTable,
+    LinkEvent,
+    Verdict,
+    link_event,
+    start_call,
+    step,
+)
 from simnode.wire import error_from_pb
 
 ERROR_METADATA_KEY = "tasksim-error-bin"
+# Who calls, and the call's sequence number on that link: the callee's fault envelope.
+FROM_METADATA_KEY = "tasksim-from"
+SEQ_METADATA_KEY = "tasksim-seq"
 
 # The OpenSearch action name each RPC stands for, used in transport error messages.
 ACTION_OF_METHOD = {
@@ -115,7 +139,14 @@ def node_not_connected(node: DiscoveryNode) -> OpenSearchError:
     return NodeNotConnectedError(f"[{node.name}][{node.transport_address}] Node not connected")
 
 
+def simulated_disconnect(node: DiscoveryNode) -> OpenSearchError:
+    """What MockTransportService's fail-to-send-no-connect rule throws."""
+    return ConnectTransportError(f"[{node.name}][{node.transport_address}] DISCONNECT: simulated")
+
+
 class Transport(Protocol):
+    faults: FaultTable
+
     async def call(
         self,
         node: DiscoveryNode,
@@ -126,17 +157,6 @@ class Transport(Protocol):
     ) -> Any: ...
 
     def node_left(self, node_id: str) -> None: ...
-
-
-class _Pending:
-    """An in-flight call, so that a node leaving the cluster can fail it."""
-
-    __slots__ = ("event", "future", "left")
-
-    def __init__(self, future: Any, event: trio.Event) -> None:
-        self.future = future
-        self.event = event
-        self.left = False
 
 
 class _Channel:
@@ -152,7 +172,10 @@ class _Channel:
             self.channel = grpc.secure_channel(address, credentials, options=options)
         self.stub = pb_grpc.NodeStub(self.channel)
         self.ml_stub = ml_pb_grpc.MlNodeStub(self.channel)
+        self.control = control_grpc.ControlStub(self.channel)
         self.keeper: Any = None
+        self.calls: set[_Call] = set()  # calls on this channel that are not done
+        self.retired = False  # the node left: close once no call owes the node anything
 
     def close(self) -> None:
         if self.keeper is not None:
@@ -160,15 +183,69 @@ class _Channel:
         self.channel.close()
 
 
+class _Call:
+    """One RPC to a peer and where it stands on its link (simnode/faults.py `CALL_TABLE`).
+
+    It outlives its caller when a black-hole owes the receiver a cancellation."""
+
+    __slots__ = (
+        "action",
+        "channel",
+        "deadline",
+        "env",
+        "failure",
+        "finished",
+        "future",
+        "metadata",
+        "method",
+        "node",
+        "request",
+        "state",
+    )
+
+    def __init__(
+        self,
+        node: DiscoveryNode,
+        method: str,
+        request: Message,
+        metadata: list[tuple[str, str]],
+        deadline: float,
+        env: Envelope,
+        channel: _Channel,
+    ) -> None:
+        self.node = node
+        self.method = method
+        self.action = ACTION_OF_METHOD.get(method, method)
+        self.request = request
+        self.metadata = metadata
+        self.deadline = deadline
+        self.env = env
+        self.channel = channel
+        self.state = CallState.QUEUED
+        self.future: Any = None
+        self.finished = trio.Event()
+        self.failure: OpenSearchError | None = None
+
+
 class GrpcTransport:
     """The gRPC `Transport`. One channel per node address; call from the trio thread only."""
 
-    def __init__(self, *, keepers: bool = False, tls: TransportTls | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        keepers: bool = False,
+        tls: TransportTls | None = None,
+        faults: FaultTable | None = None,
+    ) -> None:
         self._tls = tls
         self._channels: dict[str, _Channel] = {}
-        self._pending: dict[str, set[_Pending]] = {}
+        self._retired: list[_Channel] = []
+        self._calls: dict[str, set[_Call]] = {}  # by node id: calls not done yet
+        self._control_channels: dict[str, _Channel] = {}
         self._request_ids = itertools.count(1)
         self._keepers = keepers
+        self.faults = faults if faults is not None else FaultTable()
+        self.faults.on_change(self._rules_changed)
 
     def next_request_id(self) -> int:
         """A fresh transport request id (also for requests sent through the local shortcut)."""
@@ -179,12 +256,19 @@ class GrpcTransport:
         ch = self._channels.get(node.id)
         if ch is None or ch.address != address:
             if ch is not None:
-                ch.close()
+                self._retire(ch)
             ch = _Channel(address, self._tls)
             if self._keepers:
                 ch.keeper = ch.stub.Watch(pb.Empty())
             self._channels[node.id] = ch
         return ch
+
+    def _retire(self, ch: _Channel) -> None:
+        if ch.calls:
+            ch.retired = True
+            self._retired.append(ch)
+        else:
+            ch.close()
 
     async def call(
         self,
@@ -197,15 +281,133 @@ class GrpcTransport:
     ) -> Any:
         action = ACTION_OF_METHOD.get(method, method)
         request_id = self.next_request_id()
-        channel = self._channel(node)
-        stub = channel.ml_stub if method in ML_ACTION_OF_METHOD else channel.stub
-        multicallable: Any = getattr(stub, method)
+        started = trio.current_time()
+        deadline = math.inf if timeout is None else started + timeout
+
+        def timed_out() -> OpenSearchError:
+            elapsed_ms = int((trio.current_time() - started) * 1000)
+            return receive_timeout(node, action, request_id, elapsed_ms)
+
+        env = self.faults.envelope(node.name, method)
+        decision = self.faults.decide(env)
+        if decision.verdict is Verdict.DELAY:
+            with trio.move_on_at(deadline):
+                await trio.sleep(decision.delay)
+            if trio.current_time() >= deadline:
+                raise timed_out()
+            decision = self.faults.decide(env, skip_delays=True)
+        if decision.verdict is Verdict.FAIL:
+            raise simulated_disconnect(node)
+        meta = [
+            *(metadata or ()),
+            (FROM_METADATA_KEY, self.faults.local),
+            (SEQ_METADATA_KEY, str(env.seq)),
+        ]
+        ch = self._channel(node)
+        call = _Call(node, method, request, meta, deadline, env, ch)
+        call.state, effects = start_call(decision.verdict)
+        ch.calls.add(call)
+        self._calls.setdefault(node.id, set()).add(call)
+        self._apply(call, effects)
+        try:
+            with trio.move_on_at(deadline):
+                await call.finished.wait()
+        except BaseException:
+            self._event(call, LinkEvent.GIVE_UP)
+            raise
+        if not call.finished.is_set():
+            self._event(call, LinkEvent.GIVE_UP)
+            raise timed_out()
+        if call.failure is not None:
+            raise call.failure
+        try:
+            return call.future.result()
+        except grpc.RpcError as e:
+            elapsed_ms = int((trio.current_time() - started) * 1000)
+            raise self._translate(e, node, action, request_id, elapsed_ms) from None
+
+    # -- what the call state table says to do (trio thread) --------------------------------------
+
+    def _event(self, call: _Call, event: LinkEvent) -> None:
+        if call.state is CallState.DONE:
+            return
+        call.state, effects = step(call.state, event)
+        self._apply(call, effects)
+        if call.state is CallState.DONE:
+            self._forget(call)
+
+    def _apply(self, call: _Call, effects: tuple[Effect, ...]) -> None:
+        for effect in effects:
+            if effect is Effect.SEND:
+                self._send(call)
+            elif effect is Effect.CANCEL_RPC:
+                if call.future is not None:
+                    call.future.cancel()
+            elif effect is Effect.DELIVER:
+                call.finished.set()
+            elif effect is Effect.FAIL_CALLER and not call.finished.is_set():
+                call.failure = node_disconnected(call.node, call.action)
+                call.finished.set()
+
+    def _send(self, call: _Call) -> None:
+        remaining = call.deadline - trio.current_time()
+        timeout = None if math.isinf(remaining) else max(remaining, 0.001)
+        stub = call.channel.ml_stub if call.method in ML_ACTION_OF_METHOD else call.channel.stub
+        multicallable: Any = getattr(stub, call.method)
+        call.future = multicallable.future(call.request, timeout=timeout, metadata=call.metadata)
+        token = trio.lowlevel.current_trio_token()
+
+        def _on_done(_f: object) -> None:
+            try:
+                token.run_sync_soon(self._event, call, LinkEvent.RESPONSE)
+            except trio.RunFinishedError:
+                pass
+
+        call.future.add_done_callback(_on_done)
+
+    def _forget(self, call: _Call) -> None:
+        calls = self._calls.get(call.node.id)
+        if calls is not None:
+            calls.discard(call)
+        ch = call.channel
+        ch.calls.discard(call)
+        if ch.retired and not ch.calls and ch in self._retired:
+            self._retired.remove(ch)
+            ch.close()
+
+    def _rules_changed(self) -> None:
+        """The rules changed: every call not done yet hears what its link does now."""
+        for calls in list(self._calls.values()):
+            for call in list(calls):
+                decision = self.faults.decide(call.env, skip_delays=True, count=False)
+                before = call.state
+                self._event(call, link_event(decision.verdict))
+                if decision.verdict is not Verdict.PASS and call.state is not before:
+                    hits = self.faults.hits
+                    hits[decision.rule_id] = hits.get(decision.rule_id, 0) + 1
+
+    def held_calls(self) -> int:
+        """Calls a fault holds or owes (queued, clogged, lost, muted): for tests and inspection."""
+        return sum(
+            1
+            for calls in self._calls.values()
+            for call in calls
+            if call.state not in (CallState.OPEN, CallState.DONE)
+        )
+
+    # -- the control channel (never faulted) -----------------------------------------------------
+
+    async def call_control(
+        self, node: DiscoveryNode, method: str, request: Message, *, timeout: float
+    ) -> Any:
+        """A call on the control channel: no fault rule applies; errors as for `call`."""
+        address = node.transport_address
+        ch = self._control_channels.get(address)
+        if ch is None:
+            ch = self._control_channels[address] = _Channel(address, self._tls)
+        future = getattr(ch.control, method).future(request, timeout=timeout, wait_for_ready=True)
         token = trio.lowlevel.current_trio_token()
         done = trio.Event()
-        started = trio.current_time()
-        future = multicallable.future(request, timeout=timeout, metadata=metadata)
-        pending = _Pending(future, done)
-        self._pending.setdefault(node.id, set()).add(pending)
 
         def _on_done(_f: object) -> None:
             try:
@@ -214,20 +416,18 @@ class GrpcTransport:
                 pass
 
         future.add_done_callback(_on_done)
+        started = trio.current_time()
         try:
             await done.wait()
         except BaseException:
             future.cancel()
             raise
-        finally:
-            self._pending[node.id].discard(pending)
-        if pending.left:
-            raise node_disconnected(node, action)
         try:
             return future.result()
         except grpc.RpcError as e:
             elapsed_ms = int((trio.current_time() - started) * 1000)
-            raise self._translate(e, node, action, request_id, elapsed_ms) from None
+            action = f"internal:tasksim/control/{method}"
+            raise self._translate(e, node, action, 0, elapsed_ms) from None
 
     @staticmethod
     def _translate(
@@ -254,16 +454,22 @@ class GrpcTransport:
         )
 
     def node_left(self, node_id: str) -> None:
-        """The node left the cluster: every call waiting on it fails with node_disconnected."""
-        for pending in list(self._pending.get(node_id, ())):
-            pending.left = True
-            pending.future.cancel()
-            pending.event.set()
+        """The node left the cluster: every call waiting on it fails with node_disconnected.
+
+        The connection closes — unless a black-hole still holds a cancellation for the node: then
+        it closes once the link heals and the cancellation got through."""
+        for call in list(self._calls.get(node_id, ())):
+            if not call.finished.is_set():
+                call.failure = node_disconnected(call.node, call.action)
+                call.finished.set()
+            self._event(call, LinkEvent.GIVE_UP)
         ch = self._channels.pop(node_id, None)
         if ch is not None:
-            ch.close()
+            self._retire(ch)
 
     def close(self) -> None:
-        for ch in self._channels.values():
+        for ch in [*self._channels.values(), *self._retired, *self._control_channels.values()]:
             ch.close()
         self._channels.clear()
+        self._retired.clear()
+        self._control_channels.clear()

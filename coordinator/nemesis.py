@@ -1,0 +1,336 @@
+"""The nemesis: the coordinator's fault controller, for REST (`/_sim/faults`, `/_sim/nodes`), the
+Python client and the scenario runner.
+
+It owns the run's rule table — rules in install order, several per fault id — and its version,
+which goes up with every change. Every change is pushed, whole, to every process (the coordinating
+node included) over the control channel, which faults never touch; each process acknowledges the
+version it applied and `applied` records it. A process that cannot hear (paused, dead) is skipped
+and catches up when it is resumed or restarted. Process faults go to the supervisor (kill, pause,
+resume) or the cluster (restart, which keeps membership right).
+
+`heal()` is the one way back to a clean cluster and is idempotent: clear every rule, resume every
+paused node, restart every dead one, and push until every process runs the empty rule set.
+
+It decides nothing about what a fault does (simnode/faults.py) and never touches a registry.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import psutil
+import trio
+
+from coordinator.cluster import Cluster
+from coordinator.faultspec import FaultSpec, rule_to_json, to_rules
+from coordinator.supervisor import SupervisorError
+from simnode._wire import control_pb2 as cpb
+from simnode.control import rule_set_to_pb
+from simnode.discovery import DiscoveryNode
+from simnode.errors import IllegalArgumentError, OpenSearchError, ResourceNotFoundError
+from simnode.faults import Rule, RuleSet
+from simnode.transport import GrpcTransport
+
+PUSH_TIMEOUT = 2.0
+INSPECT_TIMEOUT = 1.0
+
+
+async def _until_stopped(pid: int, *, stopped: bool, timeout: float = 2.0) -> None:
+    """Signals land asynchronously: wait until the process is (no longer) stopped."""
+    with trio.move_on_after(timeout):
+        while True:
+            try:
+                status = psutil.Process(pid).status()
+            except psutil.Error:
+                return
+            if (status == psutil.STATUS_STOPPED) == stopped:
+                return
+            await trio.sleep(0.005)
+
+
+class Nemesis:
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.rules: list[Rule] = []
+        self.version = 0
+        self.applied: dict[str, int] = {}
+        self.push_errors: dict[str, str] = {}  # why the last push to a process failed
+        self._lock = trio.Lock()
+        self._ids = itertools.count(1)
+
+    @property
+    def transport(self) -> GrpcTransport:
+        return self.cluster.transport
+
+    @property
+    def coordinator_name(self) -> str:
+        return self.cluster.local.local.name
+
+    def names(self) -> list[str]:
+        """Every process of the run: the coordinating node, then the nodes in configured order."""
+        return [self.coordinator_name, *(n.name for n in self.cluster.config.nodes)]
+
+    def _check_node(self, name: str) -> None:
+        if name == self.coordinator_name:
+            raise IllegalArgumentError(
+                f"[{name}] is the coordinating node: it runs in this process and cannot be "
+                "killed, paused or restarted"
+            )
+        if name not in self.cluster.supervisor.nodes:
+            raise ResourceNotFoundError(
+                f"no node named [{name}] (nodes: {', '.join(self.names()[1:])})"
+            )
+
+    def _address(self, name: str) -> DiscoveryNode:
+        if name == self.coordinator_name:
+            return self.cluster.local.local
+        proc = self.cluster.supervisor.get(name)
+        spec = proc.spec
+        return DiscoveryNode(id=spec.id, name=name, host=spec.host, ip=spec.host, port=proc.port)
+
+    def _can_hear(self, name: str) -> bool:
+        if name == self.coordinator_name:
+            return True
+        proc = self.cluster.supervisor.nodes.get(name)
+        return proc is not None and proc.alive and not proc.paused
+
+    # -- the rule table ---------------------------------------------------------------------------
+
+    async def _push(self, names: list[str] | None = None) -> dict[str, bool]:
+        """Send the current rule set to `names` (default: everyone); who acknowledged it."""
+        message = rule_set_to_pb(
+            RuleSet(self.version, str(self.cluster.config.seed), tuple(self.rules))
+        )
+        acked: dict[str, bool] = {}
+
+        async def one(name: str) -> None:
+            if not self._can_hear(name):
+                self.push_errors[name] = "paused or dead"
+                acked[name] = False
+                return
+            try:
+                ack = await self.transport.call_control(
+                    self._address(name), "SetRules", message, timeout=PUSH_TIMEOUT
+                )
+            except OpenSearchError as e:
+                self.push_errors[name] = e.reason
+                acked[name] = False
+                return
+            self.applied[name] = ack.version
+            acked[name] = ack.version == self.version
+            if acked[name]:
+                self.push_errors.pop(name, None)
+            else:
+                self.push_errors[name] = f"acknowledged version {ack.version}"
+
+        async with trio.open_nursery() as nursery:
+            for name in names if names is not None else self.names():
+                nursery.start_soon(one, name)
+        return {n: acked[n] for n in self.names() if n in acked}
+
+    async def _catch_up(self) -> None:
+        stale = [n for n in self.names() if self.applied.get(n, 0) != self.version]
+        if stale:
+            await self._push(stale)
+
+    async def install(self, specs: list[FaultSpec]) -> dict[str, Any]:
+        async with self._lock:
+            known = self.names()
+            taken = {r.id for r in self.rules}
+            new: list[Rule] = []
+            ids: list[str] = []
+            for spec in specs:
+                fault_id = spec.id or self._next_id(spec.kind, taken)
+                if fault_id in taken:
+                    raise IllegalArgumentError(f"a fault with id [{fault_id}] is installed already")
+                try:
+                    new.extend(to_rules(spec, fault_id, known))
+                except ValueError as e:
+                    raise IllegalArgumentError(str(e)) from e
+                taken.add(fault_id)
+                ids.append(fault_id)
+            self.rules.extend(new)
+            self.version += 1
+            acked = await self._push()
+            return {"acknowledged": True, "version": self.version, "ids": ids, "nodes": acked}
+
+    def _next_id(self, kind: str, taken: set[str]) -> str:
+        while True:
+            candidate = f"{kind}-{next(self._ids)}"
+            if candidate not in taken:
+                return candidate
+
+    async def remove(self, fault_id: str) -> dict[str, Any]:
+        async with self._lock:
+            kept = [r for r in self.rules if r.id != fault_id]
+            if len(kept) == len(self.rules):
+                raise ResourceNotFoundError(f"fault [{fault_id}] is not installed")
+            self.rules = kept
+            self.version += 1
+            acked = await self._push()
+            return {"acknowledged": True, "version": self.version, "nodes": acked}
+
+    async def clear(self) -> dict[str, Any]:
+        async with self._lock:
+            self.rules = []
+            self.version += 1
+            acked = await self._push()
+            return {"acknowledged": True, "version": self.version, "nodes": acked}
+
+    def describe(self) -> dict[str, Any]:
+        faults: dict[str, list[dict[str, Any]]] = {}
+        for rule in self.rules:
+            faults.setdefault(rule.id, []).append(rule_to_json(rule))
+        return {
+            "version": self.version,
+            "faults": [{"id": k, "rules": v} for k, v in faults.items()],
+            "nodes": {
+                n: {"applied_version": self.applied.get(n, 0), "can_hear": self._can_hear(n)}
+                for n in self.names()
+            },
+        }
+
+    # -- process faults ---------------------------------------------------------------------------
+
+    async def kill(self, name: str) -> dict[str, Any]:
+        self._check_node(name)
+        async with self._lock:
+            self.cluster.supervisor.kill(name)
+            with trio.move_on_after(5):
+                await self.cluster.supervisor.get(name).process.wait()  # dead when we answer
+            self.applied.pop(name, None)
+        return self.process_state(name)
+
+    async def pause(self, name: str) -> dict[str, Any]:
+        self._check_node(name)
+        async with self._lock:
+            self.cluster.supervisor.pause(name)
+            await _until_stopped(self.cluster.supervisor.get(name).pid, stopped=True)
+        return self.process_state(name)
+
+    async def resume(self, name: str) -> dict[str, Any]:
+        self._check_node(name)
+        async with self._lock:
+            self.cluster.supervisor.resume(name)
+            await _until_stopped(self.cluster.supervisor.get(name).pid, stopped=False)
+            await self._catch_up()
+        return self.process_state(name)
+
+    async def restart(self, name: str) -> dict[str, Any]:
+        self._check_node(name)
+        async with self._lock:
+            self.applied.pop(name, None)
+            try:
+                await self.cluster.restart(name)
+            except SupervisorError as e:
+                raise OpenSearchError(str(e)) from e
+            await self._catch_up()
+        return self.process_state(name)
+
+    async def heal(self) -> dict[str, Any]:
+        """Clear every rule, resume every paused node, restart every dead one. Idempotent."""
+        async with self._lock:
+            supervisor = self.cluster.supervisor
+            resumed = [n for n, p in supervisor.nodes.items() if p.alive and p.paused]
+            dead = [n for n, p in supervisor.nodes.items() if not p.alive]
+            self.rules = []
+            self.version += 1
+            supervisor.heal()
+            restarted: list[str] = []
+            errors: list[str] = []
+            for name in dead:
+                self.applied.pop(name, None)
+                try:
+                    await self.cluster.restart(name)
+                    restarted.append(name)
+                except SupervisorError as e:
+                    errors.append(str(e))
+            acked = await self._push()
+            report: dict[str, Any] = {
+                "acknowledged": all(acked.values()) and not errors,
+                "version": self.version,
+                "resumed": resumed,
+                "restarted": restarted,
+                "nodes": acked,
+            }
+            errors += [f"[{n}] {e}" for n, e in self.push_errors.items() if not acked.get(n)]
+            if errors:
+                report["errors"] = errors
+            return report
+
+    def process_state(self, name: str) -> dict[str, Any]:
+        if name == self.coordinator_name:
+            me = self.cluster.local.local
+            return {
+                "name": name,
+                "id": me.id,
+                "transport_address": me.transport_address,
+                "coordinator": True,
+                "alive": True,
+                "paused": False,
+                "in_cluster": True,
+                "rules_version": self.applied.get(name, 0),
+            }
+        proc = self.cluster.supervisor.get(name)
+        return {
+            "name": name,
+            "id": proc.spec.id,
+            "transport_address": f"{proc.spec.host}:{proc.port}",
+            "pid": proc.pid,
+            "alive": proc.alive,
+            "paused": proc.paused and proc.alive,
+            "in_cluster": self.cluster.in_cluster(name),
+            "restarts": proc.restarts,
+            "rules_version": self.applied.get(name, 0),
+        }
+
+    # -- ground truth -----------------------------------------------------------------------------
+
+    async def inspect(self, *, tasks: bool) -> dict[str, Any]:
+        """Every process's bans (and live tasks), read over the control channel."""
+        out: dict[str, Any] = {}
+
+        async def one(name: str) -> None:
+            entry = self.process_state(name)
+            if not self._can_hear(name):
+                entry["reachable"] = False
+                out[name] = entry
+                return
+            try:
+                msg = await self.transport.call_control(
+                    self._address(name),
+                    "Inspect",
+                    cpb.InspectRequest(tasks=tasks),
+                    timeout=INSPECT_TIMEOUT,
+                )
+            except OpenSearchError as e:
+                entry["reachable"] = False
+                entry["error"] = e.xcontent()
+                out[name] = entry
+                return
+            entry["reachable"] = True
+            entry["rules_version"] = msg.rules_version
+            entry["bans"] = [
+                {"parent_task_id": b.parent_task_id, "reason": b.reason, "mark": b.mark}
+                for b in msg.bans
+            ]
+            entry["hits"] = {h.rule_id: h.hits for h in msg.hits}
+            if tasks:
+                entry["tasks"] = [
+                    {
+                        "id": t.id,
+                        "parent_task_id": t.parent_task_id or None,
+                        "action": t.action,
+                        "cancellable": t.cancellable,
+                        "cancelled": t.cancelled,
+                        "start_time_in_millis": t.start_time_in_millis,
+                    }
+                    for t in msg.tasks
+                ]
+            out[name] = entry
+
+        async with trio.open_nursery() as nursery:
+            for name in self.names():
+                nursery.start_soon(one, name)
+        return {n: out[n] for n in self.names()}

@@ -1,0 +1,625 @@
+"""Run one scenario against a real cluster and say how it went.
+
+The runner owns one trio nursery for the run: the steps in order, each background request, each
+fault that ends `for` a duration, and a sampler that reads every node's ground truth over the control
+channel (`GET /_sim/nodes?tasks=true`, never faulted) for the `always` checks. REST calls go through
+`SimClient` in worker threads, so a hung call never blocks the loop and a Ctrl-C abandons it.
+
+Heal is guaranteed: whatever happens — the steps pass, an expectation fails, a step errors, the
+scenario times out, Ctrl-C — the `finally` heals the cluster (every rule removed, paused nodes
+resumed, dead ones restarted), shielded from cancellation; then, only after a clean run, the
+`eventually` checks poll until they hold or their deadline passes; then the cluster the runner
+started is stopped and no node process may outlive it.
+
+Outcome: `passed`, `failed` (an expectation or a check did not hold) or `error` (the scenario
+could not be carried out: a step's request was refused, the cluster did not start, a timeout).
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from coordinator.client import SimClient, SimClientError
+from coordinator.scenario import checks
+from coordinator.scenario.expect import (
+    Answer,
+    Context,
+    all_tasks,
+    check,
+    failed_nodes,
+    render,
+)
+from coordinator.scenario.process import ClusterProcess, ClusterStartError
+from coordinator.scenario.schema import (
+    PROCESS_KINDS,
+    RequestSpec,
+    Scenario,
+    Step,
+)
+
+SAMPLE_INTERVAL = 0.25
+START_RUNNING_TIMEOUT = 15.0
+EVENTUALLY_INTERVAL = 0.2
+
+
+class StepError(Exception):
+    """The scenario could not be carried out (not an expectation that failed)."""
+
+
+class ExpectationFailed(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass
+class StepResult:
+    index: int
+    label: str
+    status: str = "pending"  # ok | failed | error | skipped | pending
+    started: float = 0.0  # seconds since the scenario started
+    duration: float = 0.0
+    detail: str = ""
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    file: str
+    seed: int
+    status: str = "error"  # passed | failed | error
+    duration: float = 0.0
+    steps: list[StepResult] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    error: str | None = None
+    checks: dict[str, Any] = field(default_factory=dict)
+    heal: dict[str, Any] | None = None
+    faults: dict[str, Any] = field(default_factory=dict)
+    repro: str = ""
+    url: str = ""
+    timings: dict[str, float] = field(default_factory=dict)  # cluster start/stop
+    pids: list[int] = field(default_factory=list)  # the processes of the cluster the run started
+
+
+@dataclass
+class _Background:
+    step: int
+    done: trio.Event = field(default_factory=trio.Event)
+
+
+Progress = Callable[[str, Any], None]
+
+
+class ScenarioRun:
+    def __init__(
+        self,
+        scenario: Scenario,
+        file: Path,
+        *,
+        seed: int | None = None,
+        url: str | None = None,
+        log_dir: Path | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.file = file
+        self.seed = seed if seed is not None else scenario.default_seed()
+        self.external_url = url
+        self.log_dir = log_dir or Path("tasksim-reports") / "logs"
+        self.progress = progress or (lambda _event, _data: None)
+        self.result = ScenarioResult(scenario.name, str(file), self.seed)
+        self.result.repro = f"tasksim run {file} --seed {self.seed}"
+        self.result.steps = [StepResult(i, s.label(i)) for i, s in enumerate(scenario.steps)]
+        self.client: SimClient | None = None
+        self.ctx = Context({}, {})
+        self.history = checks.TaskHistory()
+        self.violations: list[str] = []
+        self.accounted: list[str] = []
+        self.list_checks = 0
+        self.samples = 0
+        self.t0 = 0.0
+        self._background: dict[str, _Background] = {}
+        self._ends: dict[str, list[str]] = {}  # step id → fault ids to remove when it completes
+        self._failed = False
+
+    # -- REST, off the trio thread ----------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await trio.to_thread.run_sync(lambda: fn(*args, **kwargs), abandon_on_cancel=True)
+
+    @property
+    def sim(self) -> SimClient:
+        assert self.client is not None
+        return self.client
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    async def run(self) -> ScenarioResult:
+        started = time.monotonic()
+        cluster: ClusterProcess | None = None
+        try:
+            if self.external_url is None:
+                log = self.log_dir / f"{self.scenario.name}.log"
+                self.progress("cluster", {"seed": self.seed})
+                t = time.monotonic()
+                cluster = await ClusterProcess.start(self.file, self.seed, log)
+                self.result.timings["cluster_start"] = round(time.monotonic() - t, 3)
+                self.result.url = cluster.url
+            else:
+                self.result.url = self.external_url
+            self.client = SimClient(self.result.url)
+            await self._run_on_cluster()
+        except ClusterStartError as e:
+            self.result.status = "error"
+            self.result.error = str(e)
+        except KeyboardInterrupt:
+            self.result.status = "error"
+            self.result.error = "interrupted (Ctrl-C): healed and stopped"
+            raise
+        finally:
+            with trio.CancelScope(shield=True):
+                if cluster is not None:
+                    t = time.monotonic()
+                    leftovers = await cluster.stop()
+                    self.result.pids = sorted({cluster.process.pid, *cluster.node_pids})
+                    self.result.timings["cluster_stop"] = round(time.monotonic() - t, 3)
+                    if leftovers:
+                        self.result.status = "error"
+                        self.result.error = "; ".join(leftovers)
+            self.result.duration = time.monotonic() - started
+        return self.result
+
+    async def _run_on_cluster(self) -> None:
+        nodes = await self._call(self.sim.nodes)
+        self.ctx = Context({name: n["id"] for name, n in nodes.items()}, {})
+        missing = [n for n in self.scenario.cluster.names() if n not in nodes]
+        if missing:  # --url: a running cluster that is not the scenario's
+            self.result.status = "error"
+            self.result.error = f"the cluster has no node named {', '.join(missing)}"
+            return
+        self.t0 = time.monotonic()
+        outcome = "passed"
+        try:
+            with trio.fail_after(self.scenario.timeout):
+                try:
+                    async with trio.open_nursery() as nursery:
+                        sampler = trio.CancelScope()
+                        nursery.start_soon(self._sampler, sampler)
+                        try:
+                            await self._steps(nursery)
+                            await self._settle()
+                        finally:
+                            sampler.cancel()
+                except BaseExceptionGroup as group:
+                    raise _first(group) from None
+        except ExpectationFailed:
+            outcome = "failed"
+        except StepError as e:
+            outcome = "error"
+            self.result.error = str(e)
+        except trio.TooSlowError:
+            outcome = "error"
+            running = [s.label for s in self.result.steps if s.status == "pending" and s.started]
+            where = f" in step {running[0]}" if running else ""
+            self.result.error = (
+                f"the scenario did not finish within {self.scenario.timeout:g}s{where}"
+            )
+        except (SimClientError, OSError, TimeoutError) as e:
+            outcome = "error"
+            self.result.error = f"the cluster's REST API failed: {e}"
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._final_heal()
+        heal = self.result.heal or {}
+        if not heal.get("acknowledged"):
+            outcome = "error"
+            problems = heal.get("errors") or [heal.get("error", "no answer")]
+            self.result.error = "the final heal was not acknowledged: " + "; ".join(problems)
+        if self.violations:
+            outcome = "failed" if outcome == "passed" else outcome
+        if outcome == "passed" and not await self._eventually():
+            outcome = "failed"
+        with trio.CancelScope(shield=True):
+            await self._collect_faults()
+        self.result.checks["always"] = {
+            "nodes_accounted": {
+                "enabled": "nodes_accounted" in self.scenario.checks.always,
+                "list_responses": self.list_checks,
+                "violations": self.accounted,
+            },
+            "no_child_under_ban": {
+                "enabled": "no_child_under_ban" in self.scenario.checks.always,
+                "samples": self.samples,
+                "violations": [v for v in self.violations if v not in self.accounted],
+            },
+        }
+        self.result.failures.extend(self.violations)
+        if outcome == "failed" and not self.result.failures:
+            self.result.failures.append("a check failed")
+        self.result.status = outcome
+
+    async def _final_heal(self) -> None:
+        try:
+            self.result.heal = await self._call(self.sim.heal)
+        except (SimClientError, OSError, TimeoutError) as e:
+            self.result.heal = {"acknowledged": False, "error": str(e)}
+        self.progress("healed", self.result.heal)
+
+    async def _collect_faults(self) -> None:
+        try:
+            nodes = await self._call(self.sim.nodes)
+            faults = await self._call(self.sim.faults)
+        except (SimClientError, OSError, TimeoutError):
+            return
+        hits: dict[str, int] = {}
+        for node in nodes.values():
+            for rule_id, count in node.get("hits", {}).items():
+                hits[rule_id] = hits.get(rule_id, 0) + count
+        self.result.faults = {
+            "version": faults["version"],
+            "applied": {n: v["applied_version"] for n, v in faults["nodes"].items()},
+            "active": faults["faults"],
+            "hits": hits,
+        }
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    async def _steps(self, nursery: trio.Nursery) -> None:
+        for i, step in enumerate(self.scenario.steps):
+            record = self.result.steps[i]
+            if step.at is not None:
+                await trio.sleep_until(trio.current_time() + max(0.0, step.at - self.now()))
+            record.started = self.now()
+            self.progress("step", record)
+            try:
+                await self._step(i, step, nursery)
+            except ExpectationFailed as e:
+                self._fail_step(record, "failed", e.problems)
+                raise
+            except StepError as e:
+                self._fail_step(record, "error", [str(e)])
+                raise
+            except (SimClientError, OSError, TimeoutError) as e:
+                self._fail_step(record, "error", [str(e)])
+                raise StepError(f"step {record.label}: {e}") from e
+            if record.status == "pending":
+                record.status = "ok"
+                record.duration = self.now() - record.started
+                self.progress("step_done", record)
+            if step.id is not None and step.id in self._ends and not step.background:
+                await self._end_faults(step.id)
+
+    def _fail_step(self, record: StepResult, status: str, problems: list[str]) -> None:
+        record.status = status
+        record.duration = self.now() - record.started
+        record.problems = problems
+        self.result.failures.extend(f"step {record.label}: {p}" for p in problems)
+        self.progress("step_done", record)
+        for other in self.result.steps[record.index + 1 :]:
+            if other.status == "pending" and not other.started:
+                other.status = "skipped"
+
+    async def _settle(self) -> None:
+        """After the last step: background requests and timed faults finish (bounded)."""
+        for background in self._background.values():
+            await background.done.wait()
+        if self._failed:
+            raise ExpectationFailed([])
+
+    async def _step(self, i: int, step: Step, nursery: trio.Nursery) -> None:
+        kind = step.kind
+        record = self.result.steps[i]
+        if kind == "start":
+            spec = step.start
+            assert spec is not None
+            ids = await self._call(self.sim.start_task, render(spec.body(), self.ctx))
+            if step.id is not None:
+                self.ctx.started[step.id] = ids
+            size = spec.size()
+            if spec.running:
+                await self._until_running(ids, len(ids) * size if size is not None else len(ids))
+            record.detail = f"{len(ids)} task(s) on {spec.node}: {', '.join(ids[:3])}" + (
+                " ..." if len(ids) > 3 else ""
+            )
+        elif kind == "request":
+            assert step.request is not None
+            if step.background:
+                key = step.id or f"#{i}"
+                self._background[key] = _Background(i)
+                nursery.start_soon(self._background_request, i, step, key)
+                record.status = "ok"
+                record.detail = "running in the background"
+                self.progress("step_done", record)
+            else:
+                await self._request_step(i, step)
+        elif step.fault is not None:
+            body = self._fault_body(kind, step.fault, step.id)
+            answer = await self._call(self.sim._ok, "POST", "/_sim/faults", body)
+            fault_id = answer["ids"][0]
+            record.detail = f"fault {fault_id}, rules version {answer['version']}"
+            if step.for_ is not None:
+                nursery.start_soon(self._remove_after, fault_id, step.for_)
+            if step.until is not None:
+                self._ends.setdefault(step.until, []).append(fault_id)
+        elif kind in PROCESS_KINDS:
+            name = step.value_of(kind)
+            state = await self._call(getattr(self.sim, kind), name)
+            record.detail = f"pid {state.get('pid')}, in cluster: {state.get('in_cluster')}"
+        elif kind == "heal":
+            if step.heal is True or step.heal == "all":
+                report = await self._call(self.sim.heal)
+                record.detail = f"rules version {report['version']}"
+            else:
+                await self._remove(str(step.heal))
+        elif kind == "wait":
+            assert step.wait is not None
+            await trio.sleep(step.wait)
+        elif kind == "await":
+            background = self._background[step.await_ or ""]
+            await background.done.wait()
+            target = self.result.steps[background.step]
+            record.detail = target.detail
+            if target.status == "failed":
+                raise ExpectationFailed([f"the background request {target.label} failed"])
+        elif kind == "wait_until":
+            await self._wait_until(step)
+
+    async def _until_running(self, roots: list[str], expected: int) -> None:
+        """Wait until the trees rooted at `roots` have `expected` live tasks in all."""
+        deadline = trio.current_time() + START_RUNNING_TIMEOUT
+        count = 0
+        while trio.current_time() < deadline:
+            sample = await self._sample()
+            parents = {
+                f"{n['id']}:{t['id']}": t.get("parent_task_id")
+                for n in sample.values()
+                for t in n.get("tasks", [])
+            }
+            inside = set(roots) & set(parents)
+            grew = True
+            while grew:
+                more = {k for k, parent in parents.items() if parent in inside} - inside
+                inside |= more
+                grew = bool(more)
+            count = len(inside)
+            if count >= expected:
+                return
+            await trio.sleep(0.05)
+        raise StepError(
+            f"only {count} of the {expected} tasks started within {START_RUNNING_TIMEOUT:g}s "
+            "(set `running: false` if some end at once or a fault holds them)"
+        )
+
+    def _fault_body(self, kind: str, fault: Any, fault_id: str | None) -> dict[str, Any]:
+        spec = fault.model_dump(mode="json", by_alias=True, exclude_none=True)
+        spec = {k: v for k, v in spec.items() if v not in ((), [])}
+        if fault_id is not None:
+            spec["id"] = fault_id
+        return {kind: spec}
+
+    async def _remove_after(self, fault_id: str, seconds: float) -> None:
+        await trio.sleep(seconds)
+        await self._remove(fault_id)
+
+    async def _remove(self, fault_id: str) -> None:
+        try:
+            await self._call(self.sim.remove, fault_id)
+        except SimClientError as e:
+            if e.status != 404:  # healed already
+                raise
+
+    async def _end_faults(self, step_id: str) -> None:
+        for fault_id in self._ends.pop(step_id, []):
+            await self._remove(fault_id)
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def _prepare(self, req: RequestSpec) -> tuple[str, Any, dict[str, str]]:
+        try:
+            path = render(req.path, self.ctx)
+            body = render(req.body, self.ctx)
+            headers = render(dict(req.headers), self.ctx)
+        except KeyError as e:
+            raise StepError(str(e.args[0])) from None
+        return path, body, headers
+
+    async def _send(self, req: RequestSpec) -> Answer:
+        path, body, headers = self._prepare(req)
+        watch = req.method == "GET" and _is_list(path)
+        before = await self._members() if watch else set()
+        try:
+            resp = await self._call(
+                self.sim.request, req.method, path, body, headers=headers, timeout=req.timeout
+            )
+        except TimeoutError:
+            return Answer(None, None, req.timeout, timed_out=True)
+        answer = Answer(resp.status, resp.body, resp.elapsed)
+        if watch and resp.status == 200 and not _is_filtered(path):
+            after = await self._members()
+            self.list_checks += 1
+            if "nodes_accounted" in self.scenario.checks.always:
+                names = {v: k for k, v in self.ctx.node_ids.items()}
+                for problem in checks.nodes_accounted(resp.body, before, after, names):
+                    message = f"nodes_accounted: {req.method} {path}: {problem}"
+                    self.accounted.append(message)
+                    self.violations.append(message)
+        if req.method == "POST" and "_cancel" in path and resp.status == 200:
+            self.history.observe_cancelled(
+                [f"{t['node']}:{t['id']}" for t in all_tasks(resp.body) if "node" in t]
+            )
+        return answer
+
+    async def _members(self) -> set[str]:
+        nodes = await self._call(self.sim.nodes)
+        return {n["id"] for n in nodes.values() if n.get("in_cluster")}
+
+    def _describe(self, answer: Answer) -> str:
+        if answer.timed_out:
+            return f"no answer within {answer.elapsed:g}s"
+        text = f"HTTP {answer.status} in {answer.elapsed:.3f}s"
+        failed = failed_nodes(answer.body)
+        if failed:
+            listed = ", ".join(f"{self.ctx.name_of(n)}={t}" for n, t in sorted(failed.items()))
+            text += f"; node_failures: {listed}"
+        return text
+
+    async def _request_step(self, i: int, step: Step) -> None:
+        assert step.request is not None
+        answer = await self._send(step.request)
+        record = self.result.steps[i]
+        record.detail = self._describe(answer)
+        if step.expect is not None:
+            problems = check(step.expect, answer, self.ctx, client_timeout=step.request.timeout)
+            if problems:
+                raise ExpectationFailed(problems)
+        elif answer.timed_out:
+            raise ExpectationFailed([f"no answer within {step.request.timeout:g}s"])
+
+    async def _background_request(self, i: int, step: Step, key: str) -> None:
+        record = self.result.steps[i]
+        try:
+            await self._request_step(i, step)
+            record.detail += " (background)"
+        except ExpectationFailed as e:
+            record.status = "failed"
+            record.problems = e.problems
+            self.result.failures.extend(f"step {record.label}: {p}" for p in e.problems)
+            self._failed = True
+            self.progress("step_done", record)
+        finally:
+            record.duration = self.now() - record.started
+            if step.id is not None:
+                await self._end_faults(step.id)
+            self._background[key].done.set()
+
+    async def _wait_until(self, step: Step) -> None:
+        spec = step.wait_until
+        assert spec is not None
+        deadline = trio.current_time() + spec.within
+        problems: list[str] = []
+        while True:
+            answer = await self._send(spec.request)
+            problems = check(spec.expect, answer, self.ctx, client_timeout=spec.request.timeout)
+            if not problems:
+                return
+            if trio.current_time() + spec.every > deadline:
+                raise ExpectationFailed(
+                    [f"not true within {spec.within:g}s: {'; '.join(problems)}"]
+                )
+            await trio.sleep(spec.every)
+
+    # -- checks -----------------------------------------------------------------------------------
+
+    async def _sample(self) -> checks.Sample:
+        return await self._call(self.sim.nodes, tasks=True)  # type: ignore[no-any-return]
+
+    async def _sampler(self, scope: trio.CancelScope) -> None:
+        with scope:
+            while True:
+                try:
+                    sample = await self._sample()
+                except (SimClientError, OSError, TimeoutError):
+                    await trio.sleep(SAMPLE_INTERVAL)
+                    continue
+                self.samples += 1
+                self.history.observe(sample)
+                if "no_child_under_ban" in self.scenario.checks.always:
+                    for problem in checks.children_under_ban(sample):
+                        message = f"no_child_under_ban at {self.now():.2f}s: {problem}"
+                        if message not in self.violations:
+                            self.violations.append(message)
+                await trio.sleep(SAMPLE_INTERVAL)
+
+    async def _eventually(self) -> bool:
+        spec = self.scenario.checks.eventually
+        wanted: dict[str, Callable[[checks.Sample], list[str]]] = {}
+        if "no_cancelled_descendants" in spec.checks:
+            wanted["no_cancelled_descendants"] = self.history.orphans
+        if "no_bans" in spec.checks:
+            wanted["no_bans"] = checks.bans_left
+        if "no_live_work" in spec.checks:
+            wanted["no_live_work"] = checks.live_work
+        started = trio.current_time()
+        deadline = started + spec.within
+        report: dict[str, Any] = {}
+        pending = dict(wanted)
+        while True:
+            try:
+                sample = await self._sample()
+            except (SimClientError, OSError, TimeoutError) as e:
+                sample = {}
+                for name in pending:
+                    report[name] = {"held": False, "problems": [f"cannot read the nodes: {e}"]}
+            for name, fn in list(pending.items()):
+                problems = fn(sample) if sample else report[name]["problems"]
+                if not problems:
+                    report[name] = {"held": True, "after": round(trio.current_time() - started, 3)}
+                    del pending[name]
+                else:
+                    report[name] = {"held": False, "problems": problems}
+            if not pending or trio.current_time() + EVENTUALLY_INTERVAL > deadline:
+                break
+            await trio.sleep(EVENTUALLY_INTERVAL)
+        self.result.checks["eventually"] = {"within": spec.within, **report}
+        self.progress("eventually", report)
+        failed = [n for n, r in report.items() if not r["held"]]
+        for name in failed:
+            for problem in report[name]["problems"]:
+                self.result.failures.append(
+                    f"eventually {name} (within {spec.within:g}s): {problem}"
+                )
+        return not failed
+
+
+def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The exception that decides the outcome: Ctrl-C first, then ours, else the group."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    for kind in (KeyboardInterrupt, StepError, ExpectationFailed, SimClientError, OSError):
+        for leaf in leaves:
+            if isinstance(leaf, kind):
+                return leaf
+    return group
+
+
+def _is_list(path: str) -> bool:
+    route = urllib.parse.urlsplit(path).path.rstrip("/")
+    return route == "/_tasks"
+
+
+def _is_filtered(path: str) -> bool:
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+    return any(k in query for k in ("nodes", "actions", "parent_task_id", "filter_path"))
+
+
+async def run_scenario(
+    scenario: Scenario,
+    file: Path,
+    *,
+    seed: int | None = None,
+    url: str | None = None,
+    log_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> ScenarioResult:
+    return await ScenarioRun(
+        scenario, file, seed=seed, url=url, log_dir=log_dir, progress=progress
+    ).run()
