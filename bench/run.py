@@ -172,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"  hypothesis: {results['hypothesis']['examples_per_s']} examples/s")
                 rss = c.rss_mib()
                 nodes_rss = [v for k, v in rss.items() if k != "coordinator"]
+                if len(nodes_rss) != n:
+                    raise procs.BenchProcessError(
+                        f"{n - len(nodes_rss)} of {n} node processes died during the run"
+                    )
                 results["startup"].append(
                     {
                         "nodes": n,
