@@ -370,15 +370,19 @@ class Node:
             return
         await self._ban_on_nodes(task, child_nodes, reason, wait_for_completion, headers)
 
-        async def complete_then_unban() -> None:
+        async def complete() -> None:
             await self.wait_children_done(task)
             await self.wait_done(task)
+
+        async def complete_then_unban() -> None:
+            await complete()
             await self._unban_on_nodes(task, child_nodes, headers)
 
+        # Bans are lifted once the children and the task are done, in the background either way:
+        # `wait_for_completion` answers at completion, not after the unban round trip (§3.3).
+        self.nursery.start_soon(complete_then_unban)
         if wait_for_completion:
-            await complete_then_unban()
-        else:
-            self.nursery.start_soon(complete_then_unban)
+            await complete()
 
     def _node(self, node_id: str) -> DiscoveryNode | None:
         return self.cluster.get(node_id)
