@@ -41,9 +41,9 @@ class BenchProcessError(RuntimeError):
     """A benchmark process did not start (its output is in the message)."""
 
 
-def child_env() -> dict[str, str]:
+def child_env(root: Path = ROOT) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("GRPC_VERBOSITY", "ERROR")
     return env
@@ -167,10 +167,14 @@ def _wait_for_lines(log: Path, count: int, timeout: float) -> list[str]:
 
 
 @contextlib.contextmanager
-def cluster(nodes: int, *, seed: int = 7, extra: tuple[str, ...] = ()) -> Iterator[Cluster]:
+def cluster(
+    nodes: int, *, seed: int = 7, extra: tuple[str, ...] = (), root: Path = ROOT
+) -> Iterator[Cluster]:
     """A running `tasksim up --nodes <nodes>`; start-up timed from spawn to a full `GET _tasks`.
 
-    The coordinator's output goes to a file (a pipe nobody reads could fill up and stall it)."""
+    `root` is the checkout whose code runs (another one than this, to compare two versions side
+    by side). The coordinator's output goes to a file (a pipe nobody reads could fill up and stall
+    it)."""
     port = free_port()
     cmd = [sys.executable, "-m", "coordinator", "up", "--port", str(port), "--nodes", str(nodes)]
     cmd += ["--seed", str(seed), *extra]
@@ -182,8 +186,8 @@ def cluster(nodes: int, *, seed: int = 7, extra: tuple[str, ...] = ()) -> Iterat
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=child_env(),
-            cwd=ROOT,
+            env=child_env(root),
+            cwd=root,
         )
     try:
         deadline = started + READY_TIMEOUT
