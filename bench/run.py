@@ -85,6 +85,19 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def _rss(c: procs.Cluster, n: int) -> dict[str, float]:
+    """Max and mean RSS of the node processes and the coordinator's, in MiB; every node alive."""
+    rss = c.rss_mib()
+    nodes_rss = [v for k, v in rss.items() if k != "coordinator"]
+    if len(nodes_rss) != n:
+        raise procs.BenchProcessError(f"{n - len(nodes_rss)} of {n} node processes died")
+    return {
+        "node_max": round(max(nodes_rss), 1),
+        "node_mean": round(statistics.fmean(nodes_rss), 1),
+        "coordinator": round(rss.get("coordinator", float("nan")), 1),
+    }
+
+
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -144,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             with procs.cluster(n) as c:
                 runs.append(c.ready_seconds)
                 log(f"{n} nodes ready in {c.ready_seconds:.2f}s (load {_load()})")
+                steady = _rss(c, n)
                 if n in latency_nodes:
                     row = fanout.run(
                         c,
@@ -159,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"  GET _tasks p50 {lat['tasks_http']['p50']:.2f} ms, gRPC floor "
                         f"{lat['grpc_floor']['p50']:.2f} ms, HTTP floor {lat['http_floor']['p50']:.2f} ms"
                     )
+                steady = _rss(c, n)  # ready, and after the GET _tasks load if there was one
                 if n == args.cancel_nodes and "cancel" not in skip:
                     results["cancel"] = cancel.run(
                         c, descendants=args.cancel, reps=args.cancel_reps
@@ -170,22 +185,13 @@ def main(argv: list[str] | None = None) -> int:
                 if n == args.hypothesis_nodes and "hypothesis" not in skip:
                     results["hypothesis"] = properties.run(c, examples=args.examples)
                     log(f"  hypothesis: {results['hypothesis']['examples_per_s']} examples/s")
-                rss = c.rss_mib()
-                nodes_rss = [v for k, v in rss.items() if k != "coordinator"]
-                if len(nodes_rss) != n:
-                    raise procs.BenchProcessError(
-                        f"{n - len(nodes_rss)} of {n} node processes died during the run"
-                    )
                 results["startup"].append(
                     {
                         "nodes": n,
                         "ready_s": {"runs": runs, "median": statistics.median(runs)},
                         "reported_s": c.reported_seconds,
-                        "rss_mib": {
-                            "node_max": round(max(nodes_rss), 1),
-                            "node_mean": round(statistics.fmean(nodes_rss), 1),
-                            "coordinator": round(rss.get("coordinator", float("nan")), 1),
-                        },
+                        "rss_mib": steady,
+                        "rss_mib_after_all": _rss(c, n),  # cancel trees, properties, if any
                     }
                 )
             save()
