@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     skip = set(args.skip)
     results: dict[str, Any] = {
         "meta": {
-            "command": "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv),
+            "command": " ".join(["python bench/run.py", *(sys.argv[1:] if argv is None else argv)]),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
             "commit": _commit(),
             "cpus": os.cpu_count(),
