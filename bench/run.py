@@ -7,8 +7,9 @@
 For each node count it starts a real cluster (`tasksim up`) and measures, in the same run and in
 interleaved blocks, `GET _tasks` beside a bare grpcio fan-out to the same node processes and beside
 the HTTP stack answering a constant; start-up (spawn → `GET _tasks` answering with every node) and
-RSS per node; cancel propagation on the cancel cluster; Hypothesis examples per second on the
-property cluster. Then listing on one node holding 100 000 live tasks. Results are written after each
+RSS per node; Hypothesis examples per second on the property cluster. Then cancel propagation
+(`bench/cancel_propagation.py`, on a cluster of its own) and listing on one node holding 100 000 live
+tasks. Results are written after each
 cluster, so an interrupted run still leaves what it measured.
 """
 
@@ -27,7 +28,7 @@ from typing import Any
 if __package__ in (None, ""):  # `python bench/run.py`: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import cancel, fanout, listing, procs, properties, report
+from bench import cancel_propagation, fanout, listing, procs, properties, report
 
 SECTIONS = ("latency", "startup", "cancel", "listing", "hypothesis")
 
@@ -47,9 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, help="untimed calls per variant first (100; quick 10)")
     p.add_argument("--conns", type=int, default=4, help="concurrent clients for throughput")
     p.add_argument("--throughput-requests", type=int, help="calls per throughput figure (1000)")
-    p.add_argument("--cancel-nodes", type=int, default=4)
-    p.add_argument("--cancel", type=_ints, default=[16, 256], help="descendant counts")
-    p.add_argument("--cancel-reps", type=int, help="cancels per descendant count (10; quick 2)")
+    p.add_argument("--cancel-nodes", type=int, default=4, help="cluster for cancel propagation")
+    p.add_argument("--cancel-reps", type=int, help="cancels per tree (30; quick 2)")
     p.add_argument("--tasks", type=int, default=100_000, help="live tasks for the listing test")
     p.add_argument("--listing-reps", type=int, help="filtered listings timed (50; quick 10)")
     p.add_argument("--hypothesis-nodes", type=int, default=5)
@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "requests": (1000, 100),
         "warmup": (100, 10),
         "throughput_requests": (1000, 100),
-        "cancel_reps": (10, 2),
+        "cancel_reps": (30, 2),
         "listing_reps": (50, 10),
         "examples": (300, 30),
     }
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "latency": [],
         "startup": [],
-        "cancel": [],
+        "cancel": None,
         "listing": None,
         "hypothesis": None,
     }
@@ -142,10 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         report.write(results, args.out)
 
     latency_nodes = set() if "latency" in skip else set(args.nodes)
+    if latency_nodes and "cancel" not in skip:
+        latency_nodes.add(args.cancel_nodes)  # the list fan-out a cancel is compared with
     startup_nodes = set() if "startup" in skip else set(args.startup_nodes)
     counts = set(latency_nodes) | startup_nodes
-    if "cancel" not in skip:
-        counts.add(args.cancel_nodes)
     if "hypothesis" not in skip:
         counts.add(args.hypothesis_nodes)
     with procs.http_floor() as floor_port:
@@ -174,14 +174,6 @@ def main(argv: list[str] | None = None) -> int:
                         f"{lat['grpc_floor']['p50']:.2f} ms, HTTP floor {lat['http_floor']['p50']:.2f} ms"
                     )
                 steady = _rss(c, n)  # ready, and after the GET _tasks load if there was one
-                if n == args.cancel_nodes and "cancel" not in skip:
-                    results["cancel"] = cancel.run(
-                        c, descendants=args.cancel, reps=args.cancel_reps
-                    )
-                    for row in results["cancel"]:
-                        log(
-                            f"  cancel {row['descendants']} descendants: p50 {row['gone_ms']['p50']:.1f} ms"
-                        )
                 if n == args.hypothesis_nodes and "hypothesis" not in skip:
                     results["hypothesis"] = properties.run(c, examples=args.examples)
                     log(f"  hypothesis: {results['hypothesis']['examples_per_s']} examples/s")
@@ -191,10 +183,18 @@ def main(argv: list[str] | None = None) -> int:
                         "ready_s": {"runs": runs, "median": statistics.median(runs)},
                         "reported_s": c.reported_seconds,
                         "rss_mib": steady,
-                        "rss_mib_after_all": _rss(c, n),  # cancel trees, properties, if any
+                        "rss_mib_after_all": _rss(c, n),  # after the property run, if any
                     }
                 )
             save()
+    if "cancel" not in skip:
+        log(f"cancel propagation on {args.cancel_nodes} nodes")
+        results["cancel"] = cancel_propagation.run(
+            iterations=args.cancel_reps, nodes=args.cancel_nodes
+        )
+        for name, row in results["cancel"]["scenarios"].items():
+            log(f"  {name}: p50 {row['p50_ms']:.1f} ms")
+        save()
     if "listing" not in skip:
         log(f"listing over {args.tasks} live tasks")
         results["listing"] = listing.run(

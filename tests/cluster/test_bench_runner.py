@@ -37,8 +37,6 @@ def test_runner_writes_every_section(tmp_path: Path) -> None:
         "20",
         "--cancel-nodes",
         "2",
-        "--cancel",
-        "3,16",
         "--cancel-reps",
         "1",
         "--tasks",
@@ -63,7 +61,12 @@ def test_runner_writes_every_section(tmp_path: Path) -> None:
     startup = {row["nodes"]: row for row in results["startup"]}
     assert len(startup[2]["ready_s"]["runs"]) == 2
     assert all(0 < row["rss_mib"]["node_max"] < 1024 for row in startup.values())
-    assert [(c["descendants"], c["nodes"]) for c in results["cancel"]] == [(3, 2), (16, 2)]
+    assert results["cancel"]["nodes"] == 2
+    scenarios = results["cancel"]["scenarios"]
+    assert [(k, v["descendants"], v["leftovers"]) for k, v in scenarios.items()] == [
+        ("fanout16", 16, 0),
+        ("tree256", 256, 0),
+    ]
     assert results["listing"]["live_tasks"] == 500
     assert results["listing"]["grpc"]["exact"]["n"] == 3
     assert results["hypothesis"]["examples"] == 10
