@@ -100,9 +100,12 @@ class _FaultInterceptor(grpc.ServerInterceptor):
 
 
 class _CallState:
-    """Trio-side state of one RPC; touched only on the trio thread."""
+    """Trio-side state of one RPC; touched only on the trio thread, except `answered`: set by the
+    handler thread once the trio side returned, so that the termination callback of a call that was
+    answered normally costs no trip into the loop (nothing is left there to cancel)."""
 
     def __init__(self) -> None:
+        self.answered = False
         self.terminated = False
         self.scope: trio.CancelScope | None = None
         self.closed: trio.Event | None = None
@@ -132,6 +135,8 @@ class NodeServicer(pb_grpc.NodeServicer):
         token = self.token
 
         def on_terminated() -> None:
+            if state.answered:
+                return
             try:
                 token.run_sync_soon(state.terminate)
             except trio.RunFinishedError:
@@ -160,7 +165,10 @@ class NodeServicer(pb_grpc.NodeServicer):
             return False, None
 
         try:
-            ok, result = trio.from_thread.run(runner, trio_token=token)
+            try:
+                ok, result = trio.from_thread.run(runner, trio_token=token)
+            finally:
+                state.answered = True
         except OpenSearchError as e:
             context.set_trailing_metadata(
                 ((ERROR_METADATA_KEY, error_to_pb(e).SerializeToString()),)
