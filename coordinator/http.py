@@ -574,6 +574,43 @@ def contain_connection_failures() -> None:
     server_cls.run = run
 
 
+def ignore_h2c_upgrade() -> None:
+    """Answer `Upgrade: h2c` requests in HTTP/1.1, as OpenSearch's HTTP/1.1 transport does.
+
+    hypercorn switches such a request to HTTP/2 (101) and then waits for the client's HTTP/2
+    preface; a client that sent an ordinary request with that header (found by
+    tests/properties/test_fuzz_http.py) never gets an answer. hypercorn has no setting for it, so
+    this wraps `H11Protocol._check_protocol` to drop the h2c upgrade header before it looks.
+    Idempotent."""
+    from hypercorn.protocol import h11 as h11_protocol
+
+    cls: Any = h11_protocol.H11Protocol
+    if getattr(cls._check_protocol, "_tasksim_h11_only", False):
+        return
+    original = cls._check_protocol
+
+    async def check_protocol(self: Any, event: Any) -> None:
+        headers = [
+            (name, value)
+            for name, value in event.headers
+            if not (
+                name.decode("latin1").strip().lower() == "upgrade"
+                and value.decode("latin1").strip().lower() == "h2c"
+            )
+        ]
+        if len(headers) != len(event.headers):
+            event = type(event)(
+                method=event.method,
+                target=event.target,
+                headers=headers,
+                http_version=event.http_version,
+            )
+        await original(self, event)
+
+    check_protocol._tasksim_h11_only = True  # type: ignore[attr-defined]
+    cls._check_protocol = check_protocol
+
+
 async def serve_http(
     app: Starlette,
     host: str,
@@ -591,6 +628,7 @@ async def serve_http(
     complete — are closed after `tasksim.http.idle_timeout`; each connection is its own trio
     task, so a slow client never holds up the others."""
     contain_connection_failures()
+    ignore_h2c_upgrade()
     limits = limits or Limits()
     config = Config()
     config.bind = [f"{host}:{port}"]

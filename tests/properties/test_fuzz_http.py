@@ -25,11 +25,15 @@ from hypothesis import strategies as st
 from coordinator.cluster import Cluster, ClusterConfig
 from coordinator.http import METHODS
 from coordinator.main import build_router
+from coordinator.simspec import DEFAULT_ACTION as DEFAULT_SIM_ACTION
 from simnode._wire import node_pb2 as pb
 from simnode._wire import node_pb2_grpc as pb_grpc
 from tests.harness import ROOT, RunningCluster, running_cluster
 
-SPEC = ROOT.parent / "shared" / "reference" / "api-spec" / "spec"
+SPEC = ROOT / "tests" / "api_spec" / "spec"
+HYPERCORN_SEND_RACE = (
+    "BusyResourceError: another task is currently sending data on this SocketStream"
+)
 LIST = "cluster:monitor/tasks/lists"
 
 # 5xx answers OpenSearch itself gives for requests like these (a task or node that fails, a wait
@@ -90,7 +94,15 @@ def routes(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[RunningCluster]:
     # A short body timeout: generated requests that promise a body they never send are common.
-    with running_cluster("-E", "tasksim.http.body_timeout=1s", nodes=3, seed=401) as c:
+    # Short idle timeout: a connection hypercorn leaves half-open after a malformed request closes.
+    with running_cluster(
+        "-E",
+        "tasksim.http.body_timeout=1s",
+        "-E",
+        "tasksim.http.idle_timeout=3s",
+        nodes=3,
+        seed=401,
+    ) as c:
         yield c
 
 
@@ -291,7 +303,7 @@ def test_malformed_http_never_crashes_the_front(
     cluster: RunningCluster, line: bytes, header_lines: list[bytes], tail: bytes
 ) -> None:
     data = b"\r\n".join([line, *header_lines]) + b"\r\n\r\n" + tail
-    with socket.create_connection(("127.0.0.1", cluster.port), timeout=30) as s:
+    with socket.create_connection(("127.0.0.1", cluster.port), timeout=15) as s:
         s.sendall(data)
         s.shutdown(socket.SHUT_WR)
         answer = b""
@@ -305,6 +317,19 @@ def test_malformed_http_never_crashes_the_front(
         status = int(answer.split(b" ", 2)[1])
         # 501: HTTP's answer to a transfer coding it does not implement (RFC 9112 §6.1)
         assert 100 <= status < 500 or status == 501, answer[:300]
+
+
+def test_h2c_upgrade_is_answered_in_http11(cluster: RunningCluster) -> None:
+    """Found by the fuzzer: hypercorn switched `Upgrade: h2c` requests to HTTP/2 and then never
+    answered; OpenSearch's HTTP/1.1 transport ignores the header."""
+    with socket.create_connection(("127.0.0.1", cluster.port), timeout=15) as s:
+        s.sendall(b"GET /_tasks HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert b'"nodes"' in answer
 
 
 def test_request_then_garbage_then_eof_keeps_the_server_up(cluster: RunningCluster) -> None:
@@ -342,11 +367,20 @@ def test_zz_nothing_crashed_and_nothing_leaked(cluster: RunningCluster, work: li
     status, body = cluster.get("/_tasks?detailed=true&group_by=none")
     assert status == 200
     left = [t for t in body["tasks"] if not t["action"].startswith(LIST)]
-    ours = {"indices:data/write/reindex", "indices:data/read/search"}
+    # The work this module started, and what generated `POST /_sim/tasks {}` bodies start (the
+    # default simulated task: cancellable, runs until cancelled) — known work, not leaks.
+    ours = {"indices:data/write/reindex", "indices:data/read/search", DEFAULT_SIM_ACTION}
     assert {t["action"] for t in left} <= ours, left
-    status, body = cluster.post("/_tasks/_cancel?actions=indices:*&wait_for_completion=true")
+    status, body = cluster.post(
+        f"/_tasks/_cancel?actions=indices:*,{DEFAULT_SIM_ACTION}&wait_for_completion=true"
+    )
     assert status == 200, body
     status, body = cluster.get("/_tasks?group_by=none")
     assert sorted(t["action"] for t in body["tasks"]) == sorted([LIST] + [LIST + "[n]"] * 4)
     output = "\n".join(cluster.output)
-    assert "Traceback" not in output and "unhandled error" not in output, output[-3000:]
+    assert "unhandled error" not in output, output[-3000:]  # tasksim's own bugs: never
+    # hypercorn's own race (two of its tasks writing one socket after a malformed request,
+    # hypercorn issue #203's family) is logged by hypercorn and contained to that connection by
+    # coordinator.http.contain_connection_failures; any other traceback is a failure.
+    for block in output.split("Traceback (most recent call last):")[1:]:
+        assert HYPERCORN_SEND_RACE in block, block[-3000:]
