@@ -131,44 +131,40 @@ async def _broadcast(
     return result
 
 
-async def list_tasks(cluster: Cluster, req: TasksRequest, headers: Headers) -> TasksResult:
+async def _tasks_action(
+    cluster: Cluster,
+    action: str,
+    method: str,
+    local_handler: Callable[..., Awaitable[pb.TasksResponse]],
+    req: TasksRequest,
+    headers: Headers,
+) -> TasksResult:
+    """`TransportTasksAction.doExecute`: the entry task on the coordinating node, validation,
+    node resolution, and the `[n]` fan-out with the entry task as parent."""
     node = cluster.local
-    parent = node.register(LIST_ACTION, local=False, headers=headers)
+    parent = node.register(action, local=False, headers=headers)
     try:
         req.validate()
         node_ids = target_nodes(cluster, req)
         if not node_ids:
             return TasksResult()
-        return await _broadcast(
-            cluster,
-            node_ids,
-            "ListTasks",
-            _node_request(req, parent.task_id, headers),
-            node.list_tasks,
-            req.timeout,
-        )
+        request = _node_request(req, parent.task_id, headers)
+        return await _broadcast(cluster, node_ids, method, request, local_handler, req.timeout)
     finally:
         node.unregister(parent)
+
+
+async def list_tasks(cluster: Cluster, req: TasksRequest, headers: Headers) -> TasksResult:
+    return await _tasks_action(
+        cluster, LIST_ACTION, "ListTasks", cluster.local.list_tasks, req, headers
+    )
 
 
 async def cancel_tasks(cluster: Cluster, req: TasksRequest, headers: Headers) -> TasksResult:
-    node = cluster.local
-    parent = node.register(CANCEL_ACTION, local=False, headers=headers)
-    try:
-        req.validate()
-        node_ids = target_nodes(cluster, req)
-        if not node_ids:
-            return TasksResult()
-        return await _broadcast(
-            cluster,
-            node_ids,
-            "CancelTasks",
-            _node_request(req, parent.task_id, headers),
-            node.cancel_tasks,
-            None,
-        )
-    finally:
-        node.unregister(parent)
+    """Cancel has no `timeout` parameter (parse_cancel never sets one)."""
+    return await _tasks_action(
+        cluster, CANCEL_ACTION, "CancelTasks", cluster.local.cancel_tasks, req, headers
+    )
 
 
 async def rethrottle(

@@ -519,6 +519,10 @@ def test_cancel_applies_to_batch_jobs_only(cluster: RunningCluster) -> None:
 
 
 def test_ml_requests_are_transport_tasks_with_headers(cluster: RunningCluster) -> None:
+    forward_action = "cluster:admin/opensearch/ml/forward"
+    # Earlier tests' registrations may still be forwarding; start from a quiet cluster so every
+    # forward task seen below is this request's.
+    wait_for(lambda: not tasks_by_action(cluster, forward_action), 30, "no forward task")
     settings(cluster, tasksim__ml__register_seconds=4)
     status, _, _ = cluster.request(
         "POST",
@@ -527,10 +531,8 @@ def test_ml_requests_are_transport_tasks_with_headers(cluster: RunningCluster) -
         headers={"Content-Type": "application/json", "X-Opaque-Id": "ml-1"},
     )
     assert status == 200
-    forward = wait_for(
-        lambda: tasks_by_action(cluster, "cluster:admin/opensearch/ml/forward"), 10, "forward"
-    )
-    assert forward[0]["headers"] == {"X-Opaque-Id": "ml-1"}
+    forward = wait_for(lambda: tasks_by_action(cluster, forward_action), 10, "forward")
+    assert [t["headers"] for t in forward] == [{"X-Opaque-Id": "ml-1"}] * len(forward)
 
 
 # -- opensearch-py ----------------------------------------------------------------------------------
