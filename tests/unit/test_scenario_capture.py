@@ -63,7 +63,7 @@ def test_capture_names() -> None:
     [error] = errors("name: x\nsteps:\n  - request: {path: /}\n    capture: {node-1: b}\n")
     assert "capture name 'node-1' is a node name or a step id" in error
     [error] = errors("name: x\nsteps:\n  - request: {path: /}\n    capture: {Bad Name: b}\n")
-    assert error.startswith("s.yaml:4:5: steps[0].capture")
+    assert error.startswith("s.yaml:4:15: steps[0].capture.Bad Name: String should match pattern")
 
 
 def test_capture_takes_one_scalar() -> None:
