@@ -227,6 +227,27 @@ class Cluster:
             return  # the follower checker sends it again, or removes the node
         self._applied[node.id] = max(self._applied.get(node.id, 0), message.version)
 
+    async def catch_up(self, names: list[str] | None = None, *, attempts: int = 3) -> None:
+        """Send the current state to the members (`names`, default all) that have not acknowledged
+        it: a publication lost to a fault, or to the stale connection of a restarted node. The
+        follower checks do this too; without fault detection this is the only way back."""
+        for attempt in range(attempts):
+            stale = [
+                n
+                for n in self.state.nodes
+                if n.id != self.local.local.id
+                and (names is None or n.name in names)
+                and self._applied.get(n.id, 0) < self.state.version
+            ]
+            if not stale:
+                return
+            if attempt:
+                await trio.sleep(0.1 * attempt)
+            message = cluster_state_to_pb(self.state)
+            async with trio.open_nursery() as nursery:
+                for node in stale:
+                    nursery.start_soon(self._send_state, node, message)
+
     def _store_result(self, req: pb.StoreResultRequest) -> None:
         """A node stored a finished task's result: the `.tasks` index lives here."""
         self.results.store(
@@ -284,9 +305,19 @@ class Cluster:
     # -- process faults (the supervisor's, with membership kept right) -------------------------
 
     async def restart(self, name: str) -> None:
-        """Restart a node process: same name, id and port, a new process that lost its tasks."""
+        """Restart a node process: same name, id and port, a new process that lost its tasks.
+
+        The node leaves the cluster and joins again, as a restarted OpenSearch node does (with or
+        without fault detection): every node drops the bans the old process's tasks set (its task
+        ids start from 1 again) and its connection to the old process, which gRPC would otherwise
+        keep failing in reconnect backoff."""
+        async with self._lock:
+            if self.in_cluster(name):
+                self._set_members([n for n in self._members if n != name and self.in_cluster(n)])
+                await self.publish()
         proc = await self.supervisor.restart(name)
         self._members[name] = replace(self._members[name], port=proc.port)
         async with self._lock:
             self._set_members([n for n in self._members if n == name or self.in_cluster(n)])
             await self.publish()
+            await self.catch_up([name])

@@ -237,6 +237,11 @@ class Nemesis:
             self.rules = []
             self.version += 1
             supervisor.heal()
+            for name in resumed:
+                await _until_stopped(supervisor.get(name).pid, stopped=False)
+            # The empty rule set first: a restart publishes the cluster state, which the old
+            # rules could still lose (and a black-holed publication waits out its timeout).
+            acked = await self._push()
             restarted: list[str] = []
             errors: list[str] = []
             for name in dead:
@@ -246,7 +251,11 @@ class Nemesis:
                     restarted.append(name)
                 except SupervisorError as e:
                     errors.append(str(e))
-            acked = await self._push()
+            if restarted:
+                await self._catch_up()
+                acked = {n: self.applied.get(n) == self.version for n in self.names()}
+            # A node that missed a publication under the old rules gets the current state.
+            await self.cluster.catch_up()
             report: dict[str, Any] = {
                 "acknowledged": all(acked.values()) and not errors,
                 "version": self.version,

@@ -14,7 +14,7 @@ Every failure is a sentence that says what was expected and what came back. No I
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from coordinator.scenario.schema import TEMPLATE, Expect, TaskExpect
@@ -45,10 +45,12 @@ class Answer:
 
 @dataclass
 class Context:
-    """What templates resolve to: node name → id, start step id → its task ids."""
+    """What templates resolve to: node name → id, start step id → its task ids, capture name →
+    the value a step captured."""
 
     node_ids: dict[str, str]
     started: dict[str, list[str]]
+    captured: dict[str, str] = field(default_factory=dict)
 
     def name_of(self, node_id: str) -> str:
         for name, nid in self.node_ids.items():
@@ -59,7 +61,7 @@ class Context:
 
 def render(value: Any, ctx: Context) -> Any:
     """`${node-1}` → node-1's id; `${work}` → the first task id start step `work` got,
-    `${work.2}` → the third; `${work.count}` → how many."""
+    `${work.2}` → the third; `${work.count}` → how many; `${model}` → what a step captured."""
     if isinstance(value, str):
 
         def sub(m: re.Match[str]) -> str:
@@ -67,6 +69,8 @@ def render(value: Any, ctx: Context) -> Any:
             head, _, rest = ref.partition(".")
             if head in ctx.node_ids and not rest:
                 return ctx.node_ids[head]
+            if head in ctx.captured and not rest:
+                return ctx.captured[head]
             if head in ctx.started:
                 ids = ctx.started[head]
                 if not rest:
@@ -83,6 +87,22 @@ def render(value: Any, ctx: Context) -> Any:
     if isinstance(value, list):
         return [render(v, ctx) for v in value]
     return value
+
+
+def capture(doc: Any, path: str) -> str:
+    """The one scalar at `path` (ValueError otherwise), as a string for templates."""
+    values, _ = select(doc, path)
+    if len(values) != 1 or isinstance(values[0], dict | list) or values[0] is None:
+        found = "nothing" if not values else _short(values if len(values) > 1 else values[0])
+        raise ValueError(f"expected one value at {path!r}, found {found}")
+    value = values[0]
+    return json_scalar(value)
+
+
+def json_scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def select(doc: Any, path: str) -> tuple[list[Any], bool]:

@@ -32,6 +32,7 @@ from coordinator.scenario.expect import (
     Answer,
     Context,
     all_tasks,
+    capture,
     check,
     failed_nodes,
     render,
@@ -342,7 +343,7 @@ class ScenarioRun:
                 record.detail = "running in the background"
                 self.progress("step_done", record)
             else:
-                await self._request_step(i, step)
+                self._capture(step, await self._request_step(i, step), record)
         elif step.fault is not None:
             body = self._fault_body(kind, step.fault, step.id)
             answer = await self._call(self.sim._ok, "POST", "/_sim/faults", body)
@@ -373,7 +374,7 @@ class ScenarioRun:
             if target.status == "failed":
                 raise ExpectationFailed([f"the background request {target.label} failed"])
         elif kind == "wait_until":
-            await self._wait_until(step)
+            self._capture(step, await self._wait_until(step), record)
 
     async def _until_running(self, roots: list[str], expected: int) -> None:
         """Wait until the trees rooted at `roots` have `expected` live tasks in all."""
@@ -474,7 +475,7 @@ class ScenarioRun:
             text += f"; node_failures: {listed}"
         return text
 
-    async def _request_step(self, i: int, step: Step) -> None:
+    async def _request_step(self, i: int, step: Step) -> Answer:
         assert step.request is not None
         answer = await self._send(step.request)
         record = self.result.steps[i]
@@ -485,6 +486,16 @@ class ScenarioRun:
                 raise ExpectationFailed(problems)
         elif answer.timed_out:
             raise ExpectationFailed([f"no answer within {step.request.timeout:g}s"])
+        return answer
+
+    def _capture(self, step: Step, answer: Answer, record: StepResult) -> None:
+        for name, path in (step.capture or {}).items():
+            try:
+                value = capture(answer.body, render(path, self.ctx))
+            except (ValueError, KeyError) as e:
+                raise StepError(f"capture {name}: {e}") from None
+            self.ctx.captured[name] = value
+            record.detail += ("; " if record.detail else "") + f"{name} = {value}"
 
     async def _background_request(self, i: int, step: Step, key: str) -> None:
         record = self.result.steps[i]
@@ -503,7 +514,7 @@ class ScenarioRun:
                 await self._end_faults(step.id)
             self._background[key].done.set()
 
-    async def _wait_until(self, step: Step) -> None:
+    async def _wait_until(self, step: Step) -> Answer:
         spec = step.wait_until
         assert spec is not None
         deadline = trio.current_time() + spec.within
@@ -512,7 +523,7 @@ class ScenarioRun:
             answer = await self._send(spec.request)
             problems = check(spec.expect, answer, self.ctx, client_timeout=spec.request.timeout)
             if not problems:
-                return
+                return answer
             if trio.current_time() + spec.every > deadline:
                 raise ExpectationFailed(
                     [f"not true within {spec.within:g}s: {'; '.join(problems)}"]

@@ -9,6 +9,9 @@ A scenario names its cluster, a seed, and steps run in order. A step does exactl
     heal         `true`: everything (rules, paused, dead); or the id of one fault step
     wait         a duration;   await: the id of a background request;   wait_until: poll a request
 
+A `request` or `wait_until` step may `capture` values of its answer for later steps:
+`capture: {model: model_id}` makes `${model}` the answer's `model_id` (a dotted JSON path).
+
 Any step may say `at: 1.5s`: it does not start before that time since the scenario started.
 `checks` hold `always` (during the run) and `eventually` (after the final heal, within a deadline).
 
@@ -302,6 +305,7 @@ class Step(_Strict):
     background: bool = False
     for_: Duration | None = Field(default=None, alias="for")
     until: str | None = None
+    capture: dict[Annotated[str, Field(pattern=f"^{NAME}$")], str] | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
@@ -314,6 +318,10 @@ class Step(_Strict):
             raise ValueError("'expect' belongs to a 'request' step")
         if self.background and kind != "request":
             raise ValueError("'background' belongs to a 'request' step")
+        if self.capture is not None and (kind not in ("request", "wait_until") or self.background):
+            raise ValueError(
+                "'capture' belongs to a 'request' (not in the background) or 'wait_until' step"
+            )
         if (self.for_ is not None or self.until is not None) and kind not in FAULT_KINDS:
             raise ValueError("'for' and 'until' belong to a fault step (partition, link, slow)")
         if self.for_ is not None and self.until is not None:
@@ -424,6 +432,16 @@ def semantic_errors(scenario: Scenario, marks: Marks) -> list[ScenarioError]:
                 ids[step.id] = i
 
     starts = {s.id for s in scenario.steps if s.id and s.kind == "start"}
+    captures: dict[str, int] = {}
+    for i, step in enumerate(scenario.steps):
+        for name in step.capture or {}:
+            spot: tuple[str | int, ...] = ("steps", i, "capture", name)
+            if name in captures:
+                err(spot, f"{name!r} is captured by step {captures[name] + 1} already")
+            elif name in names or name in ids:
+                err(spot, f"capture name {name!r} is a node name or a step id")
+            else:
+                captures[name] = i
     for i, step in enumerate(scenario.steps):
         base: tuple[str | int, ...] = ("steps", i)
         kind = step.kind
@@ -479,6 +497,7 @@ def semantic_errors(scenario: Scenario, marks: Marks) -> list[ScenarioError]:
 
         # templates and node names inside requests and expectations
         defined = {s.id for s in scenario.steps[:i] if s.id and s.kind == "start"}
+        defined |= {name for name, at in captures.items() if at < i}
         requests: list[tuple[tuple[str | int, ...], RequestSpec, Expect | None]] = []
         if step.request is not None:
             requests.append(((*base, "request"), step.request, step.expect))
@@ -504,6 +523,8 @@ def semantic_errors(scenario: Scenario, marks: Marks) -> list[ScenarioError]:
                         continue
                     if head in starts:
                         err(spot, f"${{{ref}}} refers to a start step that comes later")
+                    elif head in captures:
+                        err(spot, f"${{{ref}}} is captured by a step that comes later")
                     else:
                         err(spot, f"${{{ref}}}: no node or earlier start step named {head!r}")
     return errors

@@ -1,0 +1,149 @@
+"""Faults as values for tests: one fault per unreachable node, how to apply it to a running cluster,
+and what a request with a timeout must then say about that node.
+
+A `NodeFault` makes one node unreachable in one of five ways:
+
+| kind           | how (over `/_sim`)                               | a list with `timeout` reports   |
+|----------------|--------------------------------------------------|---------------------------------|
+| `killed`       | SIGKILL (`POST /_sim/nodes/<n>/kill`)            | node_not_connected_exception    |
+| `paused`       | SIGSTOP (`.../pause`)                            | receive_timeout_transport_exc.  |
+| `blackholed`   | link rule `blackhole`, every peer, both ways     | receive_timeout_transport_exc.  |
+| `disconnected` | link rule `disconnect`, every peer, both ways    | connect_transport_exception     |
+| `slow`         | `slow` rule: each handler waits longer than the timeout | receive_timeout_transport_exc. |
+
+(A killed node whose old connection is only now found broken may also say
+`node_disconnected_exception`.) `holds_messages` tells the kinds that keep what was sent — delivered
+late on heal — from those that fail fast; a killed node loses its tasks.
+
+`Faults` is the fault client (`coordinator.client.SimClient`) plus `apply(plan, timeout=...)` and
+`healing()`, a context manager that heals on exit — what each hypothesis example needs, since the
+examples share one cluster. Nothing here decides what a fault does: the cluster's nemesis does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from coordinator.client import SimClient
+
+KILLED = "killed"
+PAUSED = "paused"
+BLACKHOLED = "blackholed"
+DISCONNECTED = "disconnected"
+SLOW = "slow"
+FAULT_KINDS: tuple[str, ...] = (KILLED, PAUSED, BLACKHOLED, DISCONNECTED, SLOW)
+
+RECEIVE_TIMEOUT = "receive_timeout_transport_exception"
+CAUSES: dict[str, frozenset[str]] = {
+    KILLED: frozenset({"node_not_connected_exception", "node_disconnected_exception"}),
+    PAUSED: frozenset({RECEIVE_TIMEOUT}),
+    BLACKHOLED: frozenset({RECEIVE_TIMEOUT}),
+    DISCONNECTED: frozenset({"connect_transport_exception"}),
+    SLOW: frozenset({RECEIVE_TIMEOUT}),
+}
+HOLDS_MESSAGES = frozenset({PAUSED, BLACKHOLED, SLOW})
+
+
+def slow_latency(timeout: float) -> float:
+    """How long a `slow` node makes each handler wait: well beyond a request's `timeout`."""
+    return max(3 * timeout, timeout + 2.0)
+
+
+@dataclass(frozen=True)
+class NodeFault:
+    node: str
+    kind: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r} (kinds: {', '.join(FAULT_KINDS)})")
+
+    @property
+    def causes(self) -> frozenset[str]:
+        """The `caused_by.type`s a request with a timeout may see for this node."""
+        return CAUSES[self.kind]
+
+    @property
+    def times_out(self) -> bool:
+        """A request with a timeout waits the whole timeout for this node."""
+        return self.causes == CAUSES[BLACKHOLED]
+
+    @property
+    def holds_messages(self) -> bool:
+        return self.kind in HOLDS_MESSAGES
+
+    def apply(self, sim: SimClient, *, timeout: float = 1.0) -> None:
+        """Make the node unreachable; `timeout` is the request timeout a `slow` node must beat."""
+        if self.kind == KILLED:
+            sim.kill(self.node)
+        elif self.kind == PAUSED:
+            sim.pause(self.node)
+        elif self.kind == BLACKHOLED:
+            sim.link(None, self.node, "blackhole", both_ways=True)
+        elif self.kind == DISCONNECTED:
+            sim.link(None, self.node, "disconnect", both_ways=True)
+        else:
+            latency = slow_latency(timeout)
+            sim.slow(self.node, f"{round(latency * 1000)}ms")
+
+    def __str__(self) -> str:
+        return f"{self.node}={self.kind}"
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """A set U of unreachable nodes, each with its fault."""
+
+    faults: tuple[NodeFault, ...] = ()
+
+    @property
+    def unreachable(self) -> frozenset[str]:
+        return frozenset(f.node for f in self.faults)
+
+    def of(self, node: str) -> NodeFault | None:
+        return next((f for f in self.faults if f.node == node), None)
+
+    def kinds(self) -> frozenset[str]:
+        return frozenset(f.kind for f in self.faults)
+
+    def apply(self, sim: SimClient, *, timeout: float = 1.0) -> None:
+        for fault in self.faults:
+            fault.apply(sim, timeout=timeout)
+
+    def __str__(self) -> str:
+        return "{" + ", ".join(str(f) for f in self.faults) + "}"
+
+
+class HealFailed(AssertionError):
+    pass
+
+
+class Faults(SimClient):
+    """The fault client of one cluster, with plans and a guaranteed heal."""
+
+    def apply(
+        self, plan: FaultPlan | NodeFault | Iterable[NodeFault], *, timeout: float = 1.0
+    ) -> None:
+        if isinstance(plan, NodeFault):
+            plan = FaultPlan((plan,))
+        elif not isinstance(plan, FaultPlan):
+            plan = FaultPlan(tuple(plan))
+        plan.apply(self, timeout=timeout)
+
+    def heal_checked(self) -> dict[str, Any]:
+        """`heal()`, and fail unless every process acknowledged it (no rule, none paused or dead)."""
+        report = self.heal()
+        if not report.get("acknowledged"):
+            raise HealFailed(f"the cluster did not heal: {report}")
+        return report
+
+    @contextlib.contextmanager
+    def healing(self) -> Iterator[Faults]:
+        """Heal on the way out, also when the block raised (examples share the cluster)."""
+        try:
+            yield self
+        finally:
+            self.heal_checked()

@@ -1,0 +1,90 @@
+"""What the unreachability properties share: starting a tree and waiting until all of it runs, and
+putting the shared cluster back to a clean state after every example."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from hypothesis import event
+
+from coordinator.testing import Faults, Snapshot, TaskTree
+from coordinator.testing.model import wait_for
+
+# Every action of the simulated work (coordinator.testing.strategies.WORK_ACTIONS).
+WORK = "indices:*,internal:tasksim/*"
+# Beyond a request's timeout, how late its answer may be on two busy shared cores.
+SLACK = 3.0
+
+
+def start_tree(
+    sim: Faults, tree: TaskTree, *, opaque_id: str | None = None
+) -> tuple[str, Snapshot]:
+    """Start `tree`; its root's task id and the ground truth once every task of it is registered."""
+    # The root stores its result: when it ends early, `GET _tasks/<root>` says why.
+    root = sim.start_task({**tree.body(), "store_result": True}, opaque_id=opaque_id)[0]
+    snap = wait_for(
+        lambda: Snapshot.read(sim),
+        lambda s: len(s.descendants(root)) == tree.size(),
+        timeout=15,
+    )
+    if len(snap.descendants(root)) != tree.size():
+        raise AssertionError(
+            f"only {len(snap.descendants(root))} of the {tree.size()} tasks of {tree} started "
+            f"(root {root}); work: {sorted(snap.work())}; bans: {snap.ban_list()}; "
+            f"the root: {sim.request('GET', '/_tasks/' + root).body}; "
+            f"a probe of the same links: {probe(sim, tree)}"
+        )
+    return root, snap
+
+
+def probe(sim: Faults, tree: TaskTree) -> Any:
+    """Run a task on the tree's root node with a child on each node it uses, and wait: what went
+    wrong, when a tree did not start."""
+    children = [{"node": n, "duration": "0s"} for n in sorted(tree.nodes())]
+    body = {"node": tree.node, "duration": "0s", "children": children}
+    return sim.request("POST", "/_sim/tasks?wait_for_completion=true", body, timeout=30).body
+
+
+def reset(sim: Faults, *, allow_lost_unbans: bool) -> Snapshot:
+    """After a heal: cancel whatever work is left and wait until no task and no ban remain.
+
+    `allow_lost_unbans`: a ban whose `ban:false` was lost to a fault that fails calls fast (a
+    disconnect, a connection reset under a request already delivered) stays, in OpenSearch too,
+    until the banning task's node leaves the cluster; such a node is restarted here so that the
+    next example starts clean."""
+    resp = sim.request(
+        "POST", f"/_tasks/_cancel?actions={WORK}&wait_for_completion=true", timeout=60
+    )
+    assert resp.status == 200, resp.body
+
+    def clean(s: Snapshot) -> bool:
+        return not s.work() and not s.ban_list() and s.readable == set(s.ids)
+
+    snap = wait_for(lambda: Snapshot.read(sim), clean, timeout=10)
+    assert not snap.work(), f"work left after the heal and a cancel: {sorted(snap.work())}"
+    if snap.ban_list() and allow_lost_unbans:
+        event("a ban whose unban was lost, cleared by a restart")
+        for name in [n for n, bans in snap.bans.items() if bans and n != "coordinator"]:
+            sim.restart(name)
+        snap = wait_for(lambda: Snapshot.read(sim), clean, timeout=10)
+    assert not snap.ban_list(), f"bans left after the heal: {snap.ban_list()}"
+    return snap
+
+
+@contextlib.contextmanager
+def example(sim: Faults, *, allow_lost_unbans: bool = True) -> Iterator[None]:
+    """One example on the shared cluster: heal and reset afterwards, also when it failed (then a
+    failing reset does not hide the example's own failure)."""
+    try:
+        yield
+    finally:
+        failed = sys.exc_info()[0] is not None
+        try:
+            sim.heal_checked()
+            reset(sim, allow_lost_unbans=allow_lost_unbans)
+        except Exception:
+            if not failed:
+                raise

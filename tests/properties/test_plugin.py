@@ -1,0 +1,72 @@
+"""The testing kit as a user meets it: the README's example, run by pytest in a directory of its
+own, with the `tasksim` plugin (entry point `pytest11`) giving it `tasksim_cluster` and
+`tasksim_faults`, and the strategies imported from `coordinator.testing`."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.harness import ROOT
+
+pytestmark = pytest.mark.cluster
+
+# Kept in step with the README's "Testing your client: the pytest plugin" example.
+USER_TEST = """
+import pytest
+from hypothesis import given
+from coordinator.testing import cluster_settings, fault_plans
+
+pytestmark = pytest.mark.tasksim(nodes=3, fault_detection=False)
+
+
+def test_every_node_answers(tasksim_cluster):
+    status, body = tasksim_cluster.get("/_tasks")
+    assert status == 200 and len(body["nodes"]) == 4  # 3 nodes and the coordinating node
+
+
+@cluster_settings(max_examples=3)
+@given(plan=fault_plans(["node-1", "node-2", "node-3"]))
+def test_unreachable_nodes_are_node_failures(tasksim_cluster, plan):
+    sim = tasksim_cluster.sim
+    with sim.healing():  # examples share the cluster: heal after each one
+        plan.apply(sim, timeout=0.5)
+        status, body = tasksim_cluster.get("/_tasks?timeout=500ms")
+    failed = {f["node_id"] for f in body.get("node_failures", [])}
+    assert failed == {tasksim_cluster.node(n).id for n in plan.unreachable}
+
+
+def test_a_partition_heals_after_the_test(tasksim_faults, tasksim_cluster):
+    tasksim_faults.partition(["node-3"])
+    status, body = tasksim_cluster.get("/_tasks?timeout=300ms")
+    assert [f["node_id"] for f in body["node_failures"]] == [tasksim_cluster.node("node-3").id]
+"""
+
+
+def entry_point_installed() -> bool:
+    return any(ep.name == "tasksim" for ep in importlib.metadata.entry_points(group="pytest11"))
+
+
+def test_the_entry_point_names_the_plugin() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    target = project["entry-points"]["pytest11"]["tasksim"]
+    plugin = importlib.import_module(target)
+    assert callable(plugin.tasksim_cluster) and callable(plugin.tasksim_faults)
+
+
+def test_a_user_test_module_gets_a_cluster_and_faults(tmp_path: Path) -> None:
+    (tmp_path / "test_user.py").write_text(USER_TEST)
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"]
+    if not entry_point_installed():  # an editable install older than the entry point
+        args[3:3] = ["-p", "coordinator.testing.plugin"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 passed" in done.stdout, done.stdout
