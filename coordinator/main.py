@@ -67,26 +67,33 @@ async def run(
     limits = limits or Limits()
     started = trio.current_time()
     cluster = Cluster(config)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(cluster.run)
-        shutdown = trio.Event()
-        port = await nursery.start(
-            lambda task_status: serve_http(
-                build_app(build_router(cluster), auth=auth, limits=limits),
-                http_host,
-                http_port,
-                shutdown=shutdown,
-                limits=limits,
-                tls=http_tls,
-                task_status=task_status,
+    shutdown = trio.Event()
+    # The signal receiver is in place before anything starts: a SIGTERM that arrives as soon as the
+    # ready line is printed (or during start-up) stops everything cleanly, never the default way.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def stop_on_signal() -> None:
+                async for _ in signals:
+                    break
+                shutdown.set()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(stop_on_signal)
+            await nursery.start(cluster.run)
+            port = await nursery.start(
+                lambda task_status: serve_http(
+                    build_app(build_router(cluster), auth=auth, limits=limits),
+                    http_host,
+                    http_port,
+                    shutdown=shutdown,
+                    limits=limits,
+                    tls=http_tls,
+                    task_status=task_status,
+                )
             )
-        )
-        if demo:
-            await start_demo(cluster)
-        if on_ready is not None:
-            on_ready(Ready(port, cluster, trio.current_time() - started))
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for _ in signals:
-                break
-        shutdown.set()
-        nursery.cancel_scope.cancel()
+            if demo:
+                await start_demo(cluster)
+            if on_ready is not None:
+                on_ready(Ready(port, cluster, trio.current_time() - started))
+            await trio.sleep_forever()
