@@ -10,13 +10,20 @@ from typing import Any
 
 from hypothesis import event
 
-from coordinator.testing import Faults, Snapshot, TaskTree
+from coordinator.testing import FaultPlan, Faults, Snapshot, TaskTree
 from coordinator.testing.model import wait_for
 
 # Every action of the simulated work (coordinator.testing.strategies.WORK_ACTIONS).
 WORK = "indices:*,internal:tasksim/*"
 # Beyond a request's timeout, how late its answer may be on two busy shared cores.
 SLACK = 3.0
+
+
+def note_plan(plan: FaultPlan) -> None:
+    """Statistics (`--hypothesis-show-statistics`): how many nodes were cut off, and how."""
+    event(f"|U| = {len(plan.faults)}")
+    for kind in sorted(plan.kinds()):
+        event(f"a node {kind}")
 
 
 def start_tree(

@@ -34,7 +34,7 @@ from coordinator.client import Response
 from coordinator.testing import RunningCluster, Snapshot, cluster_settings, fault_plans, task_trees
 from coordinator.testing.faults import BLACKHOLED, KILLED, PAUSED, SLOW
 from coordinator.testing.model import wait_for
-from tests.properties.support import example, start_tree
+from tests.properties.support import example, note_plan, start_tree
 
 pytestmark = [pytest.mark.cluster, pytest.mark.tasksim(nodes=3)]
 
@@ -73,6 +73,7 @@ def test_a_cancel_reaches_the_reachable_at_once_and_the_rest_after_heal(
     plan = data.draw(fault_plans([n for n in NODES if n != root_node], kinds=CUT), label="U")
     tree = data.draw(task_trees(cluster.names, root_nodes=[root_node], max_tasks=8), label="tree")
     wait = data.draw(st.booleans(), label="wait_for_completion")
+    note_plan(plan)
     u = plan.unreachable
     with example(sim, allow_lost_unbans=False):
         root, started = start_tree(sim, tree)

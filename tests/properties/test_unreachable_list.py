@@ -46,7 +46,7 @@ from coordinator.testing.model import (
     is_transient,
     simple_match,
 )
-from tests.properties.support import SLACK, example, start_tree
+from tests.properties.support import SLACK, example, note_plan, start_tree
 
 pytestmark = [pytest.mark.cluster, pytest.mark.tasksim(nodes=3, fault_detection=False)]
 
@@ -127,6 +127,7 @@ def test_a_list_accounts_for_every_targeted_node(
     sim = cluster.sim
     tree = data.draw(task_trees(cluster.names, max_tasks=8), label="tree")
     plan = data.draw(fault_plans(NODES), label="faults")
+    note_plan(plan)
     with example(sim):
         root, _ = start_tree(sim, tree)
         req = data.draw(
