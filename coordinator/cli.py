@@ -111,6 +111,13 @@ def cli() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="the cluster (nodes, roles, fault detection) of a scenario file, or a bare cluster section",
 )
+@click.option(
+    "--record",
+    "record",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="write the run's history to this file (JSON Lines; see README: Histories)",
+)
 def up(
     nodes: str,
     port: int,
@@ -128,6 +135,7 @@ def up(
     transport_tls: bool,
     settings: tuple[str, ...],
     config_file: str | None,
+    record: Path | None,
 ) -> None:
     """Start a local cluster and serve the REST API until Ctrl-C."""
     try:
@@ -213,6 +221,7 @@ def up(
             limits,
             http_tls,
             notes,
+            record,
         )
     finally:
         if tls_dir is not None:
@@ -231,6 +240,7 @@ def _serve(
     limits: Limits,
     http_tls: TlsFiles | None,
     notes: list[str],
+    record: Path | None = None,
 ) -> None:
     def ready(r: Ready) -> None:
         click.echo(
@@ -254,6 +264,7 @@ def _serve(
             auth=basic_auth,
             limits=limits,
             http_tls=http_tls,
+            record=record,
         )
     )
 

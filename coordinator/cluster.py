@@ -39,6 +39,7 @@ from simnode.discovery import (
     node_id_for,
 )
 from simnode.errors import OpenSearchError
+from simnode.history import Recorder
 from simnode.node import Node
 from simnode.server import NodeServer
 from simnode.transport import GrpcTransport, TransportTls
@@ -114,6 +115,8 @@ class Cluster:
         # The last cluster state version each node acknowledged: a node that missed a
         # publication (slow, paused) is sent the current state by its next follower check.
         self._applied: dict[str, int] = {}
+        # The run's history (coordinator/history/recording.py), when it is recorded.
+        self.recorder: Recorder | None = None
 
     @property
     def local(self) -> Node:
@@ -146,6 +149,8 @@ class Cluster:
         )
         self._local = Node(me, self.transport, max_live_tasks=cfg.max_live_tasks)
         self._local.on_store_result = self._store_result
+        if self.recorder is not None:
+            self._local.registry.listener = self.recorder.listener(me.name)
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._local.run)
@@ -269,6 +274,8 @@ class Cluster:
             if not self.in_cluster(name):
                 return
             self._set_members([n for n in self._members if n != name and self.in_cluster(n)])
+            if self.recorder is not None:
+                self.recorder.record("node_left", node=name)
             await self.publish()
 
     async def node_joined(self, name: str) -> None:
@@ -276,6 +283,8 @@ class Cluster:
             if self.in_cluster(name):
                 return
             self._set_members([n for n in self._members if n == name or self.in_cluster(n)])
+            if self.recorder is not None:
+                self.recorder.record("node_joined", node=name)
             await self.publish()
 
     async def _follower_check(self, name: str) -> None:

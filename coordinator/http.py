@@ -42,6 +42,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from coordinator.history.client import recorded
 from coordinator.limits import (
     ConcurrencyGate,
     Limits,
@@ -56,6 +57,7 @@ from coordinator.params import Params, tokenize_comma
 from coordinator.render import error_envelope, simple_error
 from coordinator.security import CHALLENGE, BasicAuth, TlsFiles
 from simnode.errors import IllegalArgumentError, OpenSearchError, ParseError
+from simnode.history import Recorder
 from simnode.registry import X_OPAQUE_ID
 
 log = logging.getLogger("tasksim.http")
@@ -388,17 +390,24 @@ def build_app(
     auth: BasicAuth | None = None,
     limits: Limits | None = None,
     gate: ConcurrencyGate | None = None,
+    recorder: Recorder | None = None,
 ) -> Starlette:
     """The ASGI app. Every request passes the front door first, in the order OpenSearch's HTTP
     pipeline has it: the request line and header limits (Netty's decoder), authentication (the
     security plugin's header verifier), the body limit and its read timeout (the aggregator: a
     request is dispatched only once its body is complete, so a slow sender holds no slot), the
     concurrency limit; then routing. That is why a new endpoint is covered by all of them
-    without doing anything."""
+    without doing anything. With a `recorder`, every client operation goes into the run's
+    history (coordinator/history/client.py)."""
     limits = limits or Limits()
     gate = gate or ConcurrencyGate(limits.max_concurrent_requests)
 
     async def dispatch(request: Request) -> Response:
+        if recorder is not None:
+            return await recorded(recorder, request, lambda: _answer(request))
+        return await _answer(request)
+
+    async def _answer(request: Request) -> Response:
         response = await _front_door(request)
         if request.method.upper() == "HEAD" and response.body:
             # A HEAD answer has the headers of the GET answer and no body.

@@ -7,6 +7,7 @@ import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import trio
 
@@ -21,6 +22,7 @@ from coordinator import (
 )
 from coordinator.cluster import Cluster, ClusterConfig
 from coordinator.demo import start_demo
+from coordinator.history.recording import Recording
 from coordinator.http import Router, build_app, serve_http
 from coordinator.limits import Limits
 from coordinator.security import BasicAuth, TlsFiles
@@ -62,11 +64,45 @@ async def run(
     auth: BasicAuth | None = None,
     limits: Limits | None = None,
     http_tls: TlsFiles | None = None,
+    record: Path | None = None,
 ) -> None:
+    """`record`: write the run's history there (JSON Lines, simnode/history.py), ordered by
+    time once everything stopped."""
     check_port_free(http_host, http_port)
     limits = limits or Limits()
     started = trio.current_time()
     cluster = Cluster(config)
+    recording = Recording(cluster, record) if record is not None else None
+    try:
+        await _run(
+            cluster,
+            recording,
+            http_host,
+            http_port,
+            demo,
+            on_ready,
+            auth,
+            limits,
+            http_tls,
+            started,
+        )
+    finally:
+        if recording is not None:
+            recording.close()
+
+
+async def _run(
+    cluster: Cluster,
+    recording: Recording | None,
+    http_host: str,
+    http_port: int,
+    demo: bool,
+    on_ready: Callable[[Ready], None] | None,
+    auth: BasicAuth | None,
+    limits: Limits,
+    http_tls: TlsFiles | None,
+    started: float,
+) -> None:
     shutdown = trio.Event()
     # The signal receiver is in place before anything starts: a SIGTERM that arrives as soon as the
     # ready line is printed (or during start-up) stops everything cleanly, never the default way.
@@ -80,10 +116,17 @@ async def run(
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(stop_on_signal)
+            if recording is not None:
+                await nursery.start(recording.run)
             await nursery.start(cluster.run)
             port = await nursery.start(
                 lambda task_status: serve_http(
-                    build_app(build_router(cluster), auth=auth, limits=limits),
+                    build_app(
+                        build_router(cluster),
+                        auth=auth,
+                        limits=limits,
+                        recorder=cluster.recorder,
+                    ),
                     http_host,
                     http_port,
                     shutdown=shutdown,

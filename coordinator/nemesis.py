@@ -140,6 +140,7 @@ class Nemesis:
             taken = {r.id for r in self.rules}
             new: list[Rule] = []
             ids: list[str] = []
+            kinds: list[str] = []
             for spec in specs:
                 fault_id = spec.id or self._next_id(spec.kind, taken)
                 if fault_id in taken:
@@ -150,10 +151,35 @@ class Nemesis:
                     raise IllegalArgumentError(str(e)) from e
                 taken.add(fault_id)
                 ids.append(fault_id)
+                kinds.append(spec.kind)
             self.rules.extend(new)
             self.version += 1
             acked = await self._push()
+            for fault_id, kind in zip(ids, kinds, strict=True):
+                self._record_fault(fault_id, kind, [r for r in new if r.id == fault_id])
             return {"acknowledged": True, "version": self.version, "ids": ids, "nodes": acked}
+
+    def _record(self, type: str, **fields: Any) -> None:
+        if self.cluster.recorder is not None:
+            self.cluster.recorder.record(type, **fields)
+
+    def _record_fault(self, fault_id: str, kind: str, rules: list[Rule]) -> None:
+        names = sorted({n for r in rules for n in (*r.src, *r.dst)})
+        self._record(
+            "fault_start",
+            fault=fault_id,
+            kind=kind,
+            nodes=names,
+            rules=[rule_to_json(r) for r in rules],
+            version=self.version,
+        )
+
+    def _record_ends(self, before: list[Rule]) -> None:
+        """`fault_end` for every fault of `before` that is no longer installed."""
+        left = {r.id for r in self.rules}
+        for fault_id in dict.fromkeys(r.id for r in before):
+            if fault_id not in left:
+                self._record("fault_end", fault=fault_id, version=self.version)
 
     def _next_id(self, kind: str, taken: set[str]) -> str:
         while True:
@@ -166,16 +192,18 @@ class Nemesis:
             kept = [r for r in self.rules if r.id != fault_id]
             if len(kept) == len(self.rules):
                 raise ResourceNotFoundError(f"fault [{fault_id}] is not installed")
-            self.rules = kept
+            before, self.rules = self.rules, kept
             self.version += 1
             acked = await self._push()
+            self._record_ends(before)
             return {"acknowledged": True, "version": self.version, "nodes": acked}
 
     async def clear(self) -> dict[str, Any]:
         async with self._lock:
-            self.rules = []
+            before, self.rules = self.rules, []
             self.version += 1
             acked = await self._push()
+            self._record_ends(before)
             return {"acknowledged": True, "version": self.version, "nodes": acked}
 
     def describe(self) -> dict[str, Any]:
@@ -197,6 +225,7 @@ class Nemesis:
         self._check_node(name)
         async with self._lock:
             self.cluster.supervisor.kill(name)
+            self._record("kill", node=name)
             with trio.move_on_after(5):
                 await self.cluster.supervisor.get(name).process.wait()  # dead when we answer
             self.applied.pop(name, None)
@@ -207,6 +236,7 @@ class Nemesis:
         async with self._lock:
             self.cluster.supervisor.pause(name)
             await _until_stopped(self.cluster.supervisor.get(name).pid, stopped=True)
+            self._record("pause", node=name)
         return self.process_state(name)
 
     async def resume(self, name: str) -> dict[str, Any]:
@@ -214,6 +244,7 @@ class Nemesis:
         async with self._lock:
             self.cluster.supervisor.resume(name)
             await _until_stopped(self.cluster.supervisor.get(name).pid, stopped=False)
+            self._record("resume", node=name)
             await self._catch_up()
         return self.process_state(name)
 
@@ -221,6 +252,7 @@ class Nemesis:
         self._check_node(name)
         async with self._lock:
             self.applied.pop(name, None)
+            self._record("restart", node=name)
             try:
                 await self.cluster.restart(name)
             except SupervisorError as e:
@@ -234,11 +266,14 @@ class Nemesis:
             supervisor = self.cluster.supervisor
             resumed = [n for n, p in supervisor.nodes.items() if p.alive and p.paused]
             dead = [n for n, p in supervisor.nodes.items() if not p.alive]
-            self.rules = []
+            before, self.rules = self.rules, []
             self.version += 1
             supervisor.heal()
             for name in resumed:
                 await _until_stopped(supervisor.get(name).pid, stopped=False)
+            self._record_ends(before)
+            for name in resumed:
+                self._record("resume", node=name)
             # The empty rule set first: a restart publishes the cluster state, which the old
             # rules could still lose (and a black-holed publication waits out its timeout).
             acked = await self._push()
@@ -246,6 +281,7 @@ class Nemesis:
             errors: list[str] = []
             for name in dead:
                 self.applied.pop(name, None)
+                self._record("restart", node=name)
                 try:
                     await self.cluster.restart(name)
                     restarted.append(name)
@@ -256,6 +292,7 @@ class Nemesis:
                 acked = {n: self.applied.get(n) == self.version for n in self.names()}
             # A node that missed a publication under the old rules gets the current state.
             await self.cluster.catch_up()
+            self._record("heal", resumed=resumed, restarted=restarted)
             report: dict[str, Any] = {
                 "acknowledged": all(acked.values()) and not errors,
                 "version": self.version,

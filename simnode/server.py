@@ -21,8 +21,11 @@ same server and is never intercepted.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -39,6 +42,7 @@ from simnode._wire import node_pb2_grpc as pb_grpc
 from simnode.control import inspection, rule_set_from_pb, rule_set_to_pb
 from simnode.errors import OpenSearchError
 from simnode.faults import Envelope, FaultTable, Side, Verdict
+from simnode.history import NodeEvents, registry_listener
 from simnode.ml import MlWorker
 from simnode.node import Node
 from simnode.transport import (
@@ -60,6 +64,10 @@ SERVER_OPTIONS = [
 DEFAULT_MAX_WORKERS = 512
 # The services whose calls faults may touch (the `Control` service never).
 FAULTED_SERVICES = ("/tasksim.v1.Node/", "/tasksim.v1.MlNode/")
+
+# How long a history stream waits for a node's next event before it looks whether its caller is
+# still there.
+EVENTS_POLL = 0.5
 
 # The envelope of the call the current grpc worker thread is serving (set by the interceptor
 # right before the handler runs in the same thread, read once by `_bridge`).
@@ -258,6 +266,7 @@ class ControlServicer(control_grpc.ControlServicer):
         self.node = node
         self.token = token
         self.faults = faults
+        self.events = NodeEvents(node.local.name, time.monotonic)
 
     def _on_trio(self, context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
         try:
@@ -284,6 +293,35 @@ class ControlServicer(control_grpc.ControlServicer):
         return self._on_trio(
             context, lambda: inspection(self.node, self.faults, tasks=request.tasks)
         )
+
+    def Events(
+        self, request: cpb.EventsRequest, context: grpc.ServicerContext
+    ) -> Iterator[cpb.EventBatch]:
+        """The node's history events as they happen (simnode/history.py `NodeEvents`); the first
+        subscriber turns recording on."""
+        events = self.events
+
+        def enable() -> None:
+            if not events.enabled:
+                events.enable()
+                self.node.registry.listener = registry_listener(events.record)
+
+        self._on_trio(context, enable)
+        after = request.after_seq
+        pid = os.getpid()
+        while context.is_active():
+            batch = events.take(after, EVENTS_POLL)
+            if not batch:
+                continue
+            after = batch[-1]["seq"]
+            yield cpb.EventBatch(
+                node=events.node,
+                pid=pid,
+                events=[
+                    cpb.HistoryEvent(seq=e["seq"], t=e["t"], event_json=json.dumps(e))
+                    for e in batch
+                ],
+            )
 
 
 class MlNodeServicer(ml_pb_grpc.MlNodeServicer):

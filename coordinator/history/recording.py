@@ -1,0 +1,130 @@
+"""Recording a run of the real engine: the coordinator process writes the history.
+
+The coordinator's own events (client operations, faults, membership, its coordinating node's task
+lifecycle) are recorded in place. Every node process ships its events over the control channel
+(`Control.Events`, a stream that faults never touch): a subscription is opened as soon as the
+supervisor sees the node ready — before it joins the cluster, so nothing it does is missed — and
+each batch is added to the history as it arrives, rebased on the run's clock (nodes stamp events
+with the machine's monotonic clock, which every process on it shares). A killed node loses only
+what it had not sent yet, and the history says where its record ends (`record_end`, with the last
+sequence number received).
+
+Threads: each subscription is read by one worker thread (the stream is a blocking iterator) that
+hands batches to the trio loop; only the loop touches the recorder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from coordinator.cluster import Cluster, ClusterConfig
+from coordinator.supervisor import NodeProcess
+from simnode._wire import control_pb2 as cpb
+from simnode.discovery import DiscoveryNode, node_id_for
+from simnode.history import Event, JsonlWriter, Recorder, header
+
+FLUSH_INTERVAL = 0.5
+
+
+def run_header(config: ClusterConfig, **extra: Any) -> dict[str, Any]:
+    nodes: list[dict[str, Any]] = [
+        {
+            "name": config.coordinator_name,
+            "id": node_id_for(config.seed, config.coordinator_name),
+            "roles": list(config.coordinator_roles),
+            "coordinator": True,
+        },
+        *(
+            {"name": n.name, "id": node_id_for(config.seed, n.name), "roles": list(n.roles)}
+            for n in config.nodes
+        ),
+    ]
+    return header(engine="real", seed=config.seed, nodes=nodes, **extra)
+
+
+class Recording:
+    """The history of one coordinator run, written to `path` (kept in memory when None)."""
+
+    def __init__(self, cluster: Cluster, path: Path | None, **header_extra: Any) -> None:
+        self.cluster = cluster
+        self.t0 = time.monotonic()
+        self.head = run_header(cluster.config, **header_extra)
+        self.writer = JsonlWriter(path, self.head).open() if path is not None else None
+        self.recorder = Recorder(self.clock, sink=self.writer, keep=self.writer is None)
+        self._nursery: trio.Nursery | None = None
+        self._following: dict[str, tuple[int, int]] = {}  # node → (pid, last seq received)
+        self._threads = trio.CapacityLimiter(math.inf)
+        self._closed = False
+        cluster.recorder = self.recorder
+        cluster.supervisor.on_start.append(self._started)
+
+    def clock(self) -> float:
+        return time.monotonic() - self.t0
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the subscriptions; flush the file now and then."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            while True:
+                await trio.sleep(FLUSH_INTERVAL)
+                if self.writer is not None:
+                    self.writer.flush()
+
+    def _started(self, proc: NodeProcess) -> None:
+        if self._nursery is not None and not self._closed:
+            self._nursery.start_soon(self._follow, proc)
+
+    async def _follow(self, proc: NodeProcess) -> None:
+        name = proc.spec.name
+        pid = proc.pid
+        self._following[name] = (pid, 0)
+        self.recorder.record("record_start", node=name, pid=pid)
+        address = DiscoveryNode(
+            id=proc.spec.id, name=name, host=proc.spec.host, ip=proc.spec.host, port=proc.port
+        )
+        stream = self.cluster.transport.control_stream(address, "Events", cpb.EventsRequest())
+        token = trio.lowlevel.current_trio_token()
+
+        def ingest(batch: list[Event]) -> None:
+            if self._closed or self._following.get(name, (0, 0))[0] != pid:
+                return
+            for event in batch:
+                event["t"] = round(float(event["t"]) - self.t0, 6)
+                self.recorder.add(event)
+            self._following[name] = (pid, int(batch[-1]["seq"]))
+
+        def consume() -> None:
+            try:
+                for message in stream:
+                    batch = [json.loads(e.event_json) for e in message.events]
+                    if batch:
+                        trio.from_thread.run_sync(ingest, batch, trio_token=token)
+            except Exception:  # the stream ended: the node is gone or the run stops
+                return
+
+        try:
+            await trio.to_thread.run_sync(consume, abandon_on_cancel=True, limiter=self._threads)
+        finally:
+            stream.cancel()
+        if not self._closed and self._following.get(name, (0, 0))[0] == pid:
+            _, last = self._following.pop(name)
+            reason = "process_ended" if not proc.alive else "stream_closed"
+            self.recorder.record("record_end", node=name, reason=reason, last_seq=last, pid=pid)
+
+    def close(self) -> None:
+        """End every node's record (`stopped`) and write the history out, ordered."""
+        if self._closed:
+            return
+        for name, (pid, last) in sorted(self._following.items()):
+            self.recorder.record("record_end", node=name, reason="stopped", last_seq=last, pid=pid)
+        self._closed = True
+        self._following.clear()
+        if self.writer is not None:
+            self.writer.close()
