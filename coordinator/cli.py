@@ -299,6 +299,34 @@ def run_scenarios(
     )
 
 
+@cli.command("check")
+@click.argument("history", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("-c", "--checker", "only", multiple=True, help="run only this checker (repeatable)")
+@click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
+def check_history(history: Path, only: tuple[str, ...], as_json: bool) -> None:
+    """Run the checkers over a recorded history: exit 0 no violation, 1 violations, 2 the
+    history cannot be read."""
+    from coordinator.history.cli import check
+
+    sys.exit(check(history, only=list(only) or None, as_json=as_json))
+
+
+@cli.command("timeline")
+@click.argument("history", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="the HTML file to write (default: HISTORY with .html)",
+)
+def timeline_command(history: Path, output: Path | None) -> None:
+    """Write the timeline of a recorded history: one self-contained HTML page."""
+    from coordinator.history.cli import timeline
+
+    sys.exit(timeline(history, output))
+
+
 def _cluster_section(path: str, nodes: str) -> ClusterSection:
     from coordinator.scenario.loader import LoadError
     from coordinator.scenario.schema import load_cluster_section

@@ -115,6 +115,8 @@ class DocIndex(Generic[T]):
         self._render = render
         self._docs: dict[str, _Doc[T]] = {}
         self._seq_no = -1
+        # Told of every write: (id, the value before or None, the value now).
+        self.on_put: Callable[[str, T | None, T], None] | None = None
 
     def get(self, doc_id: str) -> T | None:
         doc = self._docs.get(doc_id)
@@ -124,6 +126,8 @@ class DocIndex(Generic[T]):
         self.exists = True
         self._seq_no += 1
         old = self._docs.get(doc_id)
+        if self.on_put is not None:
+            self.on_put(doc_id, old.value if old is not None else None, value)
         fresh = self._render(value)
         if old is None:
             self._docs[doc_id] = _Doc(value, fresh, 1, self._seq_no)
@@ -154,6 +158,8 @@ class MlService:
         self.cluster = cluster
         self.settings = MlSettings()
         self.tasks: DocIndex[MLTask] = DocIndex(ML_TASK_INDEX, MLTask.source)
+        if cluster.recorder is not None:  # every state an ML task takes goes into the history
+            self.tasks.on_put = self._record_state
         self.models: DocIndex[MLModel] = DocIndex(ML_MODEL_INDEX, MLModel.source)
         self.routing: dict[str, set[str]] = {}  # model id → nodes that hold it
         self._routed_at: dict[str, float] = {}  # model id → last routing change (trio time)
@@ -168,6 +174,16 @@ class MlService:
         self._settings_changed = trio.Event()
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _record_state(self, task_id: str, old: MLTask | None, new: MLTask) -> None:
+        if self.cluster.recorder is not None and (old is None or old.state != new.state):
+            self.cluster.recorder.record(
+                "ml_task_state",
+                ml_task=task_id,
+                state=new.state,
+                previous=old.state if old is not None else None,
+                task_type=new.task_type,
+            )
 
     def _now(self) -> int:
         clock = self.cluster.local.clock

@@ -53,6 +53,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "resume": ("node",),
     "restart": ("node",),
     "heal": (),
+    # ML Commons task documents: every state an ML task takes
+    "ml_task_state": ("ml_task", "state", "previous", "task_type"),
     # membership, as the coordinator decides it
     "node_left": ("node",),
     "node_joined": ("node",),

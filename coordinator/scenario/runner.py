@@ -88,6 +88,8 @@ class ScenarioResult:
     url: str = ""
     timings: dict[str, float] = field(default_factory=dict)  # cluster start/stop
     pids: list[int] = field(default_factory=list)  # the processes of the cluster the run started
+    history: str = ""  # the history the cluster recorded (history.jsonl)
+    timeline: str = ""  # its timeline (timeline.html)
 
 
 @dataclass
@@ -109,12 +111,15 @@ class ScenarioRun:
         url: str | None = None,
         log_dir: Path | None = None,
         progress: Progress | None = None,
+        history_dir: Path | None = None,
     ) -> None:
         self.scenario = scenario
         self.file = file
         self.seed = seed if seed is not None else scenario.default_seed()
         self.external_url = url
         self.log_dir = log_dir or Path("tasksim-reports") / "logs"
+        # `<report dir>/<scenario name>/`: history.jsonl and timeline.html
+        self.history_dir = history_dir or self.log_dir.parent / scenario.name
         self.progress = progress or (lambda _event, _data: None)
         self.result = ScenarioResult(scenario.name, str(file), self.seed)
         self.result.repro = f"tasksim run {file} --seed {self.seed}"
@@ -154,7 +159,9 @@ class ScenarioRun:
                 log = self.log_dir / f"{self.scenario.name}.log"
                 self.progress("cluster", {"seed": self.seed})
                 t = time.monotonic()
-                cluster = await ClusterProcess.start(self.file, self.seed, log)
+                record = self.history_dir / "history.jsonl"
+                record.unlink(missing_ok=True)
+                cluster = await ClusterProcess.start(self.file, self.seed, log, record=record)
                 self.result.timings["cluster_start"] = round(time.monotonic() - t, 3)
                 self.result.url = cluster.url
             else:
@@ -178,6 +185,7 @@ class ScenarioRun:
                     if leftovers:
                         self.result.status = "error"
                         self.result.error = "; ".join(leftovers)
+                    self._check_history()
             self.result.duration = time.monotonic() - started
         return self.result
 
@@ -273,6 +281,34 @@ class ScenarioRun:
             "active": faults["faults"],
             "hits": hits,
         }
+
+    def _check_history(self) -> None:
+        """Run the checkers over the history the cluster wrote; draw its timeline."""
+        from coordinator.history.checkers import check_all
+        from coordinator.history.timeline import write_timeline
+        from simnode.history import HistoryError, read
+
+        path = self.history_dir / "history.jsonl"
+        try:
+            history = read(path)
+        except (OSError, HistoryError) as e:
+            self.result.checks["history"] = {"error": f"no history: {e}"}
+            return
+        results = check_all(history)
+        self.result.history = str(path)
+        self.result.checks["history"] = {n: r.to_json() for n, r in results.items()}
+        failed = [v for r in results.values() for v in r.violations]
+        for v in failed:
+            self.result.failures.append(f"history check {v.checker} at {v.t:.3f}s: {v.message}")
+        if failed and self.result.status == "passed":
+            self.result.status = "failed"
+        timeline = self.history_dir / "timeline.html"
+        try:
+            write_timeline(history, results, timeline, title=self.scenario.name)
+            self.result.timeline = str(timeline)
+        except OSError as e:
+            self.result.checks["history"]["timeline_error"] = str(e)
+        self.progress("history", results)
 
     # -- steps ------------------------------------------------------------------------------------
 
