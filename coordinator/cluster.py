@@ -323,10 +323,14 @@ class Cluster:
         async with self._lock:
             if self.in_cluster(name):
                 self._set_members([n for n in self._members if n != name and self.in_cluster(n)])
+                if self.recorder is not None:
+                    self.recorder.record("node_left", node=name)
                 await self.publish()
         proc = await self.supervisor.restart(name)
         self._members[name] = replace(self._members[name], port=proc.port)
         async with self._lock:
             self._set_members([n for n in self._members if n == name or self.in_cluster(n)])
+            if self.recorder is not None:
+                self.recorder.record("node_joined", node=name)
             await self.publish()
             await self.catch_up([name])

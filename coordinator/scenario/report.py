@@ -62,6 +62,10 @@ class Terminal:
                 f"{data.get('version')}, resumed {escape(str(data.get('resumed', [])))}, "
                 f"restarted {escape(str(data.get('restarted', [])))}[/]"
             )
+        elif event == "history":
+            marks = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "vacuous": "[yellow]∅[/]"}
+            line = "  ".join(f"{marks[r.status]} {name}" for name, r in data.items())
+            self.console.print(f"  history: {line}", soft_wrap=True)
         elif event == "eventually":
             for name, outcome in data.items():
                 if outcome["held"]:
