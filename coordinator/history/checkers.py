@@ -413,12 +413,10 @@ def no_orphans(history: History, *, bound: float = ORPHAN_BOUND) -> Result:
     if not m.heals or not cancelled:
         return r
     heal = m.heals[-1]
-    deadline = heal + bound
     for task, (when, index) in cancelled.items():
-        if when > heal:
-            continue
         r.checked += 1
-        for span in m.descendants(task, heal):
+        deadline = max(heal, when) + bound
+        for span in m.descendants(task, max(heal, when)):
             if span.end <= deadline:
                 continue
             if history.end < deadline:
@@ -430,7 +428,8 @@ def no_orphans(history: History, *, bound: float = ORPHAN_BOUND) -> Result:
             r.fail(
                 deadline,
                 f"{span.node}: task {span.key[0]} ({span.action}), a descendant of the cancelled "
-                f"task {task}, was still registered {bound:g}s after the last heal",
+                f"task {task}, was still registered {bound:g}s after the last heal "
+                "(and the cancel)",
                 index,
                 span.registered,
             )
