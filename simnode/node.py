@@ -21,6 +21,7 @@ import json
 import math
 import os
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -72,11 +73,15 @@ TRANSPORT_DEADLINE_FIRST = 0.1
 
 
 class Clock:
-    """Wall-clock milliseconds and monotonic nanoseconds, both driven by trio's clock."""
+    """Wall-clock milliseconds and monotonic nanoseconds, both driven by trio's clock.
 
-    def __init__(self) -> None:
-        self._epoch_millis = time.time_ns() // 1_000_000
-        self._t0 = trio.current_time()
+    By default the wall clock starts at the machine's time when the node starts; the simulation
+    engine passes a fixed `epoch_millis` for trio time `t0` (virtual time 0), so that no wall time
+    is read."""
+
+    def __init__(self, epoch_millis: int | None = None, t0: float | None = None) -> None:
+        self._epoch_millis = time.time_ns() // 1_000_000 if epoch_millis is None else epoch_millis
+        self._t0 = trio.current_time() if t0 is None else t0
 
     def now_nanos(self) -> int:
         return int(trio.current_time() * 1e9)
@@ -96,7 +101,8 @@ def java_object_name(task: Task) -> str:
         cls = "org.opensearch.index.reindex.BulkByScrollTask"
     elif task.action.startswith("indices:data/read/search"):
         cls = "org.opensearch.action.search.SearchTask"
-    return f"{cls}@{(hash((task.node_id, task.id)) & 0x7FFFFFFF):x}"
+    # Stable across processes (a seed replays byte for byte), unlike hash() of a str.
+    return f"{cls}@{zlib.crc32(f'{task.node_id}:{task.id}'.encode()) & 0x7FFFFFFF:x}"
 
 
 @dataclass(eq=False)
@@ -127,13 +133,14 @@ class Node:
         *,
         cluster: ClusterState | None = None,
         max_live_tasks: int | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.local = local
         self.max_live_tasks = max_live_tasks
         self.transport = transport
         self.cluster = cluster or ClusterState(nodes=(local,))
         self.registry = Registry(local.id)
-        self.clock: Clock | None = None
+        self.clock: Clock | None = clock
         self._nursery: trio.Nursery | None = None
         self._done_waiters: dict[int, trio.Event] = {}
         self._children_waiters: dict[int, trio.Event] = {}
@@ -145,7 +152,8 @@ class Node:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Own the node's background work until cancelled."""
-        self.clock = Clock()
+        if self.clock is None:
+            self.clock = Clock()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
@@ -200,7 +208,8 @@ class Node:
             await self._children_waiters.setdefault(task.id, trio.Event()).wait()
 
     def set_cluster_state(self, state: ClusterState) -> None:
-        gone = {n.id for n in self.cluster.nodes} - {n.id for n in state.nodes}
+        staying = {n.id for n in state.nodes}
+        gone = [n.id for n in self.cluster.nodes if n.id not in staying]
         self.cluster = state
         for node_id in gone:
             self.registry.remove_bans_of_node(node_id)
