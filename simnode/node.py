@@ -140,6 +140,7 @@ class Node:
         self.transport = transport
         self.cluster = cluster or ClusterState(nodes=(local,))
         self.registry = Registry(local.id)
+        self.pid = os.getpid()  # the process it runs in (0 on the simulation engine: none)
         self.clock: Clock | None = clock
         self._nursery: trio.Nursery | None = None
         self._done_waiters: dict[int, trio.Event] = {}
@@ -912,7 +913,7 @@ class Node:
         return pb.NodeStatus(
             node=discovery_node_to_pb(self.local),
             live_tasks=len(self.registry),
-            pid=os.getpid(),
+            pid=self.pid,
             bans=[
                 pb.Ban(parent_task_id=str(parent), reason=reason)
                 for parent, reason in self.registry.bans.items()

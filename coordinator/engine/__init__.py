@@ -14,11 +14,13 @@ A third kind (nodes in network namespaces, pods) is one more implementation of t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import trio
 
+from coordinator.cat import NodeStats
 from coordinator.supervisor import NodeSpec
 from simnode.driver import Transport
 from simnode.node import Clock, Node
@@ -82,6 +84,10 @@ class NodeHosts(Protocol):
 
     def can_hear(self, name: str) -> bool:
         """Alive and not paused: the control channel can reach it."""
+        ...
+
+    def stats_reader(self) -> Callable[[int], NodeStats]:
+        """For one `_cat/nodes` request: the numbers of the node whose process is `pid`."""
         ...
 
     async def stop(self) -> None:

@@ -8,9 +8,12 @@ transport (simnode/transport.py). Pause and resume return once the kernel says t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import psutil
 import trio
 
+from coordinator.cat import NodeStats
 from coordinator.engine import HostState
 from coordinator.supervisor import NodeSpec, Supervisor
 from simnode.node import Clock, Node
@@ -92,6 +95,12 @@ class ProcessHosts:
     def can_hear(self, name: str) -> bool:
         proc = self.supervisor.nodes.get(name)
         return proc is not None and proc.alive and not proc.paused
+
+    def stats_reader(self) -> Callable[[int], NodeStats]:
+        from coordinator.rest_cat import process_stats
+
+        cpu = round(psutil.cpu_percent(interval=None))  # since the previous call, machine-wide
+        return lambda pid: process_stats(pid, cpu)
 
     async def stop(self) -> None:
         if self._server is not None:

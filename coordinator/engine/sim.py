@@ -20,6 +20,7 @@ reads wall time or starts a thread, a socket or a process.
 from __future__ import annotations
 
 import json
+import threading
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from coordinator.cat import NodeStats
 from coordinator.client import Response
 from coordinator.engine import HostState
 from coordinator.supervisor import NodeSpec, SupervisorError
@@ -38,6 +40,18 @@ from simnode.sim.network import SimHost, SimNetwork, SimTransport
 
 T = TypeVar("T")
 
+# What `_cat/nodes` shows for a simulated node: no process, so fixed numbers of a small idle one.
+SIMULATED_STATS = NodeStats(
+    heap_used=64 << 20,
+    heap_max=512 << 20,
+    ram_used=1 << 30,
+    ram_total=4 << 30,
+    open_fds=64,
+    max_fds=65536,
+    cpu_percent=0,
+    load=(0.0, 0.0, 0.0),
+    uptime_nanos=0,
+)
 BASE_PORT = 9300  # the coordinating node; node i (in configured order) gets BASE_PORT + i
 
 
@@ -138,6 +152,10 @@ class SimHosts:
     def can_hear(self, name: str) -> bool:
         host = self._hosts.get(name)
         return host is not None and host.alive and not host.paused
+
+    def stats_reader(self) -> Callable[[int], NodeStats]:
+        """A simulated node has no process: the numbers of an idle node, the same every run."""
+        return lambda _pid: SIMULATED_STATS
 
     async def stop(self) -> None:
         for host in self._hosts.values():
@@ -295,3 +313,190 @@ def run_sim(main: Callable[[SimEngine], Awaitable[T]], *, seed: int) -> T:
 
     with deterministic_scheduling(seed):
         return trio.run(root, clock=clock)
+
+
+# -- a world driven from synchronous code ------------------------------------------------------------
+
+
+class _DrivenClock(VirtualClock):
+    """The virtual clock of a `SimWorld`: time moves only while the driver waits for a call.
+
+    trio asks the clock for a sleep time exactly when nothing is runnable — a quiescent point. There
+    the world hands finished calls back to the driver (and then holds still: a long real sleep,
+    which the driver's next submission interrupts through the trio token), or, while a call is still
+    running, jumps to the next deadline as the plain virtual clock does."""
+
+    def __init__(self, world: SimWorld) -> None:
+        super().__init__()
+        self.world = world
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        if deadline <= self.current_time():
+            return 0.0
+        world = self.world
+        if world._finished:
+            world._release()
+            return STALL_SLEEP
+        if world._pending == 0:
+            return STALL_SLEEP  # nobody waits for the world: it holds still
+        return super().deadline_to_sleep_time(deadline)
+
+
+STALL_SLEEP = 3600.0
+
+
+class _Job:
+    __slots__ = ("done", "error", "fn", "result")
+
+    def __init__(self, fn: Callable[[], Awaitable[Any]]) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class SimWorld:
+    """A simulated cluster driven from synchronous code (hypothesis properties, the testing kit).
+
+    The world runs in its own trio run on a second thread, and the two never run at once: the
+    driver submits a call (`call`, `request`, `sleep`) and blocks; the world runs — its virtual time
+    moving — until the call is done *and* nothing else is runnable, hands the answer back and holds
+    still until the next call. So a run is a function of the seed and the calls alone, however fast
+    or slow the machine: one seed, one run, every time. `close()` (or the `with` block's end) stops
+    the world; nothing of it survives.
+    """
+
+    def __init__(self, config: Any, *, seed: int, demo: bool = False) -> None:
+        self.config = config
+        self.seed = seed
+        self.demo = demo
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._nursery: trio.Nursery | None = None
+        self._pending = 0
+        self._finished: list[_Job] = []
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+        self._crash: BaseException | None = None
+        self.cluster: Any = None
+        self.client: AsgiClient | None = None
+        self.clock: _DrivenClock | None = None
+
+    # -- life -----------------------------------------------------------------------------------
+
+    def start(self) -> SimWorld:
+        self._thread = threading.Thread(target=self._main, name=f"tasksim-sim-{self.seed}")
+        self._thread.start()
+        self._ready.wait()
+        if self._crash is not None:
+            self._thread.join()
+            raise self._crash
+        return self
+
+    def __enter__(self) -> SimWorld:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _main(self) -> None:
+        clock = self.clock = _DrivenClock(self)
+
+        async def root() -> None:
+            network = SimNetwork(self.seed)
+            engine = SimEngine(self.seed, network, clock, epoch_millis_for(self.seed))
+            self._token = trio.lowlevel.current_trio_token()
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await nursery.start(network.run)
+                self._pending += 1  # the start-up is the first call
+                async with engine.cluster(self.config, demo=self.demo) as (cluster, client):
+                    self.cluster, self.client = cluster, client
+                    self._pending -= 1
+                    self._ready.set()
+                    await trio.sleep_forever()
+
+        try:
+            with deterministic_scheduling(self.seed):
+                trio.run(root, clock=clock)
+        except BaseException as e:  # reported to the driver; a world never takes it down
+            self._crash = e
+        finally:
+            self._ready.set()
+            self._stopped.set()
+            for job in self._finished:
+                job.done.set()
+
+    def close(self) -> None:
+        if self._thread is None:
+            return
+        if not self._stopped.is_set() and self._token is not None and self._nursery is not None:
+            nursery = self._nursery
+            try:
+                self._token.run_sync_soon(nursery.cancel_scope.cancel)
+            except trio.RunFinishedError:
+                pass
+        self._thread.join()
+        self._thread = None
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    def _release(self) -> None:
+        finished, self._finished = self._finished, []
+        for job in finished:
+            job.done.set()
+
+    async def _run(self, job: _Job) -> None:
+        try:
+            job.result = await job.fn()
+        except BaseException as e:
+            job.error = e
+            if isinstance(e, trio.Cancelled):
+                raise
+        finally:
+            self._pending -= 1
+            self._finished.append(job)
+
+    def _submit(self, job: _Job) -> None:
+        assert self._nursery is not None
+        self._pending += 1
+        self._nursery.start_soon(self._run, job)
+
+    def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run `fn()` in the world (its virtual time moves meanwhile) and return what it returns."""
+        if self._stopped.is_set() or self._token is None:
+            raise RuntimeError(f"the simulated world is not running: {self._crash!r}")
+        job = _Job(fn)
+        self._token.run_sync_soon(self._submit, job)
+        job.done.wait()
+        if self._crash is not None and not job.done.is_set():
+            raise RuntimeError(f"the simulated world crashed: {self._crash!r}")
+        if job.error is not None:
+            raise job.error
+        if self._stopped.is_set() and self._crash is not None and job.result is None:
+            raise RuntimeError(f"the simulated world crashed: {self._crash!r}")
+        return job.result  # type: ignore[no-any-return]
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Response:
+        client = self.client
+        assert client is not None
+        return self.call(
+            lambda: client.request(method, path, body, headers=headers, timeout=timeout)
+        )
+
+    def sleep(self, seconds: float) -> None:
+        """Let `seconds` of virtual time pass."""
+        self.call(lambda: trio.sleep(seconds))
+
+    def now(self) -> float:
+        """The world's virtual time (seconds since it started)."""
+        assert self.clock is not None
+        return self.clock.current_time()

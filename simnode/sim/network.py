@@ -209,6 +209,7 @@ class SimNetwork:
         if old is not None and old.alive:
             self.kill(old.node.local.id)
         transport.faults.local = node.local.name
+        node.pid = 0  # no process of its own
         host = SimHost(self, node, transport)
         transport.host = host
         self._by_id[node.local.id] = host
@@ -332,9 +333,7 @@ class SimNetwork:
         if method == "GetRules":
             return rule_set_to_pb(faults.current)
         if method == "Inspect":
-            msg = inspection(host.node, faults, tasks=request.tasks)
-            msg.pid = 0  # no process of its own
-            return msg
+            return inspection(host.node, faults, tasks=request.tasks)
         raise ValueError(f"unknown control method [{method}]")
 
 
