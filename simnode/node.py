@@ -8,8 +8,8 @@ on every node that holds one (`internal:admin/tasks/ban`), recursively, and lift
 children and the task are gone.
 
 Handlers take and return protobuf messages so that every transport (gRPC today, in-memory later)
-carries the same logic. `local=True` means the request came through the local shortcut and the
-task type is `direct`; over the transport it is `transport`.
+carries the same logic. `local=True` means the request came through the loopback link (`send` to
+this node itself) and the task type is `direct`; over the transport it is `transport`.
 
 Rules: only the trio loop touches the registry; every background activity runs in `self._nursery`;
 time comes from `Clock` (trio's clock, so a MockClock gives virtual time).
@@ -22,7 +22,7 @@ import math
 import os
 import time
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -422,7 +422,7 @@ class Node:
 
         async def one(node_id: str) -> None:
             try:
-                await self._send(node_id, "BanParent", request, self.ban_parent)
+                await self.send(node_id, "BanParent", request)
             except OpenSearchError as e:
                 # A ban to a node that is gone is no failure (isNodeClosedException).
                 if e.type not in (
@@ -447,7 +447,7 @@ class Node:
 
         async def one(node_id: str) -> None:
             try:
-                await self._send(node_id, "BanParent", request, self.ban_parent)
+                await self.send(node_id, "BanParent", request)
             except OpenSearchError:
                 pass
 
@@ -455,18 +455,15 @@ class Node:
             for node_id in node_ids:
                 nursery.start_soon(one, node_id)
 
-    async def _send(
-        self,
-        node_id: str,
-        method: str,
-        request: Any,
-        local_handler: Callable[..., Awaitable[Any]],
-        *,
-        timeout: float | None = None,
+    async def send(
+        self, node_id: str, method: str, request: Any, *, timeout: float | None = None
     ) -> Any:
-        """Send to a node: the local shortcut for ourselves, the transport for a peer."""
+        """Send to a node of the cluster: a peer through the transport, this node itself through
+        the loopback link (simnode/handlers.py `loopback`: `direct` tasks, no faults)."""
         if node_id == self.local.id:
-            return await local_handler(request, local=True)
+            from simnode.handlers import loopback  # handlers imports this module
+
+            return await loopback(self, method, request, timeout=timeout)
         node = self._node(node_id)
         if node is None:
             raise NoSuchNodeError.of(node_id)
@@ -687,9 +684,11 @@ class Node:
                 spec=child.task, parent_task=str(parent.task_id), headers=headers_to_pb(headers)
             )
             if via_client and target == self.local.id:
+                # A client on the node itself (reindex's searches): a `transport` task, not the
+                # loopback link's `direct` one.
                 answer: pb.RunTaskResponse = await self.run_task(request, local=False)
                 return answer
-            result: pb.RunTaskResponse = await self._send(target, "RunTask", request, self.run_task)
+            result: pb.RunTaskResponse = await self.send(target, "RunTask", request)
             return result
         finally:
             if registered:
@@ -717,7 +716,7 @@ class Node:
         elif response_json is not None:
             request.response_json = response_json
         try:
-            await self._send(target, "StoreResult", request, self.store_result)
+            await self.send(target, "StoreResult", request)
         except OpenSearchError:
             pass
 
