@@ -25,6 +25,7 @@ from typing import Any
 
 import trio
 
+from coordinator.engine import NodeHosts
 from coordinator.indices import Indices, Timing
 from coordinator.results import GetTaskResult, TaskResultsIndex
 from coordinator.security import TlsFiles
@@ -39,10 +40,9 @@ from simnode.discovery import (
     node_id_for,
 )
 from simnode.errors import OpenSearchError
-from simnode.history import Recorder
+from simnode.history import Recorder, attach
 from simnode.node import Node
-from simnode.server import NodeServer
-from simnode.transport import GrpcTransport, TransportTls
+from simnode.transport import TransportTls
 from simnode.wire import cluster_state_to_pb, error_from_pb, task_info_from_pb
 
 PUBLISH_TIMEOUT = 5.0
@@ -88,21 +88,28 @@ class ClusterConfig:
         return cls(nodes=tuple(NodeConfig(f"node-{i}") for i in range(1, count + 1)), **kwargs)
 
 
+def process_hosts(config: ClusterConfig) -> NodeHosts:
+    """The `real` engine's hosts for `config`: node processes, gRPC, optional mutual TLS."""
+    from coordinator.engine.real import ProcessHosts
+
+    node_args: list[str] = []
+    if config.max_live_tasks is not None:
+        node_args += ["--max-live-tasks", str(config.max_live_tasks)]
+    tls: TransportTls | None = None
+    if config.transport_tls is not None:
+        files = config.transport_tls
+        ca = files.ca or files.cert
+        node_args += ["--tls-cert", str(files.cert), "--tls-key", str(files.key)]
+        node_args += ["--tls-ca", str(ca)]
+        tls = TransportTls.from_files(files.cert, files.key, ca)
+    return ProcessHosts(Supervisor(config.log_dir, tuple(node_args)), tls)
+
+
 class Cluster:
-    def __init__(self, config: ClusterConfig) -> None:
+    def __init__(self, config: ClusterConfig, hosts: NodeHosts | None = None) -> None:
         self.config = config
-        node_args: list[str] = []
-        if config.max_live_tasks is not None:
-            node_args += ["--max-live-tasks", str(config.max_live_tasks)]
-        self._tls: TransportTls | None = None
-        if config.transport_tls is not None:
-            files = config.transport_tls
-            ca = files.ca or files.cert
-            node_args += ["--tls-cert", str(files.cert), "--tls-key", str(files.key)]
-            node_args += ["--tls-ca", str(ca)]
-            self._tls = TransportTls.from_files(files.cert, files.key, ca)
-        self.supervisor = Supervisor(config.log_dir, tuple(node_args))
-        self.transport = GrpcTransport(keepers=True, tls=self._tls)
+        self.hosts: NodeHosts = hosts if hosts is not None else process_hosts(config)
+        self.transport = self.hosts.transport
         self.state = ClusterState(cluster_name=config.cluster_name)
         self.results = TaskResultsIndex()
         self.indices = Indices()  # the index model operations build their task trees from
@@ -137,24 +144,25 @@ class Cluster:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Start the coordinating node and every node process; stop them all on the way out."""
         cfg = self.config
-        server = NodeServer(cfg.host, cfg.transport_port, tls=self._tls)
+        port = self.hosts.bind_local(cfg.host, cfg.transport_port)
         me = DiscoveryNode(
             id=node_id_for(cfg.seed, cfg.coordinator_name),
             name=cfg.coordinator_name,
             host=cfg.host,
             ip=cfg.host,
-            port=server.port,
+            port=port,
             roles=cfg.coordinator_roles,
             attributes=cfg.coordinator_attributes,
         )
-        self._local = Node(me, self.transport, max_live_tasks=cfg.max_live_tasks)
+        self._local = Node(
+            me, self.transport, max_live_tasks=cfg.max_live_tasks, clock=self.hosts.clock()
+        )
         self._local.on_store_result = self._store_result
         if self.recorder is not None:
-            self._local.registry.listener = self.recorder.listener(me.name)
+            attach(self._local, self.recorder.listener(me.name))
         try:
             async with trio.open_nursery() as nursery:
-                await nursery.start(self._local.run)
-                server.start(self._local, trio.lowlevel.current_trio_token())
+                await self.hosts.serve_local(self._local, nursery)
                 await self._start_nodes([self.spec_of(n) for n in cfg.nodes])
                 # The first publication is waited for (a loaded box may be slow): ready means
                 # every node knows its peers.
@@ -166,20 +174,18 @@ class Cluster:
                 await trio.sleep_forever()
         finally:
             with trio.CancelScope(shield=True):
-                await server.stop(0)
-                await self.supervisor.stop_all()
-                self.transport.close()
+                await self.hosts.stop()
 
     async def _start_nodes(self, specs: list[NodeSpec]) -> None:
         errors: list[str] = []
 
         async def one(spec: NodeSpec) -> None:
             try:
-                proc = await self.supervisor.start(spec)
+                port = await self.hosts.start(spec)
             except SupervisorError as e:
                 errors.append(str(e))
                 return
-            self._members[spec.name] = self._discovery_node(spec, proc.port)
+            self._members[spec.name] = self._discovery_node(spec, port)
 
         async with trio.open_nursery() as nursery:
             for spec in specs:
@@ -326,8 +332,8 @@ class Cluster:
                 if self.recorder is not None:
                     self.recorder.record("node_left", node=name)
                 await self.publish()
-        proc = await self.supervisor.restart(name)
-        self._members[name] = replace(self._members[name], port=proc.port)
+        port = await self.hosts.restart(name)
+        self._members[name] = replace(self._members[name], port=port)
         async with self._lock:
             self._set_members([n for n in self._members if n == name or self.in_cluster(n)])
             if self.recorder is not None:

@@ -72,7 +72,6 @@ from simnode.errors import (
     OpenSearchError,
     StatusError,
 )
-from simnode.ml import MlWorker
 from simnode.registry import Headers, Task
 from simnode.taskid import TaskId
 from simnode.wire import headers_to_pb
@@ -227,17 +226,12 @@ class MlService:
         self._next_worker += 1
         return node
 
-    async def _call(
-        self, node_id: str, method: str, request: Any, local: Callable[..., Awaitable[Any]]
-    ) -> Any:
-        """One node's part: the local shortcut for the coordinating node, the transport otherwise."""
-        if node_id == self.cluster.local.local.id:
-            return await local(request, local=True)
-        node = self.cluster.state.get(node_id)
-        if node is None:
+    async def _call(self, node_id: str, method: str, request: Any) -> Any:
+        """One node's part, through the coordinating node's links (itself: the loopback link)."""
+        if node_id != self.cluster.local.local.id and self.cluster.state.get(node_id) is None:
             raise NoSuchNodeError.of(node_id)
         timeout = self.setting("tasksim.ml.sync_up_timeout_seconds") if method == "SyncUp" else None
-        return await self.cluster.transport.call(node, method, request, timeout=timeout)
+        return await self.cluster.local.send(node_id, method, request, timeout=timeout)
 
     def _spawn(self, task_id: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run an ML task's background work in its own cancel scope (the sync-up may end it)."""
@@ -364,11 +358,10 @@ class MlService:
                 parent_task=str(me.task_id),
                 headers=headers_to_pb(headers),
             )
-            worker_part = MlWorker.of(self.cluster.local).register_model
 
             async def work() -> None:
                 try:
-                    answer = await self._call(worker, "RegisterModel", request, worker_part)
+                    answer = await self._call(worker, "RegisterModel", request)
                 except OpenSearchError as e:
                     self._move(task_id, FAILED_EVENT, error=e.reason)
                     self.models.delete(
@@ -459,7 +452,6 @@ class MlService:
             }
             load_millis = int(self.setting("tasksim.ml.deploy_seconds") * 1000)
             errors: dict[str, str] = {}
-            local_part = MlWorker.of(self.cluster.local).deploy_model
 
             async def one(node_id: str) -> None:
                 node = self.cluster.state.get(node_id)
@@ -475,7 +467,7 @@ class MlService:
                     headers=headers_to_pb(headers),
                 )
                 try:
-                    await self._call(node_id, "DeployModel", request, local_part)
+                    await self._call(node_id, "DeployModel", request)
                     self._route(model.model_id, node_id, True)
                 except OpenSearchError as e:
                     errors[node_id] = e.reason
@@ -512,7 +504,6 @@ class MlService:
                 if node_ids:
                     targets = [n for n in targets if n in node_ids]
                 answers: dict[str, mlpb.UndeployModelResponse] = {}
-                local_part = MlWorker.of(self.cluster.local).undeploy_model
                 request = mlpb.UndeployModelRequest(
                     model_ids=model_ids,
                     parent_task=str(nodes_task.task_id),
@@ -521,9 +512,7 @@ class MlService:
 
                 async def one(node_id: str) -> None:
                     try:
-                        answers[node_id] = await self._call(
-                            node_id, "UndeployModel", request, local_part
-                        )
+                        answers[node_id] = await self._call(node_id, "UndeployModel", request)
                     except OpenSearchError:
                         pass  # a FailedNodeException: not in the rendered response
 
@@ -610,7 +599,6 @@ class MlService:
                 parent_task=str(me.task_id),
                 headers=headers_to_pb(headers),
             )
-            local_part = MlWorker.of(self.cluster.local).train_model
 
             def store_model(answer: mlpb.TrainModelResponse) -> str:
                 model_id = self._new_id()
@@ -631,7 +619,7 @@ class MlService:
                 return model_id
 
             if not is_async:
-                answer = await self._call(worker, "TrainModel", request, local_part)
+                answer = await self._call(worker, "TrainModel", request)
                 return {"model_id": store_model(answer), "status": "COMPLETED"}
             task = MLTask(
                 task_id=task_id,
@@ -653,7 +641,7 @@ class MlService:
                     self._move(task_id, FAILED_EVENT, error=input_error.reason)
                     return
                 try:
-                    answer = await self._call(worker, "TrainModel", request, local_part)
+                    answer = await self._call(worker, "TrainModel", request)
                 except OpenSearchError as e:
                     self._move(task_id, FAILED_EVENT, error=e.reason)
                     return
@@ -762,11 +750,10 @@ class MlService:
         results: dict[str, mlpb.SyncUpResponse | OpenSearchError] = {}
         try:
             request = mlpb.SyncUpRequest(parent_task=str(parent.task_id))
-            local_part = MlWorker.of(self.cluster.local).sync_up
 
             async def one(node_id: str) -> None:
                 try:
-                    results[node_id] = await self._call(node_id, "SyncUp", request, local_part)
+                    results[node_id] = await self._call(node_id, "SyncUp", request)
                 except OpenSearchError as e:
                     results[node_id] = e
 

@@ -6,7 +6,8 @@ which goes up with every change. Every change is pushed, whole, to every process
 node included) over the control channel, which faults never touch; each process acknowledges the
 version it applied and `applied` records it. A process that cannot hear (paused, dead) is skipped
 and catches up when it is resumed or restarted. Process faults go to the supervisor (kill, pause,
-resume) or the cluster (restart, which keeps membership right).
+resume) or the cluster (restart, which keeps membership right), through the node-host
+interface (coordinator/engine/), whichever engine runs the nodes.
 
 `heal()` is the one way back to a clean cluster and is idempotent: clear every rule, resume every
 paused node, restart every dead one, and push until every process runs the empty rule set.
@@ -19,34 +20,21 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-import psutil
 import trio
 
 from coordinator.cluster import Cluster
+from coordinator.engine import NodeHosts
 from coordinator.faultspec import FaultSpec, rule_to_json, to_rules
 from coordinator.supervisor import SupervisorError
 from simnode._wire import control_pb2 as cpb
 from simnode.control import rule_set_to_pb
 from simnode.discovery import DiscoveryNode
+from simnode.driver import Transport
 from simnode.errors import IllegalArgumentError, OpenSearchError, ResourceNotFoundError
 from simnode.faults import Rule, RuleSet
-from simnode.transport import GrpcTransport
 
 PUSH_TIMEOUT = 2.0
 INSPECT_TIMEOUT = 1.0
-
-
-async def _until_stopped(pid: int, *, stopped: bool, timeout: float = 2.0) -> None:
-    """Signals land asynchronously: wait until the process is (no longer) stopped."""
-    with trio.move_on_after(timeout):
-        while True:
-            try:
-                status = psutil.Process(pid).status()
-            except psutil.Error:
-                return
-            if (status == psutil.STATUS_STOPPED) == stopped:
-                return
-            await trio.sleep(0.005)
 
 
 class Nemesis:
@@ -60,8 +48,12 @@ class Nemesis:
         self._ids = itertools.count(1)
 
     @property
-    def transport(self) -> GrpcTransport:
+    def transport(self) -> Transport:
         return self.cluster.transport
+
+    @property
+    def hosts(self) -> NodeHosts:
+        return self.cluster.hosts
 
     @property
     def coordinator_name(self) -> str:
@@ -77,7 +69,7 @@ class Nemesis:
                 f"[{name}] is the coordinating node: it runs in this process and cannot be "
                 "killed, paused or restarted"
             )
-        if name not in self.cluster.supervisor.nodes:
+        if name not in self.hosts.names():
             raise ResourceNotFoundError(
                 f"no node named [{name}] (nodes: {', '.join(self.names()[1:])})"
             )
@@ -85,15 +77,13 @@ class Nemesis:
     def _address(self, name: str) -> DiscoveryNode:
         if name == self.coordinator_name:
             return self.cluster.local.local
-        proc = self.cluster.supervisor.get(name)
-        spec = proc.spec
-        return DiscoveryNode(id=spec.id, name=name, host=spec.host, ip=spec.host, port=proc.port)
+        st = self.hosts.state(name)
+        return DiscoveryNode(id=st.id, name=name, host=st.host, ip=st.host, port=st.port)
 
     def _can_hear(self, name: str) -> bool:
         if name == self.coordinator_name:
             return True
-        proc = self.cluster.supervisor.nodes.get(name)
-        return proc is not None and proc.alive and not proc.paused
+        return self.hosts.can_hear(name)
 
     # -- the rule table ---------------------------------------------------------------------------
 
@@ -224,26 +214,22 @@ class Nemesis:
     async def kill(self, name: str) -> dict[str, Any]:
         self._check_node(name)
         async with self._lock:
-            self.cluster.supervisor.kill(name)
+            await self.hosts.kill(name)  # dead when we answer
             self._record("kill", node=name)
-            with trio.move_on_after(5):
-                await self.cluster.supervisor.get(name).process.wait()  # dead when we answer
             self.applied.pop(name, None)
         return self.process_state(name)
 
     async def pause(self, name: str) -> dict[str, Any]:
         self._check_node(name)
         async with self._lock:
-            self.cluster.supervisor.pause(name)
-            await _until_stopped(self.cluster.supervisor.get(name).pid, stopped=True)
+            await self.hosts.pause(name)
             self._record("pause", node=name)
         return self.process_state(name)
 
     async def resume(self, name: str) -> dict[str, Any]:
         self._check_node(name)
         async with self._lock:
-            self.cluster.supervisor.resume(name)
-            await _until_stopped(self.cluster.supervisor.get(name).pid, stopped=False)
+            await self.hosts.resume(name)
             self._record("resume", node=name)
             await self._catch_up()
         return self.process_state(name)
@@ -263,14 +249,13 @@ class Nemesis:
     async def heal(self) -> dict[str, Any]:
         """Clear every rule, resume every paused node, restart every dead one. Idempotent."""
         async with self._lock:
-            supervisor = self.cluster.supervisor
-            resumed = [n for n, p in supervisor.nodes.items() if p.alive and p.paused]
-            dead = [n for n, p in supervisor.nodes.items() if not p.alive]
+            states = [self.hosts.state(n) for n in self.hosts.names()]
+            resumed = [s.name for s in states if s.alive and s.paused]
+            dead = [s.name for s in states if not s.alive]
             before, self.rules = self.rules, []
             self.version += 1
-            supervisor.heal()
             for name in resumed:
-                await _until_stopped(supervisor.get(name).pid, stopped=False)
+                await self.hosts.resume(name)
             self._record_ends(before)
             for name in resumed:
                 self._record("resume", node=name)
@@ -318,16 +303,16 @@ class Nemesis:
                 "in_cluster": True,
                 "rules_version": self.applied.get(name, 0),
             }
-        proc = self.cluster.supervisor.get(name)
+        st = self.hosts.state(name)
         return {
             "name": name,
-            "id": proc.spec.id,
-            "transport_address": f"{proc.spec.host}:{proc.port}",
-            "pid": proc.pid,
-            "alive": proc.alive,
-            "paused": proc.paused and proc.alive,
+            "id": st.id,
+            "transport_address": f"{st.host}:{st.port}",
+            "pid": st.pid,
+            "alive": st.alive,
+            "paused": st.paused,
             "in_cluster": self.cluster.in_cluster(name),
-            "restarts": proc.restarts,
+            "restarts": st.restarts,
             "rules_version": self.applied.get(name, 0),
         }
 

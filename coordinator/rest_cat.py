@@ -136,18 +136,15 @@ def register(router: Router, cluster: Cluster) -> None:
             timeout = None if seconds < 0 else seconds
         state = cluster.state
         statuses: dict[str, NodeStats] = {}
-        cpu = round(psutil.cpu_percent(interval=None))  # since the previous call, machine-wide
+        stats_of = cluster.hosts.stats_reader()  # the engine's: processes, or simulated numbers
 
         async def one(node: DiscoveryNode) -> None:
-            if node.id == cluster.local.local.id:
-                statuses[node.id] = process_stats(os.getpid(), cpu)
-                return
             try:
                 with trio.move_on_after(math.inf if timeout is None else timeout + 1.0):
-                    status: Any = await cluster.transport.call(
-                        node, "Status", pb.Empty(), timeout=timeout
+                    status: Any = await cluster.local.send(
+                        node.id, "Status", pb.Empty(), timeout=timeout
                     )
-                    statuses[node.id] = process_stats(int(status.pid), cpu)
+                    statuses[node.id] = stats_of(int(status.pid))
             except OpenSearchError:
                 pass  # a node that does not answer gets empty cells
 

@@ -30,9 +30,7 @@ from simnode.wire import headers_to_pb, task_info_from_pb
 
 
 async def node_status(cluster: Cluster, node: DiscoveryNode) -> pb.NodeStatus:
-    if node.id == cluster.local.local.id:
-        return cluster.local.status()
-    status: pb.NodeStatus = await cluster.transport.call(node, "Status", pb.Empty(), timeout=10)
+    status: pb.NodeStatus = await cluster.local.send(node.id, "Status", pb.Empty(), timeout=10)
     return status
 
 
@@ -60,15 +58,14 @@ def register(router: Router, cluster: Cluster) -> None:
         )
         human = request.human
         if not wait:
-            if node.id == cluster.local.local.id:
-                started = cluster.local.start_task(run)
-            else:
-                started = await cluster.transport.call(node, "StartTask", run)
+            started = await cluster.local.send(node.id, "StartTask", run)
             body: dict[str, Any] = {"task": started.task_id}
             if sim.copies > 1:
                 body["tasks"] = list(started.task_ids)
             return RestResponse(body)
         if node.id == cluster.local.local.id:
+            # Not the loopback link: the simulated client's work is a `transport` task on every
+            # node, the coordinating node included (as StartTask makes it).
             answer = await cluster.local.run_task(run, local=False)
         else:
             answer = await cluster.transport.call(node, "RunTask", run)

@@ -7,8 +7,6 @@ grpc or trio; `inspection` reads the registry and must run on the node's trio th
 
 from __future__ import annotations
 
-import os
-
 from simnode._wire import control_pb2 as cpb
 from simnode.faults import FaultTable, Rule, RuleSet
 from simnode.node import Node
@@ -61,7 +59,7 @@ def inspection(node: Node, faults: FaultTable, *, tasks: bool) -> cpb.Inspection
     msg = cpb.Inspection(
         node=node.local.name,
         node_id=node.local.id,
-        pid=os.getpid(),
+        pid=node.pid,
         rules_version=faults.version,
         bans=[
             cpb.BanEntry(parent_task_id=str(parent), reason=reason, mark=marks.get(parent, 0))

@@ -191,6 +191,15 @@ class NodeEvents:
         return self._seq
 
 
+def attach(node: Any, listen: Callable[[str, dict[str, Any]], None]) -> None:
+    """Point a `simnode.node.Node`'s task lifecycle (its registry) and its calls (its transport's
+    call driver) at `listen`: the one hook every engine uses to record a node."""
+    node.registry.listener = listen
+    transport = getattr(node, "transport", None)
+    if transport is not None and hasattr(transport, "listener"):
+        transport.listener = listen
+
+
 def registry_listener(record: Callable[..., None]) -> Callable[[str, dict[str, Any]], None]:
     """A `Registry.listener` that records its lifecycle calls with `record(type, **fields)`."""
 

@@ -8,8 +8,8 @@ on every node that holds one (`internal:admin/tasks/ban`), recursively, and lift
 children and the task are gone.
 
 Handlers take and return protobuf messages so that every transport (gRPC today, in-memory later)
-carries the same logic. `local=True` means the request came through the local shortcut and the
-task type is `direct`; over the transport it is `transport`.
+carries the same logic. `local=True` means the request came through the loopback link (`send` to
+this node itself) and the task type is `direct`; over the transport it is `transport`.
 
 Rules: only the trio loop touches the registry; every background activity runs in `self._nursery`;
 time comes from `Clock` (trio's clock, so a MockClock gives virtual time).
@@ -21,7 +21,8 @@ import json
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -72,11 +73,15 @@ TRANSPORT_DEADLINE_FIRST = 0.1
 
 
 class Clock:
-    """Wall-clock milliseconds and monotonic nanoseconds, both driven by trio's clock."""
+    """Wall-clock milliseconds and monotonic nanoseconds, both driven by trio's clock.
 
-    def __init__(self) -> None:
-        self._epoch_millis = time.time_ns() // 1_000_000
-        self._t0 = trio.current_time()
+    By default the wall clock starts at the machine's time when the node starts; the simulation
+    engine passes a fixed `epoch_millis` for trio time `t0` (virtual time 0), so that no wall time
+    is read."""
+
+    def __init__(self, epoch_millis: int | None = None, t0: float | None = None) -> None:
+        self._epoch_millis = time.time_ns() // 1_000_000 if epoch_millis is None else epoch_millis
+        self._t0 = trio.current_time() if t0 is None else t0
 
     def now_nanos(self) -> int:
         return int(trio.current_time() * 1e9)
@@ -96,7 +101,8 @@ def java_object_name(task: Task) -> str:
         cls = "org.opensearch.index.reindex.BulkByScrollTask"
     elif task.action.startswith("indices:data/read/search"):
         cls = "org.opensearch.action.search.SearchTask"
-    return f"{cls}@{(hash((task.node_id, task.id)) & 0x7FFFFFFF):x}"
+    # Stable across processes (a seed replays byte for byte), unlike hash() of a str.
+    return f"{cls}@{zlib.crc32(f'{task.node_id}:{task.id}'.encode()) & 0x7FFFFFFF:x}"
 
 
 @dataclass(eq=False)
@@ -127,13 +133,15 @@ class Node:
         *,
         cluster: ClusterState | None = None,
         max_live_tasks: int | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.local = local
         self.max_live_tasks = max_live_tasks
         self.transport = transport
         self.cluster = cluster or ClusterState(nodes=(local,))
         self.registry = Registry(local.id)
-        self.clock: Clock | None = None
+        self.pid = os.getpid()  # the process it runs in (0 on the simulation engine: none)
+        self.clock: Clock | None = clock
         self._nursery: trio.Nursery | None = None
         self._done_waiters: dict[int, trio.Event] = {}
         self._children_waiters: dict[int, trio.Event] = {}
@@ -145,7 +153,8 @@ class Node:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Own the node's background work until cancelled."""
-        self.clock = Clock()
+        if self.clock is None:
+            self.clock = Clock()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
@@ -200,7 +209,8 @@ class Node:
             await self._children_waiters.setdefault(task.id, trio.Event()).wait()
 
     def set_cluster_state(self, state: ClusterState) -> None:
-        gone = {n.id for n in self.cluster.nodes} - {n.id for n in state.nodes}
+        staying = {n.id for n in state.nodes}
+        gone = [n.id for n in self.cluster.nodes if n.id not in staying]
         self.cluster = state
         for node_id in gone:
             self.registry.remove_bans_of_node(node_id)
@@ -412,7 +422,7 @@ class Node:
 
         async def one(node_id: str) -> None:
             try:
-                await self._send(node_id, "BanParent", request, self.ban_parent)
+                await self.send(node_id, "BanParent", request)
             except OpenSearchError as e:
                 # A ban to a node that is gone is no failure (isNodeClosedException).
                 if e.type not in (
@@ -437,7 +447,7 @@ class Node:
 
         async def one(node_id: str) -> None:
             try:
-                await self._send(node_id, "BanParent", request, self.ban_parent)
+                await self.send(node_id, "BanParent", request)
             except OpenSearchError:
                 pass
 
@@ -445,18 +455,15 @@ class Node:
             for node_id in node_ids:
                 nursery.start_soon(one, node_id)
 
-    async def _send(
-        self,
-        node_id: str,
-        method: str,
-        request: Any,
-        local_handler: Callable[..., Awaitable[Any]],
-        *,
-        timeout: float | None = None,
+    async def send(
+        self, node_id: str, method: str, request: Any, *, timeout: float | None = None
     ) -> Any:
-        """Send to a node: the local shortcut for ourselves, the transport for a peer."""
+        """Send to a node of the cluster: a peer through the transport, this node itself through
+        the loopback link (simnode/handlers.py `loopback`: `direct` tasks, no faults)."""
         if node_id == self.local.id:
-            return await local_handler(request, local=True)
+            from simnode.handlers import loopback  # handlers imports this module
+
+            return await loopback(self, method, request, timeout=timeout)
         node = self._node(node_id)
         if node is None:
             raise NoSuchNodeError.of(node_id)
@@ -677,9 +684,11 @@ class Node:
                 spec=child.task, parent_task=str(parent.task_id), headers=headers_to_pb(headers)
             )
             if via_client and target == self.local.id:
+                # A client on the node itself (reindex's searches): a `transport` task, not the
+                # loopback link's `direct` one.
                 answer: pb.RunTaskResponse = await self.run_task(request, local=False)
                 return answer
-            result: pb.RunTaskResponse = await self._send(target, "RunTask", request, self.run_task)
+            result: pb.RunTaskResponse = await self.send(target, "RunTask", request)
             return result
         finally:
             if registered:
@@ -707,7 +716,7 @@ class Node:
         elif response_json is not None:
             request.response_json = response_json
         try:
-            await self._send(target, "StoreResult", request, self.store_result)
+            await self.send(target, "StoreResult", request)
         except OpenSearchError:
             pass
 
@@ -903,7 +912,7 @@ class Node:
         return pb.NodeStatus(
             node=discovery_node_to_pb(self.local),
             live_tasks=len(self.registry),
-            pid=os.getpid(),
+            pid=self.pid,
             bans=[
                 pb.Ban(parent_task_id=str(parent), reason=reason)
                 for parent, reason in self.registry.bans.items()

@@ -3,8 +3,8 @@
 The bridge is the one python-stack.md §1 measured: a sync `grpc.server` whose handlers call
 `trio.from_thread.run(...)`. The RPC's deadline becomes the trio cancel scope's deadline, and the
 RPC's termination (client cancel, client death, deadline) cancels the scope through
-`run_sync_soon`. `RunTask` is different on purpose: when its caller goes away the child task is not
-killed but *cancelled* the OpenSearch way ("channel was closed"), and reacts as its spec says.
+`run_sync_soon`. What the node does with a call — the slow-node rule, the handler table, `RunTask`'s
+"channel was closed" — is simnode/handlers.py's `serve`, shared with the simulation engine.
 
 An `OpenSearchError` raised by the node travels back in the trailing metadata
 (`tasksim-error-bin`, an `ErrorCause`), so the caller re-raises the same error.
@@ -26,7 +26,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -41,9 +41,9 @@ from simnode._wire import node_pb2 as pb
 from simnode._wire import node_pb2_grpc as pb_grpc
 from simnode.control import inspection, rule_set_from_pb, rule_set_to_pb
 from simnode.errors import OpenSearchError
-from simnode.faults import Envelope, FaultTable, Side, Verdict
-from simnode.history import NodeEvents, registry_listener
-from simnode.ml import MlWorker
+from simnode.faults import FaultTable
+from simnode.handlers import serve
+from simnode.history import NodeEvents, attach, registry_listener
 from simnode.node import Node
 from simnode.transport import (
     ERROR_METADATA_KEY,
@@ -51,7 +51,7 @@ from simnode.transport import (
     SEQ_METADATA_KEY,
     TransportTls,
 )
-from simnode.wire import cluster_state_from_pb, error_to_pb
+from simnode.wire import error_to_pb
 
 T = TypeVar("T")
 
@@ -110,7 +110,9 @@ class _FaultInterceptor(grpc.ServerInterceptor):
 class _CallState:
     """Trio-side state of one RPC; touched only on the trio thread, except `answered`: set by the
     handler thread once the trio side returned, so that the termination callback of a call that was
-    answered normally costs no trip into the loop (nothing is left there to cancel)."""
+    answered normally costs no trip into the loop (nothing is left there to cancel). It is the
+    callee link of simnode/handlers.py: termination cancels the handler's scope, or sets the
+    "channel closed" event once the handler asked for one."""
 
     def __init__(self) -> None:
         self.answered = False
@@ -125,6 +127,15 @@ class _CallState:
         if self.closed is not None:
             self.closed.set()
 
+    def channel_closed(self) -> trio.Event:
+        assert self.scope is not None
+        self.scope.deadline = math.inf
+        self.scope = None
+        self.closed = trio.Event()
+        if self.terminated:
+            self.closed.set()
+        return self.closed
+
 
 class NodeServicer(pb_grpc.NodeServicer):
     def __init__(
@@ -134,11 +145,7 @@ class NodeServicer(pb_grpc.NodeServicer):
         self.token = token
         self.faults = faults if faults is not None else node.transport.faults
 
-    def _bridge(
-        self,
-        context: grpc.ServicerContext,
-        fn: Callable[[_CallState], Awaitable[T]],
-    ) -> T:
+    def _bridge(self, context: grpc.ServicerContext, method: str, request: Any) -> Any:
         state = _CallState()
         token = self.token
 
@@ -154,22 +161,19 @@ class NodeServicer(pb_grpc.NodeServicer):
         remaining = context.time_remaining()
         served = getattr(_serving, "envelope", None)
         _serving.envelope = None
-        faults = self.faults
+        src, seq = ("", 0) if served is None else (served[0], served[2])
 
-        async def runner() -> tuple[bool, T | None]:
+        async def runner() -> tuple[bool, Any]:
             with trio.CancelScope() as scope:
                 if remaining is not None:
                     scope.deadline = trio.current_time() + remaining
                 state.scope = scope
                 if state.terminated:
                     scope.cancel()
-                if served is not None and faults.rules:
-                    src, method, seq = served
-                    env = Envelope(src, faults.local, method, seq, Side.SERVER)
-                    decision = faults.decide(env)
-                    if decision.verdict is Verdict.DELAY:
-                        await trio.sleep(decision.delay)  # a slow node
-                return True, await fn(state)
+                answer = await serve(
+                    self.node, self.faults, method, request, src=src, seq=seq, link=state
+                )
+                return True, answer
             return False, None
 
         try:
@@ -186,71 +190,51 @@ class NodeServicer(pb_grpc.NodeServicer):
             context.abort(grpc.StatusCode.UNAVAILABLE, "node shutting down")
         if not ok:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
-        return result  # type: ignore[return-value]
+        return result
 
     def ListTasks(
         self, request: pb.TasksRequest, context: grpc.ServicerContext
     ) -> pb.TasksResponse:
-        return self._bridge(context, lambda _s: self.node.list_tasks(request, local=False))
+        return self._bridge(context, "ListTasks", request)  # type: ignore[no-any-return]
 
     def CancelTasks(
         self, request: pb.TasksRequest, context: grpc.ServicerContext
     ) -> pb.TasksResponse:
-        return self._bridge(context, lambda _s: self.node.cancel_tasks(request, local=False))
+        return self._bridge(context, "CancelTasks", request)  # type: ignore[no-any-return]
 
     def GetTask(
         self, request: pb.GetTaskRequest, context: grpc.ServicerContext
     ) -> pb.GetTaskResponse:
-        return self._bridge(context, lambda _s: self.node.get_task(request, local=False))
+        return self._bridge(context, "GetTask", request)  # type: ignore[no-any-return]
 
     def BanParent(self, request: pb.BanParentRequest, context: grpc.ServicerContext) -> pb.Empty:
-        return self._bridge(context, lambda _s: self.node.ban_parent(request, local=False))
+        return self._bridge(context, "BanParent", request)  # type: ignore[no-any-return]
 
     def StoreResult(
         self, request: pb.StoreResultRequest, context: grpc.ServicerContext
     ) -> pb.Empty:
-        return self._bridge(context, lambda _s: self.node.store_result(request, local=False))
+        return self._bridge(context, "StoreResult", request)  # type: ignore[no-any-return]
 
     def Rethrottle(
         self, request: pb.TasksRequest, context: grpc.ServicerContext
     ) -> pb.TasksResponse:
-        return self._bridge(context, lambda _s: self.node.rethrottle(request, local=False))
+        return self._bridge(context, "Rethrottle", request)  # type: ignore[no-any-return]
 
     def RunTask(
         self, request: pb.RunTaskRequest, context: grpc.ServicerContext
     ) -> pb.RunTaskResponse:
-        async def run(state: _CallState) -> pb.RunTaskResponse:
-            # The child is not killed when its caller goes away: it is cancelled, OpenSearch's way.
-            assert state.scope is not None
-            state.scope.deadline = math.inf
-            state.scope = None
-            state.closed = trio.Event()
-            if state.terminated:
-                state.closed.set()
-            return await self.node.run_task(request, local=False, channel_closed=state.closed)
-
-        return self._bridge(context, run)
+        return self._bridge(context, "RunTask", request)  # type: ignore[no-any-return]
 
     def StartTask(
         self, request: pb.RunTaskRequest, context: grpc.ServicerContext
     ) -> pb.StartTaskResponse:
-        async def start(_s: _CallState) -> pb.StartTaskResponse:
-            return self.node.start_task(request)
-
-        return self._bridge(context, start)
+        return self._bridge(context, "StartTask", request)  # type: ignore[no-any-return]
 
     def SetClusterState(self, request: pb.ClusterState, context: grpc.ServicerContext) -> pb.Empty:
-        async def apply(_s: _CallState) -> pb.Empty:
-            self.node.set_cluster_state(cluster_state_from_pb(request))
-            return pb.Empty()
-
-        return self._bridge(context, apply)
+        return self._bridge(context, "SetClusterState", request)  # type: ignore[no-any-return]
 
     def Status(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.NodeStatus:
-        async def status(_s: _CallState) -> pb.NodeStatus:
-            return self.node.status()
-
-        return self._bridge(context, status)
+        return self._bridge(context, "Status", request)  # type: ignore[no-any-return]
 
     def Watch(self, request: pb.Empty, context: grpc.ServicerContext) -> Iterator[pb.WatchEvent]:
         done = threading.Event()
@@ -304,7 +288,7 @@ class ControlServicer(control_grpc.ControlServicer):
         def enable() -> None:
             if not events.enabled:
                 events.enable()
-                self.node.registry.listener = registry_listener(events.record)
+                attach(self.node, registry_listener(events.record))
 
         self._on_trio(context, enable)
         after = request.after_seq
@@ -331,38 +315,31 @@ class MlNodeServicer(ml_pb_grpc.MlNodeServicer):
         self, node: Node, token: trio.lowlevel.TrioToken, faults: FaultTable | None = None
     ) -> None:
         self._core = NodeServicer(node, token, faults)
-        self.worker = MlWorker.of(node)
 
     def DeployModel(
         self, request: mlpb.DeployModelRequest, context: grpc.ServicerContext
     ) -> mlpb.DeployModelResponse:
-        return self._core._bridge(
-            context, lambda _s: self.worker.deploy_model(request, local=False)
-        )
+        return self._core._bridge(context, "DeployModel", request)  # type: ignore[no-any-return]
 
     def UndeployModel(
         self, request: mlpb.UndeployModelRequest, context: grpc.ServicerContext
     ) -> mlpb.UndeployModelResponse:
-        return self._core._bridge(
-            context, lambda _s: self.worker.undeploy_model(request, local=False)
-        )
+        return self._core._bridge(context, "UndeployModel", request)  # type: ignore[no-any-return]
 
     def RegisterModel(
         self, request: mlpb.RegisterModelRequest, context: grpc.ServicerContext
     ) -> mlpb.RegisterModelResponse:
-        return self._core._bridge(
-            context, lambda _s: self.worker.register_model(request, local=False)
-        )
+        return self._core._bridge(context, "RegisterModel", request)  # type: ignore[no-any-return]
 
     def TrainModel(
         self, request: mlpb.TrainModelRequest, context: grpc.ServicerContext
     ) -> mlpb.TrainModelResponse:
-        return self._core._bridge(context, lambda _s: self.worker.train_model(request, local=False))
+        return self._core._bridge(context, "TrainModel", request)  # type: ignore[no-any-return]
 
     def SyncUp(
         self, request: mlpb.SyncUpRequest, context: grpc.ServicerContext
     ) -> mlpb.SyncUpResponse:
-        return self._core._bridge(context, lambda _s: self.worker.sync_up(request, local=False))
+        return self._core._bridge(context, "SyncUp", request)  # type: ignore[no-any-return]
 
 
 class NodeServer:

@@ -24,12 +24,15 @@ from typing import Any
 import trio
 
 from coordinator.cluster import Cluster, ClusterConfig
+from coordinator.engine.real import ProcessHosts
 from coordinator.supervisor import NodeProcess
 from simnode._wire import control_pb2 as cpb
 from simnode.discovery import DiscoveryNode, node_id_for
 from simnode.history import Event, JsonlWriter, Recorder, header
 
 FLUSH_INTERVAL = 0.5
+# How long a dead node's stream may still deliver what was in flight before it is cut.
+STREAM_GRACE = 1.0
 
 
 def run_header(config: ClusterConfig, **extra: Any) -> dict[str, Any]:
@@ -62,7 +65,11 @@ class Recording:
         self._threads = trio.CapacityLimiter(math.inf)
         self._closed = False
         cluster.recorder = self.recorder
-        cluster.supervisor.on_start.append(self._started)
+        hosts = cluster.hosts
+        if not isinstance(hosts, ProcessHosts):
+            raise ValueError(f"this recording is the real engine's, not the {hosts.engine} one's")
+        self.hosts = hosts
+        hosts.supervisor.on_start.append(self._started)
 
     def clock(self) -> float:
         return time.monotonic() - self.t0
@@ -89,7 +96,7 @@ class Recording:
         address = DiscoveryNode(
             id=proc.spec.id, name=name, host=proc.spec.host, ip=proc.spec.host, port=proc.port
         )
-        stream = self.cluster.transport.control_stream(address, "Events", cpb.EventsRequest())
+        stream = self.hosts.transport.control_stream(address, "Events", cpb.EventsRequest())
         token = trio.lowlevel.current_trio_token()
 
         def ingest(batch: list[Event]) -> None:
@@ -109,10 +116,28 @@ class Recording:
             except Exception:  # the stream ended: the node is gone or the run stops
                 return
 
+        async def watch(done: trio.Event) -> None:
+            # The stream ends by itself when the process dies; should it not, a grace period
+            # for what is still in flight, then it is cut.
+            await proc.process.wait()
+            with trio.move_on_after(STREAM_GRACE):
+                await done.wait()
+            stream.cancel()
+
         try:
-            await trio.to_thread.run_sync(consume, abandon_on_cancel=True, limiter=self._threads)
+            async with trio.open_nursery() as nursery:
+                done = trio.Event()
+                nursery.start_soon(watch, done)
+                await trio.to_thread.run_sync(
+                    consume, abandon_on_cancel=True, limiter=self._threads
+                )
+                done.set()
+                nursery.cancel_scope.cancel()
         finally:
             stream.cancel()
+        # A killed process closes its sockets a moment before it can be reaped: give it that.
+        with trio.move_on_after(STREAM_GRACE):
+            await proc.process.wait()
         if not self._closed and self._following.get(name, (0, 0))[0] == pid:
             _, last = self._following.pop(name)
             reason = "process_ended" if not proc.alive else "stream_closed"

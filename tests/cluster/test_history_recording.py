@@ -1,5 +1,6 @@
 """`tasksim up --record FILE` with real processes: the history holds the client operations, the
-faults and every node's task lifecycle (shipped over the control channel); a killed node keeps
+faults, the calls between processes and every node's task lifecycle (shipped over the control
+channel); a killed node keeps
 what it had sent, and the history says where its record ends."""
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ def _wait_for(path: Path, pred: Any, timeout: float = 20.0) -> list[dict[str, An
     while True:
         events = _events(path) if path.exists() else []
         if any(pred(e) for e in events) or time.monotonic() > deadline:
-            assert any(pred(e) for e in events), events[-20:]
+            seen = "\n".join(
+                f"{e['t']} {e['type']} {e.get('node')} {e.get('reason', '')}"
+                for e in events
+                if not e["type"].startswith("rpc_")
+            )
+            assert any(pred(e) for e in events), seen
             return events
         time.sleep(0.05)
 
@@ -95,6 +101,18 @@ def test_record_a_killed_node_keeps_what_it_sent(tmp_path: Path) -> None:
     assert sorted(done) == sorted(invokes)
     lists = [e for e in ops if e["type"] == "ok" and e["path"] == "/_tasks?timeout=2s"]
     assert lists and lists[0]["status"] == 200 and len(lists[0]["digest"]) == 16
+    # transport: the list's ListTasks to node-1 was sent and delivered, the one to the dead
+    # node-2 failed without an answer (a drop, with why)
+    sent = [e for e in events if e["type"] == "rpc_send" and e["method"] == "ListTasks"]
+    to_node1 = [e for e in sent if e["node"] == "coordinator" and e["to"] == "node-1"]
+    assert to_node1 and to_node1[0]["verdict"] == "pass"
+    assert any(
+        e["type"] == "rpc_deliver" and e["call"] == to_node1[-1]["call"] and e["to"] == "node-1"
+        for e in events
+    )
+    assert any(
+        e["type"] == "rpc_drop" and e["to"] == "node-2" and e["verdict"] for e in events[kill:]
+    )
     results = check_all(history)
     assert results["task_lifecycle"].status == "passed", results["task_lifecycle"].violations
     assert results["list_completeness"].status == "passed"

@@ -1,0 +1,95 @@
+"""Node hosts: where the nodes of a cluster run, behind one interface the coordinator talks to.
+
+The coordinator (coordinator/cluster.py, coordinator/nemesis.py) never knows which engine it runs
+on. It asks a `NodeHosts` to start, kill, pause, resume and restart nodes, to serve its own
+coordinating node, and for the `Transport` its calls go through:
+
+- `real` (coordinator/engine/real.py): node processes over gRPC on loopback, started and signalled
+  by the supervisor;
+- `sim` (coordinator/engine/sim.py): every node in this process and this trio run, on virtual time,
+  with in-memory links (simnode/sim/), reproducible by seed.
+
+A third kind (nodes in network namespaces, pods) is one more implementation of the same interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+
+from coordinator.cat import NodeStats
+from coordinator.supervisor import NodeSpec
+from simnode.driver import Transport
+from simnode.node import Clock, Node
+
+
+@dataclass(frozen=True)
+class HostState:
+    """What the coordinator may know of a node host (for `/_sim/nodes` and the nemesis)."""
+
+    name: str
+    id: str
+    host: str
+    port: int
+    alive: bool
+    paused: bool
+    restarts: int
+    pid: int | None = None  # the node's process (None on the sim engine: no process of its own)
+
+
+class NodeHosts(Protocol):
+    engine: str  # "real" | "sim"
+
+    @property
+    def transport(self) -> Transport:
+        """The coordinating node's transport."""
+        ...
+
+    def clock(self) -> Clock | None:
+        """The coordinating node's clock (None: the machine's)."""
+        ...
+
+    def bind_local(self, host: str, port: int) -> int:
+        """Reserve the coordinating node's transport address; its port."""
+        ...
+
+    async def serve_local(self, node: Node, nursery: trio.Nursery) -> None:
+        """Run the coordinating node and let peers call it."""
+        ...
+
+    async def start(self, spec: NodeSpec) -> int:
+        """Start a node host; its transport port. Raises SupervisorError (one clear line)."""
+        ...
+
+    async def restart(self, name: str) -> int:
+        """Kill (if alive) and start again: same name, id and address, an empty registry."""
+        ...
+
+    async def kill(self, name: str) -> None:
+        """Gone at once, its tasks with it; dead when this returns."""
+        ...
+
+    async def pause(self, name: str) -> None:
+        """Frozen (holds its connections, answers nothing) when this returns."""
+        ...
+
+    async def resume(self, name: str) -> None: ...
+
+    def names(self) -> list[str]: ...
+
+    def state(self, name: str) -> HostState: ...
+
+    def can_hear(self, name: str) -> bool:
+        """Alive and not paused: the control channel can reach it."""
+        ...
+
+    def stats_reader(self) -> Callable[[int], NodeStats]:
+        """For one `_cat/nodes` request: the numbers of the node whose process is `pid`."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop every host and the coordinating node's server (shielded by the caller)."""
+        ...
