@@ -34,6 +34,7 @@ from coordinator.client import Response
 from coordinator.engine import HostState
 from coordinator.supervisor import NodeSpec, SupervisorError
 from simnode.discovery import DiscoveryNode
+from simnode.history import Recorder, attach
 from simnode.node import Clock, Node
 from simnode.sim.clock import VirtualClock, deterministic_scheduling, epoch_millis_for
 from simnode.sim.network import SimHost, SimNetwork, SimTransport
@@ -77,6 +78,9 @@ class SimHosts:
         self._hosts: dict[str, SimHost] = {}
         self._restarts: dict[str, int] = {}
         self._local: SimHost | None = None
+        # The run's history (simnode/history.py): every node's lifecycle and calls, recorded in
+        # place (no control stream: the nodes live in this run).
+        self.recorder: Recorder | None = None
 
     def clock(self) -> Clock:
         return Clock(epoch_millis=self.epoch_millis, t0=0.0)
@@ -106,6 +110,9 @@ class SimHosts:
     async def start(self, spec: NodeSpec) -> int:
         node = self._node(spec)
         assert isinstance(node.transport, SimTransport)
+        if self.recorder is not None:
+            self.recorder.record("record_start", node=spec.name, pid=0)
+            attach(node, self.recorder.listener(spec.name))
         self._specs[spec.name] = spec
         self._hosts[spec.name] = await self.network.start(node, node.transport)
         return node.local.port
@@ -120,12 +127,18 @@ class SimHosts:
         old = self._get(name)
         if old.alive:
             self.network.kill(old.node.local.id)
+            self._record_end(name, "process_ended")
         self._restarts[name] = self._restarts.get(name, 0) + 1
         return await self.start(self._specs[name])
 
     async def kill(self, name: str) -> None:
         host = self._get(name)
         self.network.kill(host.node.local.id)
+        self._record_end(name, "process_ended")
+
+    def _record_end(self, name: str, reason: str) -> None:
+        if self.recorder is not None:
+            self.recorder.record("record_end", node=name, reason=reason, last_seq=0, pid=0)
 
     async def pause(self, name: str) -> None:
         self._get(name).pause()
@@ -158,9 +171,10 @@ class SimHosts:
         return lambda _pid: SIMULATED_STATS
 
     async def stop(self) -> None:
-        for host in self._hosts.values():
+        for name, host in self._hosts.items():
             if host.alive:
                 self.network.kill(host.node.local.id)
+                self._record_end(name, "stopped")
         if self._local is not None and self._local.alive:
             self.network.kill(self._local.node.local.id)
 
@@ -275,22 +289,27 @@ class SimEngine:
 
     @asynccontextmanager
     async def cluster(
-        self, config: Any, *, demo: bool = False
+        self, config: Any, *, demo: bool = False, recorder: Recorder | None = None
     ) -> AsyncIterator[tuple[Any, AsgiClient]]:
-        """A running cluster of `config` (its seed forced to the engine's) and a REST client."""
+        """A running cluster of `config` (its seed forced to the engine's) and a REST client.
+        `recorder`: the run's history goes there (clock: `trio.current_time()` minus the start,
+        virtual seconds), the same events the real engine records."""
         from coordinator.cluster import Cluster
         from coordinator.http import build_app
         from coordinator.main import build_router
 
         config = replace(config, seed=self.seed)
-        cluster = Cluster(config, hosts=self.hosts(config))
+        hosts = self.hosts(config)
+        hosts.recorder = recorder
+        cluster = Cluster(config, hosts=hosts)
+        cluster.recorder = recorder
         async with trio.open_nursery() as nursery:
             await nursery.start(cluster.run)
             if demo:
                 from coordinator.demo import start_demo
 
                 await start_demo(cluster)
-            client = AsgiClient(build_app(build_router(cluster)))
+            client = AsgiClient(build_app(build_router(cluster), recorder=recorder))
             try:
                 yield cluster, client
             finally:

@@ -35,7 +35,9 @@ FLUSH_INTERVAL = 0.5
 STREAM_GRACE = 1.0
 
 
-def run_header(config: ClusterConfig, **extra: Any) -> dict[str, Any]:
+def run_header(config: ClusterConfig, *, engine: str = "real", **extra: Any) -> dict[str, Any]:
+    """The header of a run of `config`: the engine, the seed, every node (the coordinating node
+    first) with its id and roles."""
     nodes: list[dict[str, Any]] = [
         {
             "name": config.coordinator_name,
@@ -48,7 +50,7 @@ def run_header(config: ClusterConfig, **extra: Any) -> dict[str, Any]:
             for n in config.nodes
         ),
     ]
-    return header(engine="real", seed=config.seed, nodes=nodes, **extra)
+    return header(engine=engine, seed=config.seed, nodes=nodes, **extra)
 
 
 class Recording:
