@@ -384,6 +384,13 @@ def _envelope(err: OpenSearchError, headers: dict[str, str] | None = None) -> Re
     return _plain(err.status, body, content_type=JSON_TYPE, headers=headers)
 
 
+class Answer(Response):
+    """An answer with the document it renders (`document`, None for text), so that the history
+    reads it without parsing the bytes again."""
+
+    document: Any = None
+
+
 def build_app(
     router: Router,
     *,
@@ -521,6 +528,7 @@ def build_app(
         headers = dict(response.headers)
         if opaque is not None:
             headers[X_OPAQUE_ID] = opaque
+        out = None
         if response.raw:
             text = str(response.body)
         else:
@@ -528,12 +536,14 @@ def build_app(
             if not response.error:
                 out = filter_path(out, filters)
             text = dump_json(out, pretty=pretty)
-        return Response(
+        answer = Answer(
             text.encode("utf-8") if method != "HEAD" else b"",
             status_code=response.status,
             headers=headers,
             media_type=response.content_type,
         )
+        answer.document = out
+        return answer
 
     app = Starlette(routes=[Route("/{path:path}", dispatch, methods=list(METHODS))])
     app.state.gate = gate

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,12 +178,17 @@ class NodeEvents:
             self._events.append((self._seq, event))
             self._cond.notify_all()
 
-    def take(self, after: int, timeout: float) -> list[Event]:
-        """The events numbered above `after` (waits up to `timeout` for one); older ones are
-        dropped, as the caller acknowledged them by asking for what follows."""
+    def take(self, after: int, timeout: float, *, linger: float = 0.0) -> list[Event]:
+        """The events numbered above `after` (waits up to `timeout` for one, then `linger` more
+        seconds for what follows it, so that a busy node ships few large batches); older ones
+        are dropped, as the caller acknowledged them by asking for what follows."""
         with self._cond:
             if not self._events or self._events[-1][0] <= after:
                 self._cond.wait(timeout)
+            fresh = bool(self._events) and self._events[-1][0] > after
+        if fresh and linger > 0:
+            time.sleep(linger)
+        with self._cond:
             self._events = [(s, e) for s, e in self._events if s > after]
             return [e for _, e in self._events]
 
@@ -218,13 +224,15 @@ def dumps(event: Event) -> str:
 
 @dataclass
 class JsonlWriter:
-    """Writes a history as it is recorded (a crash keeps what was written), then `close()`
-    rewrites it ordered by `t` (stable: events of the same instant keep their order)."""
+    """Writes a history as it is recorded — every `flush()` appends what came since (a crash
+    keeps what was flushed; nothing is encoded on the recording path) — then `close()` rewrites
+    it ordered by `t` (stable: events of the same instant keep their order)."""
 
     path: Path
     head: dict[str, Any]
     _file: IO[str] | None = None
     _events: list[Event] = field(default_factory=list)
+    _written: int = 0
 
     def open(self) -> JsonlWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -234,11 +242,12 @@ class JsonlWriter:
 
     def __call__(self, event: Event) -> None:
         self._events.append(event)
-        if self._file is not None:
-            self._file.write(dumps(event) + "\n")
 
     def flush(self) -> None:
         if self._file is not None:
+            pending = self._events[self._written :]
+            self._written = len(self._events)
+            self._file.write("".join(dumps(e) + "\n" for e in pending))
             self._file.flush()
 
     def close(self) -> None:

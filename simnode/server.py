@@ -68,6 +68,8 @@ FAULTED_SERVICES = ("/tasksim.v1.Node/", "/tasksim.v1.MlNode/")
 # How long a history stream waits for a node's next event before it looks whether its caller is
 # still there.
 EVENTS_POLL = 0.5
+# How long it gathers more events after the first before it ships them (few large batches).
+EVENTS_LINGER = 0.05
 
 # The envelope of the call the current grpc worker thread is serving (set by the interceptor
 # right before the handler runs in the same thread, read once by `_bridge`).
@@ -294,7 +296,7 @@ class ControlServicer(control_grpc.ControlServicer):
         after = request.after_seq
         pid = os.getpid()
         while context.is_active():
-            batch = events.take(after, EVENTS_POLL)
+            batch = events.take(after, EVENTS_POLL, linger=EVENTS_LINGER)
             if not batch:
                 continue
             after = batch[-1]["seq"]

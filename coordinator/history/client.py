@@ -54,15 +54,18 @@ def _task_ids(body: Any) -> list[str]:
     return out
 
 
-def summarize(path: str, status: int, body: bytes) -> dict[str, Any] | None:
-    """What a `_tasks` answer says about nodes and tasks (None for other answers)."""
+def summarize(path: str, status: int, body: bytes, document: Any = None) -> dict[str, Any] | None:
+    """What a `_tasks` answer says about nodes and tasks (None for other answers). `document`:
+    the answer before it was encoded, when the caller has it."""
     route = path.split("?", 1)[0]
     if "/_tasks" not in route or not body.startswith(b"{"):
         return None
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return None
+    doc = document
+    if doc is None:
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return None
     if not isinstance(doc, dict):
         return None
     summary: dict[str, Any] = {}
@@ -114,7 +117,7 @@ async def recorded(
     body = bytes(response.body)
     status = response.status_code
     fields: dict[str, Any] = {"status": status, "digest": digest(body)}
-    summary = summarize(uri, status, body)
+    summary = summarize(uri, status, body, getattr(response, "document", None))
     if summary is not None:
         fields["summary"] = summary
     if status >= 500:

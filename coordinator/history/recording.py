@@ -15,6 +15,7 @@ hands batches to the trio loop; only the loop touches the recorder.
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import time
@@ -31,6 +32,7 @@ from simnode.discovery import DiscoveryNode, node_id_for
 from simnode.history import Event, JsonlWriter, Recorder, header
 
 FLUSH_INTERVAL = 0.5
+INGEST_INTERVAL = 0.1
 # How long a dead node's stream may still deliver what was in flight before it is cut.
 STREAM_GRACE = 1.0
 
@@ -65,6 +67,8 @@ class Recording:
         self._nursery: trio.Nursery | None = None
         self._following: dict[str, tuple[int, int]] = {}  # node → (pid, last seq received)
         self._threads = trio.CapacityLimiter(math.inf)
+        # Batches the stream threads received, for the trio thread (deque appends are atomic).
+        self._inbox: collections.deque[tuple[str, int, list[Event]]] = collections.deque()
         self._closed = False
         cluster.recorder = self.recorder
         hosts = cluster.hosts
@@ -77,14 +81,28 @@ class Recording:
         return time.monotonic() - self.t0
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the subscriptions; flush the file now and then."""
+        """Own the subscriptions; take in what the nodes sent, flush the file now and then."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
+            last_flush = trio.current_time()
             while True:
-                await trio.sleep(FLUSH_INTERVAL)
-                if self.writer is not None:
+                await trio.sleep(INGEST_INTERVAL)
+                self._ingest()
+                if self.writer is not None and trio.current_time() - last_flush >= FLUSH_INTERVAL:
                     self.writer.flush()
+                    last_flush = trio.current_time()
+
+    def _ingest(self) -> None:
+        """Add what the node streams received, rebased on the run's clock (trio thread)."""
+        while self._inbox:
+            name, pid, batch = self._inbox.popleft()
+            if self._closed or self._following.get(name, (0, 0))[0] != pid:
+                continue
+            for event in batch:
+                event["t"] = round(float(event["t"]) - self.t0, 6)
+                self.recorder.add(event)
+            self._following[name] = (pid, int(batch[-1]["seq"]))
 
     def _started(self, proc: NodeProcess) -> None:
         if self._nursery is not None and not self._closed:
@@ -99,22 +117,14 @@ class Recording:
             id=proc.spec.id, name=name, host=proc.spec.host, ip=proc.spec.host, port=proc.port
         )
         stream = self.hosts.transport.control_stream(address, "Events", cpb.EventsRequest())
-        token = trio.lowlevel.current_trio_token()
-
-        def ingest(batch: list[Event]) -> None:
-            if self._closed or self._following.get(name, (0, 0))[0] != pid:
-                return
-            for event in batch:
-                event["t"] = round(float(event["t"]) - self.t0, 6)
-                self.recorder.add(event)
-            self._following[name] = (pid, int(batch[-1]["seq"]))
 
         def consume() -> None:
+            # No trip into the loop per batch: the loop takes the inbox every INGEST_INTERVAL.
             try:
                 for message in stream:
-                    batch = [json.loads(e.event_json) for e in message.events]
-                    if batch:
-                        trio.from_thread.run_sync(ingest, batch, trio_token=token)
+                    if message.events:
+                        batch = [json.loads(e.event_json) for e in message.events]
+                        self._inbox.append((name, pid, batch))
             except Exception:  # the stream ended: the node is gone or the run stops
                 return
 
@@ -140,6 +150,7 @@ class Recording:
         # A killed process closes its sockets a moment before it can be reaped: give it that.
         with trio.move_on_after(STREAM_GRACE):
             await proc.process.wait()
+        self._ingest()
         if not self._closed and self._following.get(name, (0, 0))[0] == pid:
             _, last = self._following.pop(name)
             reason = "process_ended" if not proc.alive else "stream_closed"
@@ -149,6 +160,7 @@ class Recording:
         """End every node's record (`stopped`) and write the history out, ordered."""
         if self._closed:
             return
+        self._ingest()
         for name, (pid, last) in sorted(self._following.items()):
             self.recorder.record("record_end", node=name, reason="stopped", last_seq=last, pid=pid)
         self._closed = True
