@@ -112,6 +112,13 @@ def cli() -> None:
     help="the cluster (nodes, roles, fault detection) of a scenario file, or a bare cluster section",
 )
 @click.option(
+    "--log-dir",
+    "log_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="where each node's stderr goes (<node>.log; default: a temporary directory)",
+)
+@click.option(
     "--record",
     "record",
     default=None,
@@ -135,6 +142,7 @@ def up(
     transport_tls: bool,
     settings: tuple[str, ...],
     config_file: str | None,
+    log_dir: Path | None,
     record: Path | None,
 ) -> None:
     """Start a local cluster and serve the REST API until Ctrl-C."""
@@ -175,6 +183,7 @@ def up(
         host=host,
         fault_detection=FaultDetection(enabled=not no_fault_detection),
         max_live_tasks=limits.max_live_tasks,
+        log_dir=log_dir,
         **extra,
     )
     if section is not None:  # the nodes and fault detection of a scenario's cluster

@@ -113,6 +113,8 @@ async def _run(
                 async for _ in signals:
                     break
                 shutdown.set()
+                if recording is not None:  # what the nodes recorded last, before they stop
+                    await recording.sync()
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(stop_on_signal)

@@ -24,7 +24,7 @@ import trio
 
 from coordinator.cluster import Cluster
 from coordinator.engine import NodeHosts
-from coordinator.faultspec import FaultSpec, rule_to_json, to_rules
+from coordinator.faultspec import FaultSpec, Partition, rule_to_json, to_rules
 from coordinator.supervisor import SupervisorError
 from simnode._wire import control_pb2 as cpb
 from simnode.control import rule_set_to_pb
@@ -130,7 +130,6 @@ class Nemesis:
             taken = {r.id for r in self.rules}
             new: list[Rule] = []
             ids: list[str] = []
-            kinds: list[str] = []
             for spec in specs:
                 fault_id = spec.id or self._next_id(spec.kind, taken)
                 if fault_id in taken:
@@ -141,24 +140,32 @@ class Nemesis:
                     raise IllegalArgumentError(str(e)) from e
                 taken.add(fault_id)
                 ids.append(fault_id)
-                kinds.append(spec.kind)
             self.rules.extend(new)
             self.version += 1
             acked = await self._push()
-            for fault_id, kind in zip(ids, kinds, strict=True):
-                self._record_fault(fault_id, kind, [r for r in new if r.id == fault_id])
+            for fault_id, spec in zip(ids, specs, strict=True):
+                self._record_fault(fault_id, spec, [r for r in new if r.id == fault_id])
             return {"acknowledged": True, "version": self.version, "ids": ids, "nodes": acked}
 
     def _record(self, type: str, **fields: Any) -> None:
         if self.cluster.recorder is not None:
             self.cluster.recorder.record(type, **fields)
 
-    def _record_fault(self, fault_id: str, kind: str, rules: list[Rule]) -> None:
-        names = sorted({n for r in rules for n in (*r.src, *r.dst)})
+    def _record_fault(self, fault_id: str, spec: FaultSpec, rules: list[Rule]) -> None:
+        """`nodes`: who the fault cuts off — for a partition, every node outside the coordinating
+        node's side; for a link or a slow node, every node its rules name (empty: all)."""
+        if isinstance(spec, Partition):
+            groups = [set(g) for g in spec.groups]
+            listed = set().union(*groups)
+            groups.append({n for n in self.names() if n not in listed})
+            mine = next(g for g in groups if self.coordinator_name in g)
+            names = sorted(n for n in self.names() if n not in mine)
+        else:
+            names = sorted({n for r in rules for n in (*r.src, *r.dst)})
         self._record(
             "fault_start",
             fault=fault_id,
-            kind=kind,
+            kind=spec.kind,
             nodes=names,
             rules=[rule_to_json(r) for r in rules],
             version=self.version,

@@ -276,9 +276,12 @@ class ControlServicer(control_grpc.ControlServicer):
         return rule_set_to_pb(self.faults.current)
 
     def Inspect(self, request: cpb.InspectRequest, context: grpc.ServicerContext) -> cpb.Inspection:
-        return self._on_trio(
-            context, lambda: inspection(self.node, self.faults, tasks=request.tasks)
-        )
+        def inspect() -> cpb.Inspection:
+            msg = inspection(self.node, self.faults, tasks=request.tasks)
+            msg.events_seq = self.events.last_seq
+            return msg
+
+        return self._on_trio(context, inspect)
 
     def Events(
         self, request: cpb.EventsRequest, context: grpc.ServicerContext

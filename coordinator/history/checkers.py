@@ -113,6 +113,20 @@ class Model:
     # node → intervals (start, end, why, event index) when it could not be reached
     cut: dict[str, list[tuple[float, float, str, int]]] = field(default_factory=dict)
     heals: list[float] = field(default_factory=list)
+    # faults with their rules: (start, end, rules as rule_to_json renders them, why, index)
+    links: list[tuple[float, float, list[dict[str, Any]], str, int]] = field(default_factory=list)
+
+    def link_cut(self, a: str, b: str, start: float, end: float) -> tuple[str, int] | None:
+        """A fault that touched the link between `a` and `b` (either way) during [start, end],
+        or one of them being paused, killed or out of the cluster."""
+        for x, y, rules, why, index in self.links:
+            if x <= end and y >= start and any(_covers(r, a, b) for r in rules):
+                return why, index
+        for node in (a, b):
+            for x, y, why, index in self.cut.get(node, []):
+                if not why.startswith("fault") and x <= end and y >= start:
+                    return why, index
+        return None
 
     def cut_during(self, node: str, start: float, end: float) -> tuple[str, int] | None:
         for a, b, why, index in [*self.cut.get(node, []), *self.cut.get(ALL, [])]:
@@ -143,12 +157,40 @@ class Model:
         return out
 
 
+def _names(value: Any) -> set[str] | None:
+    """A rule's `from`/`to` as rule_to_json renders it: `"*"` (any: None) or a list of names."""
+    return None if value in (None, "*") else {str(v) for v in value}
+
+
+def _covers(rule: dict[str, Any], a: str, b: str) -> bool:
+    src, dst = _names(rule.get("from")), _names(rule.get("to"))
+    forward = (src is None or a in src) and (dst is None or b in dst)
+    backward = (src is None or b in src) and (dst is None or a in dst)
+    return forward or backward
+
+
+def _involved(e: Event) -> list[str]:
+    """The nodes a fault's rules name (any rule with a wildcard: every node)."""
+    rules = e.get("rules")
+    if not rules:
+        return list(e.get("nodes") or []) or [ALL]
+    names: set[str] = set()
+    for rule in rules:
+        for side in ("from", "to"):
+            found = _names(rule.get(side))
+            if found is None:
+                return [ALL]
+            names |= found
+    return sorted(names)
+
+
 def model_of(history: History) -> Model:
     m = Model(history)
     epoch: dict[str, int] = {}
     live: dict[tuple[str, int], TaskSpan] = {}
     opened: dict[str, tuple[float, str, int]] = {}  # fault id → (start, kind, index)
     fault_nodes: dict[str, list[str]] = {}
+    fault_rules: dict[str, list[dict[str, Any]]] = {}
     paused: dict[str, tuple[float, int]] = {}
     down: dict[str, tuple[float, str, int]] = {}
 
@@ -186,13 +228,19 @@ def model_of(history: History) -> Model:
                 found.cancelled = t
         elif kind == "fault_start":
             opened[str(e["fault"])] = (t, str(e.get("kind")), i)
-            nodes = list(e.get("nodes") or [])
-            fault_nodes[str(e["fault"])] = nodes or [ALL]
+            fault_nodes[str(e["fault"])] = _involved(e)
+            # a fault recorded without its rules cuts every link of the nodes it names
+            fault_rules[str(e["fault"])] = list(
+                e.get("rules") or [{"from": list(e.get("nodes") or []) or "*", "to": "*"}]
+            )
         elif kind == "fault_end":
             start = opened.pop(str(e["fault"]), None)
             if start is not None:
+                why = f"fault {e['fault']} ({start[1]})"
                 for n in fault_nodes.pop(str(e["fault"]), [ALL]):
-                    close_cut(n, start[0], t, f"fault {e['fault']} ({start[1]})", start[2])
+                    close_cut(n, start[0], t, why, start[2])
+                rules = fault_rules.pop(str(e["fault"]), [])
+                m.links.append((start[0], t, rules, why, start[2]))
         elif kind == "pause":
             paused[node] = (t, i)
         elif kind == "resume" and node in paused:
@@ -208,6 +256,8 @@ def model_of(history: History) -> Model:
     for fault, (began, kind_, index) in opened.items():
         for n in fault_nodes.get(fault, [ALL]):
             close_cut(n, began, math.inf, f"fault {fault} ({kind_})", index)
+        why = f"fault {fault} ({kind_})"
+        m.links.append((began, math.inf, fault_rules.get(fault, []), why, index))
     for node, (a, index) in paused.items():
         close_cut(node, a, math.inf, "paused", index)
     for node, (a, why, index) in down.items():
@@ -395,9 +445,8 @@ def no_orphans(history: History, *, bound: float = ORPHAN_BOUND) -> Result:
             for span in m.descendants(task, t_ok):
                 if not span.live_at(t_ok):
                     continue
-                cut = m.cut_during(span.node, float(invoke["t"]), t_ok)
-                if cut is not None:
-                    continue  # unreachable: its turn comes after the heal
+                if _path_cut(m, span, task, float(invoke["t"]), t_ok):
+                    continue  # unreachable from its ancestors: its turn comes after the heal
                 r.fail(
                     t_ok,
                     f"{span.node}: task {span.key[0]} ({span.action}), a descendant of the "
@@ -434,6 +483,31 @@ def no_orphans(history: History, *, bound: float = ORPHAN_BOUND) -> Result:
                 span.registered,
             )
     return r
+
+
+def _path_cut(m: Model, span: TaskSpan, root: str, start: float, end: float) -> bool:
+    """Whether a fault or a process fault touched a link from `root` down to `span` (the way a
+    ban travels) during [start, end]."""
+    node_of: dict[str, str] = {}
+    for s in m.spans:
+        if s.start <= end:
+            node_of[s.key[0]] = s.node
+    child: TaskSpan | None = span
+    seen: set[str] = set()
+    while child is not None and child.parent and child.key[0] != root:
+        if child.key[0] in seen:
+            break
+        seen.add(child.key[0])
+        parent_node = node_of.get(child.parent)
+        if parent_node is None:
+            return False
+        if m.link_cut(parent_node, child.node, start, end) is not None:
+            return True
+        if child.parent == root:
+            return False
+        candidates = [p for p in m.by_task.get(child.parent, []) if p.start <= end]
+        child = candidates[-1] if candidates else None
+    return False
 
 
 def _members_over_time(history: History) -> Callable[[float], set[str]]:

@@ -29,10 +29,12 @@ from coordinator.engine.real import ProcessHosts
 from coordinator.supervisor import NodeProcess
 from simnode._wire import control_pb2 as cpb
 from simnode.discovery import DiscoveryNode, node_id_for
+from simnode.errors import OpenSearchError
 from simnode.history import Event, JsonlWriter, Recorder, header
 
 FLUSH_INTERVAL = 0.5
 INGEST_INTERVAL = 0.1
+SYNC_TIMEOUT = 2.0
 # How long a dead node's stream may still deliver what was in flight before it is cut.
 STREAM_GRACE = 1.0
 
@@ -155,6 +157,39 @@ class Recording:
             _, last = self._following.pop(name)
             reason = "process_ended" if not proc.alive else "stream_closed"
             self.recorder.record("record_end", node=name, reason=reason, last_seq=last, pid=pid)
+
+    async def sync(self, timeout: float = SYNC_TIMEOUT) -> None:
+        """Take in every event the nodes recorded so far (before the run stops: a node stopped a
+        moment after its last events would otherwise lose what it had not shipped yet)."""
+        wanted: dict[str, int] = {}
+
+        async def ask(name: str) -> None:
+            proc = self.hosts.supervisor.nodes.get(name)
+            if proc is None or not proc.alive or proc.paused:
+                return
+            address = DiscoveryNode(
+                id=proc.spec.id, name=name, host=proc.spec.host, ip=proc.spec.host, port=proc.port
+            )
+            try:
+                msg = await self.hosts.transport.call_control(
+                    address, "Inspect", cpb.InspectRequest(), timeout=timeout
+                )
+            except OpenSearchError:
+                return
+            wanted[name] = msg.events_seq
+
+        with trio.move_on_after(timeout):
+            async with trio.open_nursery() as nursery:
+                for name in list(self._following):
+                    nursery.start_soon(ask, name)
+            while True:
+                self._ingest()
+                behind = [
+                    n for n, seq in wanted.items() if self._following.get(n, (0, seq))[1] < seq
+                ]
+                if not behind:
+                    return
+                await trio.sleep(INGEST_INTERVAL / 2)
 
     def close(self) -> None:
         """End every node's record (`stopped`) and write the history out, ordered."""

@@ -161,7 +161,12 @@ class ScenarioRun:
                 t = time.monotonic()
                 record = self.history_dir / "history.jsonl"
                 record.unlink(missing_ok=True)
-                cluster = await ClusterProcess.start(self.file, self.seed, log, record=record)
+                node_logs = self.history_dir / "logs"
+                for old in node_logs.glob("*.log"):
+                    old.unlink()
+                cluster = await ClusterProcess.start(
+                    self.file, self.seed, log, record=record, node_logs=node_logs
+                )
                 self.result.timings["cluster_start"] = round(time.monotonic() - t, 3)
                 self.result.url = cluster.url
             else:
@@ -285,6 +290,7 @@ class ScenarioRun:
     def _check_history(self) -> None:
         """Run the checkers over the history the cluster wrote; draw its timeline."""
         from coordinator.history.checkers import check_all
+        from coordinator.history.logs import write_node_logs
         from coordinator.history.timeline import write_timeline
         from simnode.history import HistoryError, read
 
@@ -296,6 +302,10 @@ class ScenarioRun:
             return
         results = check_all(history)
         self.result.history = str(path)
+        try:
+            write_node_logs(history, self.history_dir / "logs")
+        except OSError as e:
+            self.result.checks["node_logs_error"] = str(e)
         self.result.checks["history"] = {n: r.to_json() for n, r in results.items()}
         failed = [v for r in results.values() for v in r.violations]
         for v in failed:

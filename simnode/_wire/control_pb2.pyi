@@ -255,10 +255,13 @@ class Inspection(_message.Message):
     BANS_FIELD_NUMBER: _builtins.int
     TASKS_FIELD_NUMBER: _builtins.int
     HITS_FIELD_NUMBER: _builtins.int
+    EVENTS_SEQ_FIELD_NUMBER: _builtins.int
     node: _builtins.str
     node_id: _builtins.str
     pid: _builtins.int
     rules_version: _builtins.int
+    events_seq: _builtins.int
+    """the number of its last history event (0: none)"""
     @_builtins.property
     def bans(self) -> _containers.RepeatedCompositeFieldContainer[Global___BanEntry]: ...
     @_builtins.property
@@ -277,10 +280,11 @@ class Inspection(_message.Message):
         bans: _abc.Iterable[Global___BanEntry] | None = ...,
         tasks: _abc.Iterable[Global___TaskEntry] | None = ...,
         hits: _abc.Iterable[Global___RuleHits] | None = ...,
+        events_seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bans", b"bans", "hits", b"hits", "node", b"node", "node_id", b"node_id", "pid", b"pid", "rules_version", b"rules_version", "tasks", b"tasks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bans", b"bans", "events_seq", b"events_seq", "hits", b"hits", "node", b"node", "node_id", b"node_id", "pid", b"pid", "rules_version", b"rules_version", "tasks", b"tasks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
