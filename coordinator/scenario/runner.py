@@ -76,7 +76,7 @@ class ScenarioResult:
     name: str
     file: str
     seed: int
-    status: str = "error"  # passed | failed | error
+    status: str = "error"  # passed | failed | vacuous (a `sometimes` never held) | error
     duration: float = 0.0
     steps: list[StepResult] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -312,6 +312,10 @@ class ScenarioRun:
             self.result.failures.append(f"history check {v.checker} at {v.t:.3f}s: {v.message}")
         if failed and self.result.status == "passed":
             self.result.status = "failed"
+        never = self._sometimes(history)
+        if never and self.result.status == "passed":
+            self.result.status = "vacuous"
+            self.result.failures.extend(f"sometimes {label}: never happened" for label in never)
         timeline = self.history_dir / "timeline.html"
         try:
             write_timeline(history, results, timeline, title=self.scenario.name)
@@ -319,6 +323,28 @@ class ScenarioRun:
         except OSError as e:
             self.result.checks["history"]["timeline_error"] = str(e)
         self.progress("history", results)
+
+    def _sometimes(self, history: Any) -> list[str]:
+        """The `sometimes` conditions that never held in the history (their labels)."""
+        report = []
+        never = []
+        for spec in self.scenario.checks.sometimes:
+            try:
+                where = render(spec.where, self.ctx)
+            except KeyError:
+                where = spec.where
+            count = sum(
+                1
+                for e in history.events
+                if e["type"] == spec.event
+                and all(str(e.get(k)) == str(v) for k, v in where.items())
+            )
+            report.append({"event": spec.event, "where": where, "held": count > 0, "count": count})
+            if not count:
+                never.append(spec.label())
+        if report:
+            self.result.checks["sometimes"] = report
+        return never
 
     # -- steps ------------------------------------------------------------------------------------
 
