@@ -92,6 +92,8 @@ def timeline(path: Path, out: Path | None) -> int:
         console.print(f"[red]tasksim timeline: {escape(str(e))}[/]", soft_wrap=True)
         return EXIT_UNREADABLE
     target = out or path.with_suffix(".html")
-    write_timeline(history, check_all(history), target)
+    # a scenario report's history.jsonl is named after its directory (the scenario)
+    title = path.parent.name if path.name == "history.jsonl" else path.stem
+    write_timeline(history, check_all(history), target, title=title)
     console.print(f"timeline: {target}")
     return EXIT_OK

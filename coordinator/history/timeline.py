@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.history.checkers import Model, Result, model_of
-from simnode.history import History
+from simnode.history import Event, History
 
 MAX_DRAWN = 4000
 CLIENT_LANE = "clients"
@@ -127,8 +127,21 @@ def timeline_data(history: History, results: dict[str, Result]) -> dict[str, Any
             points.append({"lane": e.get("node") or None, "t": t, "kind": kind, "ev": i})
         elif kind in ("ban_set", "ban_removed", "record_end"):
             points.append({"lane": e.get("node"), "t": t, "kind": kind, "ev": i})
+    # fault bands over the nodes each fault cuts off (its `nodes`; none named: every node)
+    faults_open: dict[str, tuple[float, Event, int]] = {}
+    for i, e in enumerate(history.events):
+        if e["type"] == "fault_start":
+            faults_open[str(e["fault"])] = (float(e["t"]), e, i)
+        elif e["type"] == "fault_end" and str(e["fault"]) in faults_open:
+            a, start_event, index = faults_open.pop(str(e["fault"]))
+            bands.extend(_fault_bands(start_event, a, float(e["t"]), index))
+    for a, start_event, index in faults_open.values():
+        bands.extend(_fault_bands(start_event, a, end, index))
+    # process bands: paused, killed, out of the cluster
     for node, cuts in m.cut.items():
         for a, b, why, index in cuts:
+            if why.startswith("fault"):
+                continue
             bands.append(
                 {
                     "lane": None if node == "*" else node,
@@ -183,6 +196,15 @@ def timeline_data(history: History, results: dict[str, Result]) -> dict[str, Any
     }
 
 
+def _fault_bands(e: Event, start: float, end: float, index: int) -> list[dict[str, Any]]:
+    why = f"fault {e['fault']} ({e.get('kind')})"
+    lanes: list[str | None] = list(e.get("nodes") or []) or [None]
+    return [
+        {"lane": lane, "start": start, "end": end, "why": why, "kind": "fault", "ev": index}
+        for lane in lanes
+    ]
+
+
 def render(history: History, results: dict[str, Result], *, title: str = "") -> str:
     data = timeline_data(history, results)
     # `</` must not close the script element early.
@@ -216,6 +238,14 @@ _PAGE = """<!DOCTYPE html>
 <label><input type="checkbox" id="show-rpc" checked> RPCs</label>
 <label><input type="checkbox" id="show-arrows" checked> parent → child</label>
 <span id="range"></span> <span id="hidden"></span></div>
+<div id="legend"><span class="sw" style="background:#60a5fa"></span>cancellable task
+<span class="sw" style="background:#a7f3d0"></span>other task
+<span class="sw" style="background:#fdba74"></span>cancelled (hatched from then on)
+<span class="sw" style="background:#c4b5fd"></span>client operation (red: failed, yellow: unknown)
+<span class="sw" style="background:#f8c4c4"></span>fault
+<span class="sw" style="background:#d1d5db"></span>paused, killed or out of the cluster
+<span style="color:#0e7490">→</span> call <span style="color:#dc2626">⇢×</span> call without an answer
+<span style="color:#374151">↓</span> parent → child <span style="color:#dc2626">▼</span> check failed (click it)</div>
 <div id="chart"><svg id="svg" xmlns="http://www.w3.org/2000/svg"></svg></div>
 <aside id="details"><em>Hover or click anything for its details.</em></aside>
 <script id="data" type="application/json">%DATA%</script>
@@ -231,8 +261,10 @@ h1{font-size:16px;margin:0 0 2px}
 #summary{padding:6px 14px;display:flex;gap:24px;flex-wrap:wrap;border-bottom:1px solid #eee}
 #summary table{border-collapse:collapse;align-self:flex-start}#summary td,#summary th{padding:1px 8px;text-align:left}
 #summary th{font-weight:600;color:#444}
+.counts{max-width:760px;line-height:1.9}.chip{background:#eef2f7;border-radius:3px;padding:1px 6px;white-space:nowrap;font-size:12px}
 .st-passed{color:#15803d}.st-failed{color:#b91c1c;font-weight:700}.st-vacuous{color:#a16207}
 #toolbar{padding:6px 14px;display:flex;gap:8px;align-items:center}
+#legend{padding:0 14px 6px;color:#444;font-size:12px}.sw{display:inline-block;width:12px;height:9px;margin:0 3px 0 10px;border:1px solid #999}
 #chart{overflow:hidden;border-top:1px solid #ddd;border-bottom:1px solid #ddd;cursor:grab;user-select:none}
 #details{padding:8px 14px;white-space:pre-wrap;font-family:ui-monospace,monospace;font-size:12px;min-height:80px}
 .lane-label{font-weight:600;font-size:12px;fill:#111}
@@ -258,7 +290,7 @@ _SCRIPT = r"""
 const D = JSON.parse(document.getElementById('data').textContent);
 const svg = document.getElementById('svg');
 const NS = 'http://www.w3.org/2000/svg';
-const LABEL = 110, ROW = 9, PAD = 6, AXIS = 22;
+const LABEL = 110, ROW = 12, PAD = 6, AXIS = 22;
 const chart = document.getElementById('chart');
 const details = document.getElementById('details');
 let witnesses = new Set();
@@ -295,11 +327,11 @@ function ev(i){ return i === null || i === undefined ? null : D.events[i]; }
   const s = document.getElementById('summary');
   let out = '<table><tr><th>checker</th><th>result</th><th>checked</th><th>violations</th></tr>';
   for (const [n, r] of Object.entries(D.summary.checks)) out += `<tr class="check" data-checker="${n}"><td>${n}</td><td class="st-${r.status}">${r.status}</td><td>${r.checked}</td><td>${r.violations}</td></tr>`;
-  out += '</table><table><tr><th>event type</th><th>count</th></tr>';
-  for (const [k, v] of Object.entries(D.summary.by_type)) out += `<tr><td>${k}</td><td>${v}</td></tr>`;
-  out += '</table><table><tr><th>node</th><th>events</th></tr>';
-  for (const [k, v] of Object.entries(D.summary.by_node)) out += `<tr><td>${k}</td><td>${v}</td></tr>`;
-  s.innerHTML = out + '</table>';
+  out += '</table><div class="counts"><b>events by type</b><br>';
+  out += Object.entries(D.summary.by_type).map(([k, v]) => `<span class="chip">${k} ${v}</span>`).join(' ');
+  out += '<br><b>events by node</b><br>';
+  out += Object.entries(D.summary.by_node).map(([k, v]) => `<span class="chip">${k} ${v}</span>`).join(' ');
+  s.innerHTML = out + '</div>';
 })();
 
 function spanY(lane, row){ return laneY[lane] + PAD + row * ROW; }
