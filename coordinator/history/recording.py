@@ -63,7 +63,8 @@ class Recording:
     def __init__(self, cluster: Cluster, path: Path | None, **header_extra: Any) -> None:
         self.cluster = cluster
         self.t0 = time.monotonic()
-        self.head = run_header(cluster.config, **header_extra)
+        # the wall clock at the start: a test can cut the part of the history it covered
+        self.head = run_header(cluster.config, started_unix=round(time.time(), 3), **header_extra)
         self.writer = JsonlWriter(path, self.head).open() if path is not None else None
         self.recorder = Recorder(self.clock, sink=self.writer, keep=self.writer is None)
         self._nursery: trio.Nursery | None = None

@@ -61,6 +61,8 @@ class RunningCluster:
     auth: tuple[str, str] | None = None
     # Everything the coordinator printed so far (stdout and stderr), line by line.
     output: list[str] = field(default_factory=list)
+    # The history the cluster records (`tasksim up --record`), when it records one.
+    history: Path | None = None
 
     @property
     def url(self) -> str:
@@ -69,7 +71,7 @@ class RunningCluster:
     @property
     def sim(self) -> Faults:
         """Fault injection, ground truth and `POST /_sim/tasks` over this cluster's REST API."""
-        return Faults(self.url)
+        return Faults(self.url, history=self.history)
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
@@ -211,6 +213,8 @@ def start_cluster(
             roles = [] if m2.group(4) == "-" else m2.group(4).split(",")
             cluster.nodes.append(Node(m2.group(1), m2.group(2), m2.group(3), roles))
         if len(cluster.nodes) == nodes + 1:
+            if "--record" in args:
+                cluster.history = Path(args[args.index("--record") + 1])
             return cluster
     stop_cluster(proc)
     raise RuntimeError("tasksim did not become ready:\n" + "\n".join(seen))

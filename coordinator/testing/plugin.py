@@ -80,8 +80,11 @@ def cluster_for(
 
 
 @pytest.fixture(scope="module")
-def tasksim_cluster(request: pytest.FixtureRequest) -> Iterator[RunningCluster]:
-    """A running tasksim cluster for this module (see the `tasksim` marker)."""
+def tasksim_cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningCluster]:
+    """A running tasksim cluster for this module (see the `tasksim` marker). It records its
+    history: an example that fails in `sim.healing()` leaves the part it covered on disk."""
     marker = request.node.get_closest_marker("tasksim")
     options: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
     unknown = set(options) - _OPTIONS
@@ -93,7 +96,11 @@ def tasksim_cluster(request: pytest.FixtureRequest) -> Iterator[RunningCluster]:
         options.get("nodes", 3),
         seed=options.get("seed", 7),
         fault_detection=options.get("fault_detection", True),
-        args=tuple(options.get("args", ())),
+        args=(
+            *options.get("args", ()),
+            "--record",
+            str(tmp_path_factory.mktemp("tasksim-history") / "cluster.jsonl"),
+        ),
     ) as cluster:
         yield cluster
 

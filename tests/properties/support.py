@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,8 +86,12 @@ def reset(sim: Faults, *, allow_lost_unbans: bool) -> Snapshot:
 def example(sim: Faults, *, allow_lost_unbans: bool = True) -> Iterator[None]:
     """One example on the shared cluster: heal and reset afterwards, also when it failed (then a
     failing reset does not hide the example's own failure)."""
+    started = time.time()
     try:
         yield
+    except BaseException as e:
+        sim.note_history(e, started)  # where the history of the failed example is
+        raise
     finally:
         failed = sys.exc_info()[0] is not None
         try:
