@@ -89,6 +89,9 @@ async def _broadcast(
         guard = math.inf if timeout is None else timeout + DEADLINE_GUARD_SLACK
         started = trio.current_time()
         try:
+            if math.isinf(guard):  # no scope when there is no deadline: fan-outs are wide
+                outcomes[index] = await cluster.local.send(node_id, method, request)
+                return
             with trio.move_on_after(guard):
                 outcomes[index] = await cluster.local.send(
                     node_id, method, request, timeout=timeout

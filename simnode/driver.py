@@ -270,8 +270,11 @@ class CallDriver:
         self._calls.setdefault(node.id, {})[call] = None
         self._apply(call, effects)
         try:
-            with trio.move_on_at(deadline):
+            if math.isinf(deadline):  # no scope when there is no deadline: fan-outs are wide
                 await call.finished.wait()
+            else:
+                with trio.move_on_at(deadline):
+                    await call.finished.wait()
         except BaseException:
             self._event(call, LinkEvent.GIVE_UP)
             self._recorded(call, "rpc_drop", "caller_gone")

@@ -90,6 +90,20 @@ class Clock:
         return self._epoch_millis + int((trio.current_time() - self._t0) * 1000)
 
 
+# The last (old state, new state) → ids that left. On the sim engine every node applies the same
+# publication (the same two immutable objects): computing it once keeps a publication O(N).
+_last_diff: list[Any] = [None, None, []]
+
+
+def _nodes_gone(old: ClusterState, new: ClusterState) -> list[str]:
+    """The ids of `old`'s nodes that `new` no longer has, in `old`'s order."""
+    if _last_diff[0] is old and _last_diff[1] is new:
+        return list(_last_diff[2])
+    gone = [n.id for n in old.nodes if new.get(n.id) is None]
+    _last_diff[:] = [old, new, gone]
+    return list(gone)
+
+
 def java_object_name(task: Task) -> str:
     """What `Task.toString()` prints in OpenSearch (no override → `Class@hash`)."""
     cls = (
@@ -209,8 +223,7 @@ class Node:
             await self._children_waiters.setdefault(task.id, trio.Event()).wait()
 
     def set_cluster_state(self, state: ClusterState) -> None:
-        staying = {n.id for n in state.nodes}
-        gone = [n.id for n in self.cluster.nodes if n.id not in staying]
+        gone = _nodes_gone(self.cluster, state)
         self.cluster = state
         for node_id in gone:
             self.registry.remove_bans_of_node(node_id)

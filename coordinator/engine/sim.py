@@ -19,11 +19,12 @@ reads wall time or starts a thread, a socket or a process.
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -53,6 +54,7 @@ SIMULATED_STATS = NodeStats(
     load=(0.0, 0.0, 0.0),
     uptime_nanos=0,
 )
+GC_THRESHOLD = 50_000
 BASE_PORT = 9300  # the coordinating node; node i (in configured order) gets BASE_PORT + i
 
 
@@ -305,6 +307,9 @@ class SimEngine:
         cluster.recorder = recorder
         async with trio.open_nursery() as nursery:
             await nursery.start(cluster.run)
+            # A big cluster is many long-lived objects: keep the collector from walking them
+            # again and again (unfrozen when the run ends, see `gc_tuned`).
+            gc.freeze()
             if demo:
                 from coordinator.demo import start_demo
 
@@ -330,8 +335,21 @@ def run_sim(main: Callable[[SimEngine], Awaitable[T]], *, seed: int) -> T:
             finally:
                 nursery.cancel_scope.cancel()
 
-    with deterministic_scheduling(seed):
+    with deterministic_scheduling(seed), gc_tuned():
         return trio.run(root, clock=clock)
+
+
+@contextmanager
+def gc_tuned() -> Iterator[None]:
+    """For one simulated run: a young generation big enough for the run's many small objects,
+    and whatever the run froze (`gc.freeze` after a cluster starts) unfrozen at the end."""
+    before = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 # -- a world driven from synchronous code ------------------------------------------------------------
@@ -436,7 +454,7 @@ class SimWorld:
                     await trio.sleep_forever()
 
         try:
-            with deterministic_scheduling(self.seed):
+            with deterministic_scheduling(self.seed), gc_tuned():
                 trio.run(root, clock=clock)
         except BaseException as e:  # reported to the driver; a world never takes it down
             self._crash = e
