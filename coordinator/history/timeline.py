@@ -278,6 +278,7 @@ h1{font-size:16px;margin:0 0 2px}
 .rpc{stroke:#0e7490;stroke-width:.8;fill:none;opacity:.7;marker-end:url(#rhead)}
 .rpc.dropped{stroke:#dc2626;stroke-dasharray:4 3;opacity:1}
 .drop-x{stroke:#dc2626;stroke-width:2}
+.density{fill:#60a5fa;opacity:.8}
 .fault{fill:#f87171;opacity:.18}.process{fill:#6b7280;opacity:.22}
 .point{stroke:#111;stroke-width:1}
 .violation{fill:#dc2626;stroke:#7f1d1d;cursor:pointer}
@@ -379,9 +380,12 @@ function draw(){
     const r = el('rect', {class: 'op ' + o.kind, x: x(o.start), y: spanY('clients', o.row), width: Math.max(2, x(o.end) - x(o.start)), height: ROW - 2, 'data-ev': o.ev});
     bind(r, () => ({operation: o.label, result: o.kind, status: o.status, from: o.start, to: o.end, invoke: ev(o.ev), completion: ev(o.end_ev)}));
   });
-  // task spans
+  // task spans: each one, or — too many in view — how many are live per lane over time
+  const inView = D.spans.filter(s => visible(s.start, s.end));
+  const dense = inView.length > D.max_drawn;
+  if (dense) density(inView);
   D.spans.forEach((s, i) => {
-    if (!visible(s.start, s.end) || !budget()) return;
+    if (dense || !visible(s.start, s.end) || !budget()) return;
     const cls = 'span' + (s.cancellable ? '' : ' nc') + (s.open ? ' open' : '') + (witnesses.has(s.ev) || witnesses.has(s.end_ev) ? ' witness' : '');
     const r = el('rect', {class: cls, x: x(s.start), y: spanY(s.lane, s.row), width: Math.max(2, x(s.end) - x(s.start)), height: ROW - 2, 'data-task': s.task, 'data-ev': s.ev});
     const info = () => ({task: s.task, node: s.lane, action: s.action, parent: s.parent, cancellable: s.cancellable, registered: s.start, cancelled: s.cancelled, unregistered: s.open ? null : s.end, event: ev(s.ev), end: ev(s.end_ev)});
@@ -392,7 +396,7 @@ function draw(){
     }
   });
   // parent → child arrows
-  if (document.getElementById('show-arrows').checked) D.arrows.forEach(a => {
+  if (!dense && document.getElementById('show-arrows').checked) D.arrows.forEach(a => {
     const p = D.spans[a.from], c = D.spans[a.to];
     if (!visible(Math.min(a.t, c.start), a.t) || !budget()) return;
     const line = el('line', {class: 'arrow', x1: x(a.t), y1: spanY(p.lane, p.row) + ROW / 2, x2: x(c.start) + 1, y2: spanY(c.lane, c.row) + ROW / 2, 'data-from': p.task, 'data-to': c.task});
@@ -426,7 +430,25 @@ function draw(){
     m.addEventListener('mouseenter', () => show({violation: v.checker, at: v.t, message: v.message, witnesses: v.events.map(k => ({line: k + 2, event: D.events[k]}))}));
   });
   document.getElementById('range').textContent = `${fmt(t0)} – ${fmt(t1)}`;
-  document.getElementById('hidden').textContent = hidden ? `${hidden} items not drawn: zoom in` : '';
+  document.getElementById('hidden').textContent = (dense ? `${inView.length} tasks in view, drawn as live-task counts per lane: zoom in to see each. ` : '') + (hidden ? `${hidden} items not drawn: zoom in` : '');
+}
+function density(spans){
+  const B = 240, step = (t1 - t0) / B;
+  const counts = {};
+  spans.forEach(s => {
+    const c = counts[s.lane] || (counts[s.lane] = new Array(B).fill(0));
+    const a = Math.max(0, Math.floor((s.start - t0) / step)), b = Math.min(B - 1, Math.floor((s.end - t0) / step));
+    for (let k = a; k <= b; k++) c[k]++;
+  });
+  for (const [lane, c] of Object.entries(counts)) {
+    if (!(lane in laneY)) continue;
+    const max = Math.max(...c, 1), h = laneH[lane] - 2 * PAD;
+    c.forEach((n, k) => {
+      if (!n) return;
+      const r = el('rect', {class: 'density', x: x(t0 + k * step), y: laneY[lane] + PAD + h * (1 - n / max), width: Math.max(1, x(t0 + (k + 1) * step) - x(t0 + k * step)), height: h * n / max, 'data-lane': lane});
+      const title = el('title', {}, r); title.textContent = `${lane}: ${n} live tasks around ${fmt(t0 + (k + 0.5) * step)}`;
+    });
+  }
 }
 function niceStep(raw){ const p = Math.pow(10, Math.floor(Math.log10(Math.max(raw, 1e-6)))); for (const m of [1, 2, 5, 10]) if (m * p >= raw) return m * p; return 10 * p; }
 function zoom(f, at){ const c = at === undefined ? (t0 + t1) / 2 : at; const a = c - (c - t0) * f, b = c + (t1 - c) * f; t0 = Math.max(-0.01 * D.end, a); t1 = Math.min(D.end * 1.01 + 1e-3, b); if (t1 - t0 < 1e-5) t1 = t0 + 1e-5; draw(); }

@@ -221,3 +221,43 @@ def test_timeline_in_a_headless_browser(tmp_path: Path) -> None:
     assert title["tag"] == "title" and "5s after the last heal" in title["text"]
     # the summary names every checker's outcome
     assert "no_orphans" in dom and "st-failed" in dom and "st-vacuous" in dom
+
+
+def test_a_long_run_is_summed_up_until_zoomed(tmp_path: Path) -> None:
+    """Thousands of tasks in view are drawn as live-task counts per lane, not cut off."""
+    head = header(engine="real", seed=1, nodes=[{"name": "node-1", "id": N1}])
+    events = []
+    for k in range(6000):
+        task = f"{N1}:{k}"
+        events.append(
+            {
+                "t": k * 0.001,
+                "type": "task_registered",
+                "node": "node-1",
+                "task": task,
+                "action": "a",
+                "parent": None,
+                "cancellable": True,
+            }
+        )
+        events.append(
+            {"t": k * 0.001 + 0.05, "type": "task_unregistered", "node": "node-1", "task": task}
+        )
+    history = parse(
+        [json.dumps(head), *(json.dumps(e) for e in sorted(events, key=lambda e: e["t"]))]
+    )
+    page = write_timeline(history, check_all(history), tmp_path / "long.html")
+    dom = _run_browser(
+        ["--virtual-time-budget=5000", "--window-size=1400,700", "--dump-dom", page.as_uri()],
+        tmp_path / "profile",
+    )
+    parser = _Svg()
+    parser.feed(dom)
+    density = [e for e in parser.elements if e["tag"] == "rect" and "density" in e.get("class", "")]
+    spans = [
+        e for e in parser.elements if e["tag"] == "rect" and e.get("class", "").startswith("span")
+    ]
+    assert density and not spans
+    xs = sorted(float(e["x"]) for e in density)
+    assert xs[-1] - xs[0] > 1000  # the whole run, not its first seconds
+    assert "6000 tasks in view" in dom and "zoom in" in dom
