@@ -290,15 +290,17 @@ class History:
 
 
 def parse(lines: Iterable[str], *, source: str = "<history>") -> History:
-    """Read a history: the header first, then events ordered by `t`."""
+    """Read a history: the header first, then events ordered by `t`. A last line cut short (the
+    recording process died while writing it) is left out; any other bad line is an error."""
     head: dict[str, Any] | None = None
     events: list[Event] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    numbered = [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
+    for number, line in numbered:
         try:
             value = json.loads(line)
         except ValueError as e:
+            if head is not None and number == numbered[-1][0] and not line.endswith("}"):
+                break
             raise HistoryError(f"{source}:{number}: not JSON: {e}") from None
         if not isinstance(value, dict):
             raise HistoryError(f"{source}:{number}: an event must be a JSON object")

@@ -95,7 +95,7 @@ def test_recorder_stamps_events_with_its_clock_and_writer_orders_them(tmp_path: 
         ([], "empty"),
         (['{"type":"kill"}'], "first line must be the tasksim-history header"),
         ([json.dumps({**HEAD, "version": 9})], "format version 9"),
-        ([json.dumps(HEAD), "nope"], "<history>:2: not JSON"),
+        ([json.dumps(HEAD), "nope", '{"t":1,"type":"heal"}'], "<history>:2: not JSON"),
         ([json.dumps(HEAD), '{"t":1,"type":"kill"}'], "<history>:2: a 'kill' event needs node"),
     ],
 )
@@ -105,6 +105,11 @@ def test_a_bad_history_is_refused_with_its_line(lines: list[str], message: str) 
 
 
 # -- every checker: vacuous on nothing --------------------------------------------------------------
+
+
+def test_a_last_line_cut_short_is_left_out() -> None:
+    h = parse([json.dumps(HEAD), '{"t":1,"type":"heal"}', '{"t":2,"type":"ki'])
+    assert [e["type"] for e in h.events] == ["heal"]
 
 
 def test_every_checker_is_vacuous_on_an_empty_history() -> None:
