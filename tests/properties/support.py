@@ -75,7 +75,15 @@ def reset(sim: Faults, *, allow_lost_unbans: bool) -> Snapshot:
     assert not snap.work(), f"work left after the heal and a cancel: {sorted(snap.work())}"
     if snap.ban_list() and allow_lost_unbans:
         event("a ban whose unban was lost, cleared by a restart")
-        for name in [n for n, bans in snap.bans.items() if bans and n != "coordinator"]:
+        # The node that holds the ban forgets it when restarted; the coordinating node cannot
+        # be: restart the banning task's node instead, which makes every node drop its bans.
+        names = {v: k for k, v in snap.ids.items()}
+        restart: set[str] = set()
+        for holder, bans in snap.bans.items():
+            for parent in bans:
+                owner = names.get(parent.split(":", 1)[0], "coordinator")
+                restart.add(holder if holder != "coordinator" else owner)
+        for name in sorted(restart - {"coordinator"}):
             sim.restart(name)
         snap = wait_for(lambda: Snapshot.read(sim), clean, timeout=10)
     assert not snap.ban_list(), f"bans left after the heal: {snap.ban_list()}"
@@ -88,15 +96,16 @@ def example(sim: Faults, *, allow_lost_unbans: bool = True) -> Iterator[None]:
     failing reset does not hide the example's own failure)."""
     started = time.time()
     try:
-        yield
+        try:
+            yield
+        finally:
+            failed = sys.exc_info()[0] is not None
+            try:
+                sim.heal_checked()
+                reset(sim, allow_lost_unbans=allow_lost_unbans)
+            except Exception:
+                if not failed:
+                    raise
     except BaseException as e:
         sim.note_history(e, started)  # where the history of the failed example is
         raise
-    finally:
-        failed = sys.exc_info()[0] is not None
-        try:
-            sim.heal_checked()
-            reset(sim, allow_lost_unbans=allow_lost_unbans)
-        except Exception:
-            if not failed:
-                raise
