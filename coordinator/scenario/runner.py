@@ -118,8 +118,10 @@ class ScenarioRun:
         self.seed = seed if seed is not None else scenario.default_seed()
         self.external_url = url
         self.log_dir = log_dir or Path("tasksim-reports") / "logs"
-        # `<report dir>/<scenario name>/`: history.jsonl and timeline.html
-        self.history_dir = history_dir or self.log_dir.parent / scenario.name
+        # `<report dir>/<scenario name>/`: history.jsonl, timeline.html, logs/ (the report dir is
+        # the parent of a log dir named `logs`, as `tasksim run` has it; else the log dir itself)
+        base = self.log_dir.parent if self.log_dir.name == "logs" else self.log_dir
+        self.history_dir = history_dir or base / scenario.name
         self.progress = progress or (lambda _event, _data: None)
         self.result = ScenarioResult(scenario.name, str(file), self.seed)
         self.result.repro = f"tasksim run {file} --seed {self.seed}"
