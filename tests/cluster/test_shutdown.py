@@ -88,7 +88,7 @@ def busy(cluster: RunningCluster) -> list[socket.socket]:
     [
         ("SIGTERM", ()),
         ("Ctrl-C", ()),  # SIGINT to the whole foreground process group, as a terminal sends it
-        ("SIGTERM", ("--security", "--transport-tls")),
+        ("SIGTERM", ("--security",)),  # mutual TLS on the transport too
     ],
 )
 def test_stop_within_two_seconds(how: str, args: tuple[str, ...]) -> None:
