@@ -359,9 +359,15 @@ def test_request_then_garbage_then_eof_keeps_the_server_up(cluster: RunningClust
 # -- afterwards ---------------------------------------------------------------------------------
 
 
-def test_zz_nothing_crashed_and_nothing_leaked(cluster: RunningCluster, work: list[str]) -> None:
-    """Runs last in this module (name order within the file is definition order; this one is
-    defined last)."""
+@pytest.fixture(scope="module", autouse=True)
+def afterwards(cluster: RunningCluster, work: list[str]) -> Iterator[None]:
+    """After every test of this module, whatever their order: nothing crashed, nothing leaked
+    (a failure here is reported as an error of the module's last test)."""
+    yield
+    nothing_crashed_and_nothing_leaked(cluster)
+
+
+def nothing_crashed_and_nothing_leaked(cluster: RunningCluster) -> None:
     assert cluster.process.poll() is None
     assert len(cluster.node_processes()) == 3
     status, body = cluster.get("/_tasks?detailed=true&group_by=none")
