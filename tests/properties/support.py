@@ -42,9 +42,26 @@ def start_tree(
             f"only {len(snap.descendants(root))} of the {tree.size()} tasks of {tree} started "
             f"(root {root}); work: {sorted(snap.work())}; bans: {snap.ban_list()}; "
             f"the root: {sim.request('GET', '/_tasks/' + root).body}; "
+            f"rules: {rules_in_force(sim)}; "
             f"a probe of the same links: {probe(sim, tree)}"
         )
     return root, snap
+
+
+def rules_in_force(sim: Faults) -> dict[str, Any]:
+    """The rule version the nemesis is at, and what each process actually runs (its own version
+    and its rules' hits, read over the control channel): a child request held by a rule that
+    the nemesis no longer has shows up here."""
+    nodes = sim.nodes()
+    return {
+        "version": sim.faults()["version"],
+        "processes": {
+            name: {"rules_version": e.get("rules_version"), "hits": e.get("hits")}
+            if e.get("reachable")
+            else "unreadable"
+            for name, e in nodes.items()
+        },
+    }
 
 
 def probe(sim: Faults, tree: TaskTree) -> Any:
