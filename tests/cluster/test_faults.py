@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import psutil
 import pytest
 
 from coordinator.client import Response, SimClient, SimClientError
-from tests.harness import RunningCluster
+from simnode._wire import control_pb2 as cpb
+from simnode._wire import control_pb2_grpc as control_grpc
+from tests.harness import ROOT, RunningCluster
 
 LIST_N = "cluster:monitor/tasks/lists[n]"
 REINDEX = {
@@ -286,3 +292,31 @@ def test_a_fault_block_heals_even_when_it_raises(sim: SimClient) -> None:
         assert len(sim.faults()["faults"]) == 1
         raise RuntimeError("boom")
     assert sim.faults()["faults"] == []
+
+
+# -- rule sets out of order ---------------------------------------------------------------------------
+
+
+def test_a_late_older_rule_set_does_not_undo_a_newer_one() -> None:
+    """A push that timed out on a starved process can land after the next one (a heal): the
+    process keeps the newer set, and says so."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simnode", "--id=AAAAAAAAAAAAAAAAAAAAAA", "--name", "node-1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline().split()[1])
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            control = control_grpc.ControlStub(channel)
+            cut = cpb.FaultRule(id="cut", action="blackhole", dst=["node-2"])
+            healed = control.SetRules(cpb.FaultRuleSet(version=6, seed="1"), timeout=30)
+            late = control.SetRules(cpb.FaultRuleSet(version=5, seed="1", rules=[cut]), timeout=30)
+            assert (healed.version, late.version) == (6, 6)
+            now = control.GetRules(cpb.GetRulesRequest(), timeout=30)
+            assert now.version == 6 and list(now.rules) == []
+    finally:
+        proc.kill()
+        proc.wait()
