@@ -17,6 +17,10 @@ from coordinator.testing.model import wait_for
 WORK = "indices:*,internal:tasksim/*"
 # Beyond a request's timeout, how late its answer may be on two busy shared cores.
 SLACK = 3.0
+# How long a tree may take to start, and the cluster to settle (no work, no ban) after a heal and
+# a cancel: only a failure waits that long, and a loaded machine meets them.
+START_WITHIN = 30.0
+SETTLE_WITHIN = 30.0
 
 
 def note_plan(plan: FaultPlan) -> None:
@@ -35,7 +39,7 @@ def start_tree(
     snap = wait_for(
         lambda: Snapshot.read(sim),
         lambda s: len(s.descendants(root)) == tree.size(),
-        timeout=15,
+        timeout=START_WITHIN,
     )
     if len(snap.descendants(root)) != tree.size():
         raise AssertionError(
@@ -87,13 +91,13 @@ def reset(sim: Faults, *, allow_lost_unbans: bool) -> Snapshot:
     def clean(s: Snapshot) -> bool:
         return not s.work() and not s.ban_list() and s.readable == set(s.ids)
 
-    snap = wait_for(lambda: Snapshot.read(sim), clean, timeout=10)
+    snap = wait_for(lambda: Snapshot.read(sim), clean, timeout=SETTLE_WITHIN)
     assert not snap.work(), f"work left after the heal and a cancel: {sorted(snap.work())}"
     if snap.ban_list() and allow_lost_unbans:
         event("a ban whose unban was lost, cleared by a restart")
         for name in [n for n, bans in snap.bans.items() if bans and n != "coordinator"]:
             sim.restart(name)
-        snap = wait_for(lambda: Snapshot.read(sim), clean, timeout=10)
+        snap = wait_for(lambda: Snapshot.read(sim), clean, timeout=SETTLE_WITHIN)
     assert not snap.ban_list(), f"bans left after the heal: {snap.ban_list()}"
     return snap
 
