@@ -315,11 +315,20 @@ class FaultTable:
     def rules(self) -> tuple[Rule, ...]:
         return self.current.rules
 
-    def install(self, rule_set: RuleSet) -> None:
-        """Replace the rules (the control channel's SetRules) and tell every listener."""
+    def install(self, rule_set: RuleSet) -> bool:
+        """Replace the rules (the control channel's SetRules) and tell every listener; False, and
+        nothing changes, for a rule set older than the current one.
+
+        Rule sets may arrive out of order: a push that timed out on a starved process is still
+        delivered, and when the next push (a heal) finds it pending, grpc's worker threads race
+        to the loop and the older set can land last — silently undoing the heal that the process
+        had just acknowledged. The newest version wins, whatever the arrival order."""
+        if rule_set.version < self.current.version:
+            return False
         self.current = rule_set
         for listener in list(self._listeners):
             listener()
+        return True
 
     def on_change(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)

@@ -128,6 +128,26 @@ def test_fault_table_sequences_hits_and_listeners() -> None:
     assert table.hits == {"cut": 1}
 
 
+def test_an_older_rule_set_arriving_late_changes_nothing() -> None:
+    """A partition's push that timed out lands after the heal's: the heal stands."""
+    table = FaultTable(local="node-1")
+    changes: list[int] = []
+    table.on_change(lambda: changes.append(table.version))
+    cut = RuleSet(version=5, seed="7", rules=(rule("blackhole", id="cut"),))
+    healed = RuleSet(version=6, seed="7")
+    assert table.install(healed) is True
+    assert table.install(cut) is False
+    assert table.current == healed and changes == [6]
+    assert table.decide(table.envelope("node-2", "RunTask")).verdict is Verdict.PASS
+    # The same version again (a catch-up) and newer ones are installed; so is anything by a
+    # restarted process, which starts from version 0.
+    assert table.install(healed) is True
+    assert table.install(RuleSet(version=7, seed="7", rules=cut.rules)) is True
+    assert changes == [6, 6, 7]
+    fresh = FaultTable(local="node-1")
+    assert fresh.install(cut) is True and fresh.version == 5
+
+
 # -- the call state table ---------------------------------------------------------------------------
 
 
