@@ -574,6 +574,35 @@ def contain_connection_failures() -> None:
     server_cls.run = run
 
 
+def close_on_peer_fin() -> None:
+    """Close a connection as soon as the client closes its side (its FIN), as Netty does.
+
+    hypercorn's trio worker reads EOF, but the connection's task group still holds the keep-alive
+    idle timer started when the last response was sent, and the socket is closed only when the
+    task group ends: a client that hangs up without `Connection: close` (plain `curl`) left the
+    server socket in CLOSE_WAIT for `tasksim.http.idle_timeout` (30 s), and ~1 000 such clients
+    exhausted a 1024-descriptor limit. This wraps `TCPServer._read_data`: once the peer's EOF is
+    read, the idle timer is stopped, so the task group ends and the socket is closed at once.
+    (A request still being served when the FIN arrives is answered first: hypercorn reads the
+    next bytes only after the response.) Idempotent."""
+    from hypercorn.trio import tcp_server
+
+    server_cls: Any = tcp_server.TCPServer
+    if getattr(server_cls._read_data, "_tasksim_fin", False):
+        return
+    original = server_cls._read_data
+
+    async def read_data(self: Any) -> None:
+        try:
+            await original(self)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.idle_task.stop()
+
+    read_data._tasksim_fin = True  # type: ignore[attr-defined]
+    server_cls._read_data = read_data
+
+
 def ignore_h2c_upgrade() -> None:
     """Answer `Upgrade: h2c` requests in HTTP/1.1, as OpenSearch's HTTP/1.1 transport does.
 
@@ -628,6 +657,7 @@ async def serve_http(
     complete — are closed after `tasksim.http.idle_timeout`; each connection is its own trio
     task, so a slow client never holds up the others."""
     contain_connection_failures()
+    close_on_peer_fin()
     ignore_h2c_upgrade()
     limits = limits or Limits()
     config = Config()
