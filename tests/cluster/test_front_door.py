@@ -6,6 +6,7 @@ JSON."""
 from __future__ import annotations
 
 import http.client
+import json
 import queue
 import resource
 import socket
@@ -152,3 +153,107 @@ def test_the_open_files_soft_limit_is_raised_to_the_hard_limit() -> None:
         assert nodes and all(n.rlimit(psutil.RLIMIT_NOFILE)[0] == hard for n in nodes)
     finally:
         stop_cluster(proc)
+
+
+# -- defect 8: every answer is OpenSearch's JSON -----------------------------------------------------
+
+
+def answers(port: int, data: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """Send `data` on one connection, read until the server closes it, and parse every HTTP/1.1
+    answer in what came back (each has a Content-Length)."""
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(data)
+        while chunk := s.recv(65536):
+            received += chunk
+    out = []
+    while received:
+        head, _, rest = received.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in lines)}
+        length = int(headers["content-length"])
+        out.append((int(status_line.split()[1]), headers, rest[:length]))
+        received = rest[length:]
+    return out
+
+
+JSON = "application/json; charset=UTF-8"
+
+
+@pytest.mark.parametrize("escape", ["%0A", "%0D", "%09", "%0D%0A"])
+@pytest.mark.parametrize("where", ["end", "middle"])
+def test_control_characters_in_the_path_get_opensearch_json(
+    cluster: RunningCluster, escape: str, where: str
+) -> None:
+    path = f"/_tasks{escape}" if where == "end" else f"/_ta{escape}sks"
+    request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    status, headers, body = raw(cluster.port, request)
+    assert headers["content-type"] == JSON, (status, body)
+    answer = json.loads(body)
+    assert "nodes" not in answer  # never served as `GET /_tasks`
+    decoded = path.replace("%0A", "\n").replace("%0D", "\r").replace("%09", "\t")
+    assert status == 404 and answer["error"]["type"] == "index_not_found_exception"
+    assert answer["error"]["index"] == decoded[1:]  # GET /{index}, the name as sent
+
+
+@pytest.mark.parametrize("size", [70_000, 200_000, 1_000_000])
+def test_a_request_line_past_the_servers_buffer_is_the_json_400(
+    cluster: RunningCluster, size: int
+) -> None:
+    line = b"GET /_tasks?actions=" + b"x" * size + b" HTTP/1.1\r\n"
+    with socket.create_connection(("127.0.0.1", cluster.port), timeout=30) as s:
+        # in pieces, as a slow client sends it: the server's parser gives up before the end
+        for i in range(0, len(line), 16_384):
+            try:
+                s.sendall(line[i : i + 16_384])
+            except (BrokenPipeError, ConnectionResetError):
+                break  # answered and closed already: read the answer
+        resp = http.client.HTTPResponse(s)
+        resp.begin()
+        status, headers, body = resp.status, dict(resp.getheaders()), resp.read()
+    assert (status, headers["content-type"]) == (400, JSON)
+    assert json.loads(body) == envelope(
+        "too_long_http_line_exception", "An HTTP line is larger than 4096 bytes.", 400
+    )
+
+
+def test_headers_past_the_servers_buffer_are_the_json_400(cluster: RunningCluster) -> None:
+    head = b"GET /_tasks HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"p" * 100 + b"\r\n" * 1
+    status, headers, body = raw(cluster.port, head * 1 + b"X-More: m\r\n" * 20_000 + b"\r\n")
+    assert (status, headers["content-type"]) == (400, JSON)
+    assert json.loads(body) == envelope(
+        "too_long_http_header_exception", "HTTP header is larger than 8192 bytes.", 400
+    )
+
+
+def test_a_malformed_request_is_the_json_400(cluster: RunningCluster) -> None:
+    for request in (
+        b"hello there\r\n\r\n",
+        b"GET /_tasks HTTP/1.1\r\n\r\n",  # no Host
+        b"POST /_tasks HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"POST /_sim/tasks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+    ):
+        status, headers, body = raw(cluster.port, request)
+        assert (status, headers["content-type"]) == (400, JSON), request
+        assert json.loads(body)["error"]["type"] == "illegal_argument_exception"
+
+
+def test_http2_prior_knowledge_is_refused_in_http11(cluster: RunningCluster) -> None:
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    # OpenSearch's HTTP/1.1 decoder: `PRI *` is a request with an unknown method, `SM` a bad one.
+    [(s1, h1, b1), (s2, h2, b2)] = answers(cluster.port, preface)
+    assert (s1, h1["content-type"]) == (405, JSON)
+    body = json.loads(b1)
+    assert body["status"] == 405 and body["error"].startswith("Unexpected HTTP method")
+    assert (s2, h2["content-type"]) == (400, JSON)
+    assert json.loads(b2)["error"]["type"] == "illegal_argument_exception"
+
+
+def test_a_websocket_upgrade_is_served_as_the_plain_get(cluster: RunningCluster) -> None:
+    status, headers, body = raw(
+        cluster.port,
+        b"GET /_cluster/health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    assert (status, headers["content-type"]) == (200, JSON)
+    assert json.loads(body)["cluster_name"] == "tasksim"
