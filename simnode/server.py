@@ -169,13 +169,14 @@ class NodeServicer(pb_grpc.NodeServicer):
                 ok, result = trio.from_thread.run(runner, trio_token=token)
             finally:
                 state.answered = True
-        except OpenSearchError as e:
-            context.set_trailing_metadata(
-                ((ERROR_METADATA_KEY, error_to_pb(e).SerializeToString()),)
-            )
-            context.abort(grpc.StatusCode.UNKNOWN, f"{e.type}: {e.reason}")
         except trio.RunFinishedError:
             context.abort(grpc.StatusCode.UNAVAILABLE, "node shutting down")
+        except Exception as e:  # an OpenSearchError, or a bug: the caller gets a 500 `exception`
+            err = e if isinstance(e, OpenSearchError) else self.node.log_bug(e, "a request")
+            context.set_trailing_metadata(
+                ((ERROR_METADATA_KEY, error_to_pb(err).SerializeToString()),)
+            )
+            context.abort(grpc.StatusCode.UNKNOWN, f"{err.type}: {err.reason}")
         if not ok:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
         return result  # type: ignore[return-value]
