@@ -14,6 +14,9 @@ RPC methods, each empty for "any" — and what happens to them:
   reaches the receiver;
 - `drop_request`: the request is lost for good (the caller waits until its deadline);
 - `drop_response`: the receiver gets the request and acts; its answer is lost, the caller times out;
+  when the link heals before that, a caller still waiting for a lost request or answer fails with
+  `node_disconnected_exception`, as an in-flight request fails when its connection is reset — so a
+  call without a deadline (a cancel, a ban: OpenSearch gives them none) never waits forever;
 - `delay`: the request leaves after `latency ± jitter` seconds (then the other rules still apply);
 - `slow`: the *callee* (`dst`) waits `latency ± jitter` before its handler runs — a slow node.
 
@@ -208,7 +211,9 @@ CALL_TABLE: dict[tuple[CallState, LinkEvent], tuple[CallState, tuple[Effect, ...
     (S.QUEUED, E.LOSE): (S.LOST, _),
     (S.QUEUED, E.CUT): (S.DONE, (X.FAIL_CALLER,)),
     (S.QUEUED, E.GIVE_UP): (S.DONE, _),
-    # a request (or response) that is lost: nothing will arrive
+    # a request (or response) that is lost: nothing will arrive; when the link heals, the caller
+    # learns that its connection was reset (a call without a deadline must not wait forever)
+    (S.LOST, E.CLEAR): (S.DONE, (X.FAIL_CALLER,)),
     (S.LOST, E.CUT): (S.DONE, (X.FAIL_CALLER,)),
     (S.LOST, E.GIVE_UP): (S.DONE, _),
     # in flight on a passing link

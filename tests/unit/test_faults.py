@@ -173,7 +173,16 @@ def test_drop_response_lets_the_receiver_act_and_the_caller_wait() -> None:
     assert (state, effects) == (CallState.MUTED, (Effect.SEND,))
     state, effects = step(state, LinkEvent.RESPONSE)
     assert (state, effects) == (CallState.LOST, ())
-    assert step(state, LinkEvent.CLEAR) == (CallState.LOST, ())  # a lost answer stays lost
+    assert step(state, LinkEvent.LOSE) == (CallState.LOST, ())  # lost while the link loses
+    # Heal: the answer never comes, so the caller fails (its connection was reset) rather than
+    # wait forever when it has no deadline (issue 14, defect 7).
+    assert step(state, LinkEvent.CLEAR) == (CallState.DONE, (Effect.FAIL_CALLER,))
+
+
+def test_a_lost_request_fails_its_caller_when_the_link_heals() -> None:
+    state, effects = start_call(Verdict.DROP_REQUEST)
+    assert (state, effects) == (CallState.LOST, ())
+    assert step(state, LinkEvent.CLEAR) == (CallState.DONE, (Effect.FAIL_CALLER,))
 
 
 def test_disconnect_of_an_in_flight_call_breaks_both_ends() -> None:
@@ -194,7 +203,8 @@ _STARTS = st.sampled_from([v for v in Verdict if v is not Verdict.FAIL])
 def test_call_invariants(start: Verdict, events: list[LinkEvent]) -> None:
     """Whatever the link does: the request is sent at most once, the caller is answered at most
     once and never after it gave up, a cancellation follows a send, a response follows a send, and
-    once the link is clear nothing stays owed to a caller that gave up."""
+    once the link is clear nothing stays owed to a caller that gave up, and a caller that still
+    waits is answered or has its RPC in flight: nothing waits forever after a heal."""
     state, effects = start_call(start)
     log: list[Effect] = list(effects)
     sent = Effect.SEND in effects
@@ -219,7 +229,12 @@ def test_call_invariants(start: Verdict, events: list[LinkEvent]) -> None:
     if Effect.DELIVER in log:
         assert responded
     # Heal, then the caller gives up if it still waits: nothing may remain owed.
-    state, _ = step(state, LinkEvent.CLEAR)
+    state, effects = step(state, LinkEvent.CLEAR)
+    assert state in (CallState.DONE, CallState.OPEN)
+    if state is CallState.OPEN:  # in flight: its response (or a deadline) will end it
+        assert Effect.SEND in log or Effect.SEND in effects
+        assert not responded
+    answered = answered or any(e in (Effect.DELIVER, Effect.FAIL_CALLER) for e in effects)
     if not answered:
         state, _ = step(state, LinkEvent.GIVE_UP)
     if responded or not sent or gave_up or not answered:
