@@ -23,6 +23,13 @@ live in `rest_*.py` modules that register themselves with `Router.add`.
 Before any of that, every request passes the front door (`build_app`): the limits of
 coordinator/limits.py and, when security is on, the basic auth of coordinator/security.py — in the
 dispatch, for every path, so that endpoints other modules add are covered without asking.
+
+Every answer is OpenSearch's. The app hands every HTTP request to the front door itself (Starlette's
+router never sees one), with the path exactly as the server decoded it; and a few wrappers around
+hypercorn (`serve_http` applies them) keep its own answers and habits out: a failing connection is
+closed alone, a connection is closed on the client's FIN, `Upgrade: h2c`/`websocket` and an HTTP/2
+prior-knowledge preface are served in HTTP/1.1, and what h11 cannot parse gets OpenSearch's JSON
+400 instead of an empty 4xx.
 """
 
 from __future__ import annotations
