@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import queue
 import resource
 import socket
@@ -123,6 +124,7 @@ def test_the_open_files_soft_limit_is_raised_to_the_hard_limit() -> None:
         stderr=subprocess.STDOUT,
         text=True,
         cwd=PACKAGE_ROOT,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
     lines: queue.Queue[str | None] = queue.Queue()
 
