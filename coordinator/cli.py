@@ -248,6 +248,8 @@ def _serve(
             click.echo(f"  {n.name:<12} {n.id}  {n.transport_address:<21} roles={roles}")
         for note in notes:
             click.echo(note)
+        if r.open_files is not None:
+            click.echo(f"  {r.open_files.describe()}")
         sys.stdout.flush()
 
     trio.run(
