@@ -210,7 +210,7 @@ class MlService:
         """Start the sync-up cron on the first ML request (idempotent)."""
         if not self._cron_started:
             self._cron_started = True
-            self.cluster.local.nursery.start_soon(self._cron)
+            self.cluster.local.spawn("the ML sync-up cron", self._cron)
 
     def _eligible(self, function: str) -> list[str]:
         return eligible_nodes(
@@ -242,12 +242,15 @@ class MlService:
             try:
                 with scope:
                     await work()
+            except Exception as e:  # a bug in the work: this ML task fails, the rest serves on
+                error = self.cluster.local.log_bug(e, f"ML task [{task_id}]")
+                self._move(task_id, FAILED_EVENT, error=error.reason)
             finally:
                 if self._scopes.get(task_id) is scope:
                     del self._scopes[task_id]
                 self.pending.pop(task_id, None)
 
-        self.cluster.local.nursery.start_soon(run)
+        self.cluster.local.spawn(f"ML task [{task_id}]", run)
 
     def _move(self, task_id: str, event: str, **fields: Any) -> MLTask | None:
         """Apply an event to a stored task; a deleted or finished task ignores it."""
@@ -741,7 +744,10 @@ class MlService:
                 await changed.wait()
                 continue  # a setting changed: start the wait again with the new interval
             if interval > 0:
-                await self.sync_up()
+                try:
+                    await self.sync_up()
+                except Exception as e:  # a bug in one sync-up: logged, the cron runs on
+                    self.cluster.local.log_bug(e, "the ML sync-up")
 
     async def sync_up(self) -> None:
         """One sync-up round (`MLSyncUpCron.run`)."""

@@ -312,7 +312,7 @@ class CallDriver:
     def _event(self, call: Call, event: LinkEvent) -> None:
         if call.state is CallState.DONE:
             return
-        call.state, effects = step(call.state, event)
+        call.state, effects = step(call.state, event, unbounded=math.isinf(call.deadline))
         self._apply(call, effects)
         if call.state is CallState.DONE:
             self._forget(call)

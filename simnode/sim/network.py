@@ -48,7 +48,7 @@ from simnode.driver import (
     node_not_connected,
     receive_timeout,
 )
-from simnode.errors import OpenSearchError
+from simnode.errors import OpenSearchError, first_leaf, internal_error
 from simnode.faults import FaultTable, LinkEvent
 from simnode.handlers import METHODS, serve
 from simnode.node import Node
@@ -306,8 +306,10 @@ class SimNetwork:
                         seq=call.env.seq,
                         link=delivery,
                     )
-                except OpenSearchError as e:
-                    outcome = e
+                except Exception as e:  # an OpenSearchError, or a bug: as the gRPC server does
+                    outcome = internal_error(e)
+                    if not isinstance(first_leaf(e), OpenSearchError):
+                        host.node.log_bug(e, "a request")
             if scope.cancelled_caught:
                 outcome = receive_timeout(
                     call.node, call.action, call.request_id, call.elapsed_ms()

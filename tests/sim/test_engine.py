@@ -257,3 +257,16 @@ def test_the_network_refuses_calls_before_it_runs() -> None:
     network = SimNetwork(1)
     with pytest.raises(AssertionError, match="not running"):
         network.spawn(trio.sleep, 0)
+
+
+def test_a_bug_in_a_task_on_a_simulated_node_fails_that_task_alone() -> None:
+    async def fn(cluster: Any, client: AsgiClient) -> None:
+        body = {"node": "node-2", "action": "indices:data/write/reindex", "bug": "work"}
+        failed = await client.request("POST", "/_sim/tasks?wait_for_completion=true", body)
+        assert failed.status == 500, failed.body
+        assert failed.body["error"]["type"] == "exception"
+        assert failed.body["error"]["reason"].startswith("SimulatedBug")
+        listed = await client.request("GET", "/_tasks?timeout=1s")
+        assert listed.status == 200 and failures(listed.body) == []
+
+    sim(fn)
