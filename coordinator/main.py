@@ -131,6 +131,7 @@ async def run(
             limits,
             http_tls,
             started,
+            open_files,
         )
     finally:
         if recording is not None:
@@ -148,6 +149,7 @@ async def _run(
     limits: Limits,
     http_tls: TlsFiles | None,
     started: float,
+    open_files: OpenFiles,
 ) -> None:
     shutdown = trio.Event()
     # The signal receiver is in place before anything starts: a SIGTERM that arrives as soon as the
