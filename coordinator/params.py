@@ -117,6 +117,9 @@ _TIME_UNITS = (
     ("h", 3600.0),
     ("d", 86400.0),
 )
+# `TimeValue.nanos()` saturates at Long.MAX_VALUE nanoseconds (~292 years): the longest a time
+# value can mean. `timeout=100000d` parses (a long of days) and means "longer than any run".
+MAX_SECONDS = (2**63 - 1) / 1e9
 _JAVA_DOUBLE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[fFdD]?")
 
 
@@ -142,7 +145,7 @@ def parse_time_value(value: str, setting: str) -> float:
                 f"failed to parse setting [{setting}] with value [{value}] as a time value: "
                 "negative durations are not supported"
             )
-        return -1.0 if amount == -1 else amount * scale
+        return -1.0 if amount == -1 else min(amount * scale, MAX_SECONDS)
     if re.fullmatch(r"-0*1", normalized):
         return -1.0
     if re.fullmatch(r"0+", normalized):

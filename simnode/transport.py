@@ -122,6 +122,10 @@ class NodeNotConnectedError(OpenSearchError):
     status = 500
 
 
+# The longest deadline handed to gRPC (~31 years): beyond it a call waits on trio's deadline only.
+MAX_GRPC_TIMEOUT = 1e9
+
+
 def receive_timeout(
     node: DiscoveryNode, action: str, request_id: int, elapsed_ms: int
 ) -> OpenSearchError:
@@ -351,7 +355,9 @@ class GrpcTransport:
 
     def _send(self, call: _Call) -> None:
         remaining = call.deadline - trio.current_time()
-        timeout = None if math.isinf(remaining) else max(remaining, 0.001)
+        # A deadline gRPC cannot represent (past int64 nanoseconds since the epoch, e.g.
+        # `timeout=100000d`) would expire at once: none instead; trio's deadline still ends it.
+        timeout = None if remaining > MAX_GRPC_TIMEOUT else max(remaining, 0.001)
         stub = call.channel.ml_stub if call.method in ML_ACTION_OF_METHOD else call.channel.stub
         multicallable: Any = getattr(stub, call.method)
         call.future = multicallable.future(call.request, timeout=timeout, metadata=call.metadata)

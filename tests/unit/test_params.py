@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from coordinator.params import (
+    MAX_SECONDS,
     Params,
     check_group_by,
     parse_boolean,
@@ -304,3 +305,23 @@ def test_task_id_edge_cases() -> None:
     assert TaskId.parse(":5") == TaskId("", 5)
     assert TaskId.parse("unset") == EMPTY_TASK_ID
     assert str(TaskId.parse("n:-1")) == "unset"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("100000d", 100_000 * 86_400.0),  # a long of days: parses, as in OpenSearch
+        ("106751d", 106_751 * 86_400.0),  # just under Long.MAX_VALUE nanoseconds
+        ("9223372036854775807nanos", MAX_SECONDS),
+        ("1000000d", MAX_SECONDS),  # TimeValue.nanos() saturates at Long.MAX_VALUE
+        ("9223372036854775807d", MAX_SECONDS),
+    ],
+)
+def test_huge_time_values_saturate_like_time_value_nanos(text: str, seconds: float) -> None:
+    """Issue 14: `timeout=100000d` parsed, then expired at once (a deadline past what gRPC holds).
+    OpenSearch parses it to a long and its nanos saturate; so do ours, and the value still fits
+    the int64 milliseconds the transport carries."""
+    value = parse_time_value(text, "timeout")
+    assert value == pytest.approx(seconds)
+    assert value <= MAX_SECONDS
+    assert int(value * 1000) < 2**63
