@@ -27,7 +27,6 @@ dispatch, for every path, so that endpoints other modules add are covered withou
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -55,7 +54,14 @@ from coordinator.limits import (
 from coordinator.params import Params, tokenize_comma
 from coordinator.render import error_envelope, simple_error
 from coordinator.security import CHALLENGE, BasicAuth, TlsFiles
-from simnode.errors import IllegalArgumentError, OpenSearchError, ParseError
+from simnode import jsontext
+from simnode.errors import (
+    IllegalArgumentError,
+    OpenSearchError,
+    ParseError,
+    StreamConstraintsError,
+)
+from simnode.regex import simple_match
 from simnode.registry import X_OPAQUE_ID
 
 log = logging.getLogger("tasksim.http")
@@ -108,7 +114,12 @@ class RestRequest:
         if not self.body:
             return None
         try:
-            return json.loads(self.body)
+            return jsontext.loads(self.body)
+        except jsontext.NestingTooDeep as e:
+            # `XContentHelper.convertToMap` around Jackson's StreamConstraintsException
+            raise ParseError(
+                "Failed to parse content to map", cause=StreamConstraintsError(str(e))
+            ) from e
         except ValueError as e:
             raise ParseError(f"Failed to parse content to map: {e}") from e
 
@@ -212,30 +223,12 @@ class Router:
 # -- JSON output ------------------------------------------------------------------------------------
 
 
-def _pretty(value: Any, indent: int) -> str:
-    """Jackson's DefaultPrettyPrinter as OpenSearch configures it (`"key" : value`, `{ }`)."""
-    pad = "  " * (indent + 1)
-    if isinstance(value, dict):
-        if not value:
-            return "{ }"
-        items = [
-            f"{pad}{json.dumps(k, ensure_ascii=False)} : {_pretty(v, indent + 1)}"
-            for k, v in value.items()
-        ]
-        return "{\n" + ",\n".join(items) + "\n" + "  " * indent + "}"
-    if isinstance(value, list):
-        if not value:
-            return "[ ]"
-        items = [f"{pad}{_pretty(v, indent + 1)}" for v in value]
-        return "[\n" + ",\n".join(items) + "\n" + "  " * indent + "]"
-    return json.dumps(value, ensure_ascii=False)
-
-
 def dump_json(value: Any, *, pretty: bool) -> str:
-    """Compact JSON, or Jackson's pretty printer with a line feed at the end (`lfAtEnd`)."""
+    """Compact JSON, or Jackson's pretty printer with a line feed at the end (`lfAtEnd`); any
+    depth (simnode/jsontext.py)."""
     if pretty:
-        return _pretty(value, 0) + "\n"
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return jsontext.dumps(value, pretty=True) + "\n"
+    return jsontext.dumps(value)
 
 
 def _split_filter(expression: str) -> list[str]:
@@ -262,12 +255,7 @@ def _split_filter(expression: str) -> list[str]:
 def _segment_matches(segment: str, key: str) -> bool:
     if segment in ("*", "**"):
         return True
-    if "*" not in segment:
-        return segment == key
-    return (
-        re.fullmatch(".*".join(re.escape(p) for p in segment.split("*")), key, re.DOTALL)
-        is not None
-    )
+    return simple_match(segment, key)
 
 
 def filter_path(value: Any, expressions: str | None) -> Any:
@@ -277,61 +265,92 @@ def filter_path(value: Any, expressions: str | None) -> Any:
     one or more levels; a leading `-` excludes. Objects and arrays left empty by an include filter
     are dropped; the root object is always written (`{}` when nothing matched)."""
     tokens = tokenize_comma(expressions)
-    includes = [_split_filter(e) for e in tokens if not e.startswith("-")]
-    excludes = [_split_filter(e[1:]) for e in tokens if e.startswith("-")]
+    includes = [tuple(_split_filter(e)) for e in tokens if not e.startswith("-")]
+    excludes = [tuple(_split_filter(e[1:])) for e in tokens if e.startswith("-")]
 
-    def step(paths: list[list[str]], key: str) -> tuple[bool, list[list[str]]]:
-        """`FilterPathBasedFilter.evaluate`: (whole subtree matched, filters for the children)."""
-        rest: list[list[str]] = []
+    def step(paths: tuple[_Path, ...], key: str) -> tuple[bool, tuple[_Path, ...]]:
+        """`FilterPathBasedFilter.evaluate`: (whole subtree matched, filters for the children).
+        The children's filters are deduplicated: `**.**.**.x` keeps as many filters as it has
+        segments, never one per way of spreading the `**`s over the levels (exponential)."""
+        rest: dict[_Path, None] = {}
         for path in paths:
             if not _segment_matches(path[0], key):
                 continue
             if len(path) == 1:
-                return True, []
+                return True, ()
             if path[0] == "**":
-                rest.append(path)
-            rest.append(path[1:])
-        return False, rest
-
-    def include(node: Any, paths: list[list[str]]) -> Any:
-        if isinstance(node, list):
-            kept = [include(item, paths) for item in node]
-            kept = [k for k in kept if k is not _MISSING]
-            return kept if kept else _MISSING
-        if not isinstance(node, dict):
-            return _MISSING  # a scalar is kept only when its own path matched
-        out: dict[str, Any] = {}
-        for key, child in node.items():
-            whole, rest = step(paths, key)
-            if whole:
-                out[key] = child
-            elif rest:
-                sub = include(child, rest)
-                if sub is not _MISSING:
-                    out[key] = sub
-        return out if out else _MISSING
-
-    def exclude(node: Any, paths: list[list[str]]) -> Any:
-        if isinstance(node, list):
-            return [exclude(item, paths) for item in node]
-        if not isinstance(node, dict):
-            return node
-        out: dict[str, Any] = {}
-        for key, child in node.items():
-            whole, rest = step(paths, key)
-            if whole:
-                continue
-            out[key] = exclude(child, rest) if rest else child
-        return out
+                rest[path] = None
+            rest[path[1:]] = None
+        return False, tuple(rest)
 
     result = value
     if includes:
-        result = include(result, includes)
+        result = _walk(result, tuple(dict.fromkeys(includes)), step, include=True)
         if result is _MISSING:
             result = [] if isinstance(value, list) else {}
     if excludes:
-        result = exclude(result, excludes)
+        result = _walk(result, tuple(dict.fromkeys(excludes)), step, include=False)
     return result
+
+
+_Path = tuple[str, ...]
+_Step = Callable[[tuple[_Path, ...], str], tuple[bool, tuple[_Path, ...]]]
+
+
+def _walk(root: Any, paths: tuple[_Path, ...], step: _Step, *, include: bool) -> Any:
+    """Apply include or exclude filters to `root` with an explicit stack (any depth).
+
+    Include: a key whose path matched whole is kept with its subtree, a key on the way to a match
+    is filtered further, objects and arrays left empty are dropped, and so are scalars whose own
+    path did not match. Exclude: a key whose path matched whole is dropped; everything else kept."""
+    if not isinstance(root, dict | list):
+        return _MISSING if include else root
+    # a frame: [items iterator, filters, output container, key in the parent (None in an array)]
+    stack: list[list[Any]] = [[_items(root), paths, {} if isinstance(root, dict) else [], None]]
+    end: Any = object()
+    while stack:
+        frame = stack[-1]
+        item: Any = next(frame[0], end)
+        if item is end:
+            stack.pop()
+            done = frame[2] if (frame[2] or not include) else _MISSING
+            if not stack:
+                return done
+            if done is not _MISSING:
+                _put(stack[-1][2], frame[3], done)
+            continue
+        key, child = item
+        filters = frame[1]
+        if key is not None:
+            whole, filters = step(frame[1], key)
+            if whole:
+                if include:
+                    frame[2][key] = child
+                continue
+            if not filters:
+                if not include:
+                    frame[2][key] = child
+                continue
+        if isinstance(child, dict | list):
+            stack.append([_items(child), filters, {} if isinstance(child, dict) else [], key])
+        elif not include:
+            _put(frame[2], key, child)
+    return _MISSING  # not reached: the root frame returns
+
+
+def _items(node: dict[str, Any] | list[Any]) -> Any:
+    """(key, child) pairs of an object, (None, child) of an array."""
+    if isinstance(node, dict):
+        return iter(node.items())
+    return ((None, child) for child in node)
+
+
+def _put(container: dict[str, Any] | list[Any], key: str | None, value: Any) -> None:
+    if isinstance(container, dict):
+        assert key is not None
+        container[key] = value
+    else:
+        container.append(value)
 
 
 _MISSING: Any = object()
@@ -512,15 +531,25 @@ def build_app(
         headers = dict(response.headers)
         if opaque is not None:
             headers[X_OPAQUE_ID] = opaque
-        if response.raw:
-            text = str(response.body)
-        else:
-            out = response.body
-            if not response.error:
+        answer = response
+
+        def render() -> bytes:
+            if answer.raw:
+                # a lone surrogate (from a JSON body) in a table: escaped, never a failure
+                return str(answer.body).encode("utf-8", "backslashreplace")
+            out = answer.body
+            if not answer.error:
                 out = filter_path(out, filters)
-            text = dump_json(out, pretty=pretty)
+            return dump_json(out, pretty=pretty).encode("utf-8")
+
+        if pretty or filters:
+            # Pure Python over the whole answer (pretty text grows with the square of its depth):
+            # in a worker thread, so that the loop keeps serving every other request meanwhile.
+            data = await trio.to_thread.run_sync(render)
+        else:
+            data = render()
         return Response(
-            text.encode("utf-8") if method != "HEAD" else b"",
+            data if method != "HEAD" else b"",
             status_code=response.status,
             headers=headers,
             media_type=response.content_type,

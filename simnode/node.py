@@ -27,7 +27,7 @@ from typing import Any
 
 import trio
 
-from simnode import bulk_by_scroll
+from simnode import bulk_by_scroll, jsontext
 from simnode._wire import node_pb2 as pb
 from simnode.discovery import ClusterState, DiscoveryNode
 from simnode.errors import (
@@ -546,7 +546,7 @@ class Node:
             headers=headers,
             cancellable=spec.cancellable,
             description=spec.description,
-            status=json.loads(spec.status_json) if spec.HasField("status_json") else None,
+            status=jsontext.loads(spec.status_json) if spec.HasField("status_json") else None,
         )
 
     async def _run_registered(

@@ -1,0 +1,155 @@
+"""JSON text of any depth: reading it within Jackson's nesting limit, writing it without recursion.
+
+Everything that turns JSON text into values or values into JSON text for a user lives here:
+
+- `loads` reads at most `MAX_DEPTH` (1000) levels of nesting, Jackson's
+  `StreamReadConstraints.getMaxNestingDepth()` default that OpenSearch keeps
+  (`opensearch.xcontent.depth.max`); deeper text raises `NestingTooDeep` with Jackson's words,
+  never a `RecursionError`. Python's own parser recurses once per level and, on a loop already
+  ~100 frames deep, gives up short of 1000: `loads` makes room for the levels it accepts.
+- `dumps` writes compact JSON (the C encoder when the value is shallow enough for it, an explicit
+  stack when not) or Jackson's pretty form (`DefaultPrettyPrinter` as OpenSearch configures it:
+  `"key" : value`, `{ }`, `[ ]`), always iteratively: a task tree rendered with
+  `group_by=parents` is as deep as the longest parent chain a registry holds, which has no limit.
+  A lone surrogate (`"\\ud800"` in a request body is valid JSON) is written as Jackson's
+  `UTF8JsonGenerator` writes it, the escape `\\uD800`, so that the text always encodes as UTF-8.
+
+Pure: no I/O, neither trio nor grpc.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any
+
+MAX_DEPTH = 1000
+_ROOM = 100  # frames json.loads may use beyond one per level, and margin
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class NestingTooDeep(ValueError):
+    """Jackson's `StreamConstraintsException` for nesting deeper than `MAX_DEPTH`."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"Document nesting depth ({MAX_DEPTH + 1}) exceeds the maximum allowed "
+            f"({MAX_DEPTH}, from `StreamReadConstraints.getMaxNestingDepth()`)"
+        )
+
+
+def depth(value: Any) -> int:
+    """Levels of nesting: a scalar is 0, `[]` and `{}` are 1, `[[1]]` is 2. Iterative."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        level += 1
+        deepest = max(deepest, level)
+        stack.extend((child, level) for child in children if isinstance(child, dict | list | tuple))
+    return deepest
+
+
+def _stack_depth() -> int:
+    frame = sys._getframe()
+    count = 0
+    while frame is not None:
+        count += 1
+        frame = frame.f_back  # type: ignore[assignment]
+    return count
+
+
+def loads(text: str | bytes) -> Any:
+    """`json.loads`, with at most `MAX_DEPTH` levels of nesting (`NestingTooDeep` beyond)."""
+    needed = _stack_depth() + MAX_DEPTH + _ROOM
+    if sys.getrecursionlimit() < needed:
+        # Only ever raised, never lowered: another thread may be reading JSON at the same time.
+        sys.setrecursionlimit(needed)
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise NestingTooDeep() from None
+    if isinstance(value, dict | list) and depth(value) > MAX_DEPTH:
+        raise NestingTooDeep()
+    return value
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04X}"
+
+
+def _scalar(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return json.dumps(key, ensure_ascii=False)
+    # what json.dumps makes of a non-string key: 1 → "1", True → "true", None → "null"
+    return json.dumps({key: 0}, ensure_ascii=False)[1:-3]
+
+
+def _iterative(value: Any, pretty: bool) -> str:
+    out: list[str] = []
+    # frames: [items iterator, is an object, indent, first item still to come]
+    stack: list[list[Any]] = []
+    colon = " : " if pretty else ":"
+
+    def begin(node: Any, indent: int) -> None:
+        if isinstance(node, dict):
+            if not node:
+                out.append("{ }" if pretty else "{}")
+                return
+            out.append("{")
+            stack.append([iter(node.items()), True, indent, True])
+        elif isinstance(node, list | tuple):
+            if not node:
+                out.append("[ ]" if pretty else "[]")
+                return
+            out.append("[")
+            stack.append([iter(node), False, indent, True])
+        else:
+            out.append(_scalar(node))
+
+    begin(value, 0)
+    end: Any = object()
+    while stack:
+        frame = stack[-1]
+        item: Any = next(frame[0], end)
+        indent = frame[2]
+        if item is end:
+            stack.pop()
+            close = "}" if frame[1] else "]"
+            out.append("\n" + "  " * indent + close if pretty else close)
+            continue
+        if not frame[3]:
+            out.append(",")
+        frame[3] = False
+        if pretty:
+            out.append("\n" + "  " * (indent + 1))
+        if frame[1]:
+            key, item = item
+            out.append(_key(key) + colon)
+        begin(item, indent + 1)
+    return "".join(out)
+
+
+def dumps(value: Any, *, pretty: bool = False) -> str:
+    """Compact JSON, or Jackson's pretty form (no final line feed); any depth; UTF-8-safe."""
+    text: str | None = None
+    if not pretty:
+        try:
+            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        except RecursionError:
+            text = None
+    if text is None:
+        text = _iterative(value, pretty)
+    return _SURROGATE.sub(_escape_surrogate, text)
