@@ -1,0 +1,236 @@
+"""What a hostile or unlucky user sends, against real node processes (issue 14, defects 1, 3, 5, 9).
+
+- a wildcard that backtracked exponentially froze the coordinator's loop: the cluster keeps
+  answering while such a pattern (and a `filter_path` of many `**`) is served;
+- a chain of ~490 tasks broke `_cat/tasks` and `group_by=parents` (RecursionError → 500): a chain
+  of 600 is listed in every form; bodies too deep get a 400 in OpenSearch's envelope;
+- a fault rule with id `"\\ud800"` was stored although the push failed, and every later
+  `/_sim/faults` call answered 500: it is refused and the next calls are served;
+- `timeout=100000d` expired at once (a gRPC deadline past int64 nanoseconds): it now waits.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from simnode import jsontext
+from tests.harness import RunningCluster
+
+JSON = {"Content-Type": "application/json"}
+SIM = "internal:tasksim/sim"
+
+
+def post(cluster: RunningCluster, path: str, body: Any) -> tuple[int, Any]:
+    status, answer, _ = cluster.request("POST", path, body=json.dumps(body).encode(), headers=JSON)
+    return status, answer
+
+
+def get_deep(cluster: RunningCluster, path: str) -> tuple[int, Any]:
+    """A GET whose answer nests deeper than Python's parser goes by default."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(old + 10_000)
+    try:
+        return cluster.get(path)
+    finally:
+        sys.setrecursionlimit(old)
+
+
+@pytest.fixture
+def cleanup(cluster: RunningCluster) -> Iterator[None]:
+    yield
+    cluster.request("POST", "/_sim/faults/_heal")
+    cluster.request("POST", f"/_tasks/_cancel?actions={SIM}")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        _, body = cluster.get(f"/_tasks?actions={SIM}&group_by=none")
+        if not body.get("tasks"):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the simulated tasks did not end")
+
+
+# -- defect 1: no request holds the loop ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/_tasks?actions=" + "*" * 20 + "Z",
+        "/_tasks?actions=" + "*a" * 20 + "*Z",
+        "/_tasks?filter_path=" + ".".join(["**"] * 40 + ["nope"]),
+        "/_cat/tasks?h=" + "*" * 30 + "Z",
+    ],
+    ids=["stars", "star-a", "filter-path", "cat-headers"],
+)
+def test_a_pathological_pattern_does_not_hold_the_cluster(
+    cluster: RunningCluster, path: str
+) -> None:
+    """The pathological request and a `_cluster/health` sent meanwhile are both answered well
+    within the bound (it took 12.7 s with ten `*`; with twenty it never ended)."""
+    answers: dict[str, tuple[int, float]] = {}
+
+    def send(name: str, target: str) -> None:
+        started = time.monotonic()
+        status, _ = cluster.get(target, timeout=60)
+        answers[name] = (status, time.monotonic() - started)
+
+    hostile = threading.Thread(target=send, args=("hostile", path))
+    hostile.start()
+    send("health", "/_cluster/health")
+    hostile.join(timeout=60)
+    assert not hostile.is_alive()
+    assert answers["health"][0] == 200 and answers["health"][1] < 10, answers
+    assert answers["hostile"][1] < 10, answers
+    assert answers["hostile"][0] in (200, 400), answers
+
+
+# -- defect 3: any depth -----------------------------------------------------------------------------
+
+CHAIN = 600
+
+
+@pytest.fixture
+def chain(cluster: RunningCluster, cleanup: None) -> list[str]:
+    """A parent chain of 600 tasks alternating between two nodes."""
+    ids: list[str] = []
+    for i in range(CHAIN):
+        body: dict[str, Any] = {"node": "node-1" if i % 2 else "node-2"}
+        if ids:
+            body["parent_task_id"] = ids[-1]
+        status, answer = post(cluster, "/_sim/tasks", body)
+        assert status == 200, answer
+        ids.append(answer["task"])
+    return ids
+
+
+def chain_of(body: dict[str, Any]) -> list[str]:
+    """The task ids from the top group down its only children."""
+    (group,) = body["tasks"].values()
+    ids = [f"{group['node']}:{group['id']}"]
+    while "children" in group:
+        (group,) = group["children"]
+        ids.append(f"{group['node']}:{group['id']}")
+    return ids
+
+
+def test_a_deep_chain_is_listed_in_every_form(cluster: RunningCluster, chain: list[str]) -> None:
+    for pretty in ("", "&pretty"):
+        status, body = get_deep(cluster, f"/_tasks?actions={SIM}&group_by=parents{pretty}")
+        assert status == 200, str(body)[:500]
+        assert chain_of(body) == chain
+
+    status, text = cluster.get(f"/_cat/tasks?actions={SIM}&h=task_id")
+    assert status == 200
+    assert text.split() == chain
+
+    status, rows = get_deep(cluster, f"/_cat/tasks?actions={SIM}&h=task_id&format=json&pretty")
+    assert status == 200 and [r["task_id"] for r in rows] == chain
+
+    status, ids = get_deep(
+        cluster, f"/_tasks?actions={SIM}&group_by=parents&filter_path=**.children.id"
+    )
+    assert status == 200 and jsontext.dumps(ids).count('"id"') == CHAIN - 1
+
+
+STREAM_CONSTRAINTS = {
+    "type": "stream_constraints_exception",
+    "reason": "Document nesting depth (1001) exceeds the maximum allowed (1000, from "
+    "`StreamReadConstraints.getMaxNestingDepth()`)",
+}
+
+
+@pytest.mark.parametrize("path", ["/_sim/tasks", "/_sim/faults", "/_cluster/settings"])
+def test_a_body_too_deep_is_a_400_envelope(cluster: RunningCluster, path: str) -> None:
+    body = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    method = "PUT" if path == "/_cluster/settings" else "POST"
+    status, answer, headers = cluster.request(method, path, body=body, headers=JSON)
+    assert status == 400, answer
+    content_type = {k.lower(): v for k, v in headers.items()}["content-type"]
+    assert content_type == "application/json; charset=UTF-8"
+    assert answer == {
+        "error": {
+            "root_cause": [{"type": "parse_exception", "reason": "Failed to parse content to map"}],
+            "type": "parse_exception",
+            "reason": "Failed to parse content to map",
+            "caused_by": STREAM_CONSTRAINTS,
+        },
+        "status": 400,
+    }
+
+
+def test_a_sim_tree_nested_too_deep_is_a_400(cluster: RunningCluster, cleanup: None) -> None:
+    tree: dict[str, Any] = {}
+    for _ in range(60):
+        tree = {"children": [tree]}
+    status, answer = post(cluster, "/_sim/tasks", {"node": "node-1", **tree})
+    assert status == 400, answer
+    assert answer["error"]["type"] == "illegal_argument_exception"
+    assert answer["error"]["reason"].endswith("a task tree may be at most 32 levels deep")
+    assert cluster.get("/_cluster/health")[0] == 200
+
+
+# -- defect 5: nothing a request sends breaks the next ones -----------------------------------------
+
+
+def test_a_poisoned_fault_rule_is_refused_and_the_next_calls_are_served(
+    cluster: RunningCluster, cleanup: None
+) -> None:
+    status, answer = post(
+        cluster, "/_sim/faults", {"link": {"id": "\ud800", "action": "delay", "latency": "1ms"}}
+    )
+    assert status == 400, answer
+    assert answer["error"]["type"] == "illegal_argument_exception"
+    assert "lone surrogate" in answer["error"]["reason"]
+
+    status, faults = cluster.get("/_sim/faults")
+    assert status == 200 and faults["faults"] == []
+    status, answer = post(
+        cluster, "/_sim/faults", {"link": {"id": "healthy", "action": "delay", "latency": "1ms"}}
+    )
+    assert status == 200, answer
+    assert answer["ids"] == ["healthy"] and all(answer["nodes"].values()), answer
+    status, answer, _ = cluster.request("DELETE", "/_sim/faults/healthy")
+    assert status == 200, answer
+
+
+def test_a_lone_surrogate_stored_in_a_task_is_rendered_escaped(
+    cluster: RunningCluster, cleanup: None
+) -> None:
+    """A string that is valid JSON but no UTF-8 (`"\\ud800"`) reaches a task's status: every
+    listing still answers, with Jackson's escape."""
+    status, answer = post(cluster, "/_sim/tasks", {"node": "node-1", "status": {"s": "\ud800"}})
+    assert status == 200, answer
+    for path in (
+        f"/_tasks/{answer['task']}",
+        f"/_tasks?actions={SIM}",
+        f"/_tasks?actions={SIM}&pretty",
+    ):
+        status, raw, _ = cluster.request("GET", path)
+        assert status == 200, raw
+    status, text = cluster.get(f"/_tasks/{answer['task']}?filter_path=task.status")
+    assert text == {"task": {"status": {"s": "\ud800"}}}
+
+
+# -- defect 9: a huge timeout is a long wait, not none ----------------------------------------------
+
+
+@pytest.mark.parametrize("timeout", ["100000d", "1000000d", "9223372036854775807nanos"])
+def test_a_huge_timeout_waits(cluster: RunningCluster, cleanup: None, timeout: str) -> None:
+    status, answer = post(cluster, "/_sim/tasks", {"node": "node-2", "duration": "1s"})
+    assert status == 200, answer
+    status, body = cluster.get(
+        f"/_tasks/{answer['task']}?wait_for_completion=true&timeout={timeout}", timeout=60
+    )
+    assert status == 200, body
+    assert body["completed"] is True
+    status, body = cluster.get(
+        f"/_tasks?actions=nothing&wait_for_completion=true&timeout={timeout}", timeout=60
+    )
+    assert status == 200 and "node_failures" not in body, body
