@@ -325,3 +325,22 @@ def test_huge_time_values_saturate_like_time_value_nanos(text: str, seconds: flo
     assert value == pytest.approx(seconds)
     assert value <= MAX_SECONDS
     assert int(value * 1000) < 2**63
+
+
+def test_did_you_mean_skips_candidates_that_cannot_score(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 4 kB parameter name cost the loop a 4000 x len(candidate) table per candidate; a
+    candidate whose length differs by half or more can never score above 0.5, and is skipped."""
+    import coordinator.params as params_module
+
+    calls: list[tuple[str, str]] = []
+    original = params_module._levenshtein_similarity
+
+    def counting(a: str, b: str) -> float:
+        calls.append((a, b))
+        return original(a, b)
+
+    monkeypatch.setattr(params_module, "_levenshtein_similarity", counting)
+    message = unrecognized("/_tasks", ["x" * 4000], {"actions", "detailed", "nodes"})
+    assert message == f"request [/_tasks] contains unrecognized parameter: [{'x' * 4000}]"
+    assert calls == []
+    assert "did you mean [detailed]" in unrecognized("/_tasks", ["detaild"], {"detailed", "a"})
