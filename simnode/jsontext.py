@@ -77,9 +77,17 @@ def loads(text: str | bytes) -> Any:
         value = json.loads(text)
     except RecursionError:
         raise NestingTooDeep() from None
-    if isinstance(value, dict | list) and depth(value) > MAX_DEPTH:
+    if isinstance(value, dict | list) and _openings(text) > MAX_DEPTH and depth(value) > MAX_DEPTH:
         raise NestingTooDeep()
     return value
+
+
+def _openings(text: str | bytes) -> int:
+    """How many `[` and `{` the text holds (strings included): a bound on its depth, counted at C
+    speed, so that the walk over the value is only made for text that could be too deep."""
+    if isinstance(text, str):
+        return text.count("[") + text.count("{")
+    return text.count(b"[") + text.count(b"{")
 
 
 def _escape_surrogate(match: re.Match[str]) -> str:
