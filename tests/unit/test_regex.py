@@ -137,3 +137,11 @@ def test_a_pathological_pattern_over_a_long_name_is_answered_correctly() -> None
     assert simple_match("*lists[n]" * 3 + "*", value)
     assert not simple_match("*" + "lists[n]*" * 2001, value)
     assert simple_match("*" + "lists[n]*" * 2000, value)
+
+
+def test_simple_match_any_over_a_tuple_and_other_iterables() -> None:
+    patterns = ("a", "b*", "*c", "b*")
+    for value, expected in [("a", True), ("bx", True), ("xc", True), ("x", False), ("", False)]:
+        assert simple_match_any(patterns, value) is expected
+        assert simple_match_any(list(patterns), value) is expected
+        assert simple_match_any(iter(patterns), value) is expected
