@@ -113,15 +113,21 @@ class RestRequest:
     def json_body(self) -> Any:
         if not self.body:
             return None
-        try:
-            return jsontext.loads(self.body)
-        except jsontext.NestingTooDeep as e:
-            # `XContentHelper.convertToMap` around Jackson's StreamConstraintsException
-            raise ParseError(
-                "Failed to parse content to map", cause=StreamConstraintsError(str(e))
-            ) from e
-        except ValueError as e:
-            raise ParseError(f"Failed to parse content to map: {e}") from e
+        return parse_content_to_map(self.body)
+
+
+def parse_content_to_map(content: str | bytes) -> Any:
+    """`XContentHelper.convertToMap`: a body (or a `source` parameter) as JSON, at most Jackson's
+    1000 levels deep; anything else is OpenSearch's 400 `parse_exception`."""
+    try:
+        return jsontext.loads(content)
+    except jsontext.NestingTooDeep as e:
+        # convertToMap's OpenSearchParseException around Jackson's StreamConstraintsException
+        raise ParseError(
+            "Failed to parse content to map", cause=StreamConstraintsError(str(e))
+        ) from e
+    except ValueError as e:
+        raise ParseError(f"Failed to parse content to map: {e}") from e
 
 
 @dataclass

@@ -11,7 +11,6 @@ result in `.tasks` when done; with `true` they answer the response. The index mo
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import trio
@@ -32,7 +31,7 @@ from coordinator.ops import (
 )
 from coordinator.params import check_group_by
 from coordinator.render import tasks_response
-from simnode import bulk_by_scroll
+from simnode import bulk_by_scroll, jsontext
 from simnode._wire import node_pb2 as pb
 from simnode.errors import (
     ActionRequestValidationError,
@@ -272,7 +271,7 @@ def register(router: Router, cluster: Cluster) -> None:
             raise SearchPhaseExecutionError(
                 "all shards failed", metadata=[("phase", "query")], cause=e
             ) from e
-        body = json.loads(answer.response_json)
+        body = jsontext.loads(answer.response_json)
         body["took"] = int((trio.current_time() - started) * 1000)
         return RestResponse(body)
 
@@ -388,7 +387,7 @@ def register(router: Router, cluster: Cluster) -> None:
                 )
                 return RestResponse({"task": started.task_id})
             answer = await run(spec, headers)
-            response = json.loads(answer.response_json)
+            response = jsontext.loads(answer.response_json)
             apply(kind, sources, req.dest, response)
             return RestResponse(bulk_by_scroll.filter_response(response, kind))
 

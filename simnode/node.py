@@ -17,7 +17,6 @@ time comes from `Clock` (trio's clock, so a MockClock gives virtual time).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -601,7 +600,7 @@ class Node:
         if failures:
             return None, failures[0]
         if running.response is not None:
-            return json.dumps(running.response), None
+            return jsontext.dumps(running.response), None
         cancelled = running.task.cancelled
         if cancelled is not None:
             return None, TaskCancelledError(f"cancelled task with reason: {cancelled.reason}")
@@ -825,7 +824,7 @@ class Node:
                     task, pb.ChildSpec(task=sub), headers, via_client=True
                 )
                 leader.results[slice_id] = bulk_by_scroll.status_from_xcontent(
-                    json.loads(answer.response_json)
+                    jsontext.loads(answer.response_json)
                 )
             except OpenSearchError as e:
                 leader.results[slice_id] = e

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import sys
 import threading
 import time
@@ -27,19 +27,28 @@ JSON = {"Content-Type": "application/json"}
 SIM = "internal:tasksim/sim"
 
 
+@contextlib.contextmanager
+def room() -> Iterator[None]:
+    """Room for Python's parser to read answers nested deeper than its default allows."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(old + 10_000)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
 def post(cluster: RunningCluster, path: str, body: Any) -> tuple[int, Any]:
-    status, answer, _ = cluster.request("POST", path, body=json.dumps(body).encode(), headers=JSON)
+    data = jsontext.dumps(body).encode()
+    with room():
+        status, answer, _ = cluster.request("POST", path, body=data, headers=JSON)
     return status, answer
 
 
 def get_deep(cluster: RunningCluster, path: str) -> tuple[int, Any]:
     """A GET whose answer nests deeper than Python's parser goes by default."""
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(old + 10_000)
-    try:
+    with room():
         return cluster.get(path)
-    finally:
-        sys.setrecursionlimit(old)
 
 
 @pytest.fixture
@@ -165,6 +174,24 @@ def test_a_body_too_deep_is_a_400_envelope(cluster: RunningCluster, path: str) -
     }
 
 
+def test_a_source_parameter_too_deep_is_a_400(cluster: RunningCluster) -> None:
+    """`source=` (the body as a parameter) is parsed as a body is: 1500 levels fit the 4 kB
+    request line and are a 400, not a RecursionError."""
+    source = "[" * 1500 + "]" * 1500
+    status, answer = cluster.get(f"/_plugins/_ml/tasks/_search?source={source}")
+    assert status == 400, answer
+    assert answer["error"]["caused_by"] == STREAM_CONSTRAINTS
+
+
+def test_a_bulk_line_too_deep_is_a_400(cluster: RunningCluster) -> None:
+    line = b'{"index":' * 1500 + b"{}" + b"}" * 1500
+    status, answer, _ = cluster.request(
+        "POST", "/_bulk", body=line + b"\n{}\n", headers={"Content-Type": "application/x-ndjson"}
+    )
+    assert status == 400, answer
+    assert answer["error"]["type"] == "illegal_argument_exception"
+
+
 def test_a_sim_tree_nested_too_deep_is_a_400(cluster: RunningCluster, cleanup: None) -> None:
     tree: dict[str, Any] = {}
     for _ in range(60):
@@ -234,3 +261,41 @@ def test_a_huge_timeout_waits(cluster: RunningCluster, cleanup: None, timeout: s
         f"/_tasks?actions=nothing&wait_for_completion=true&timeout={timeout}", timeout=60
     )
     assert status == 200 and "node_failures" not in body, body
+
+
+def deep_value(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_a_body_as_deep_as_jackson_takes_is_served(cluster: RunningCluster, cleanup: None) -> None:
+    """990 levels is within Jackson's 1000: stored as a task's status and response, carried to a
+    node and back, kept in the `.tasks` result, and listed — never a 500."""
+    deep = deep_value(990)
+    status, answer = post(
+        cluster,
+        "/_sim/tasks?wait_for_completion=true",
+        {"node": "node-2", "duration": "10ms", "status": {"d": deep}, "response": {"d": deep}},
+    )
+    assert status == 200, str(answer)[:300]
+    task = answer["task"]
+    assert jsontext.depth(answer["response"]) == 991
+    status, listing = get_deep(cluster, f"/_tasks?actions={SIM}&detailed&group_by=none")
+    assert status == 200, str(listing)[:300]
+    status, answer = post(
+        cluster,
+        "/_sim/tasks",
+        {"node": "node-1", "duration": "10ms", "store_result": True, "response": {"d": deep}},
+    )
+    assert status == 200, answer
+    deadline = time.monotonic() + 60
+    while True:
+        status, body = get_deep(cluster, f"/_tasks/{answer['task']}")
+        if status == 200 and body.get("completed"):
+            break
+        assert time.monotonic() < deadline, body
+        time.sleep(0.05)
+    assert jsontext.depth(body["response"]) == 991
+    assert task  # the first task was answered completed
