@@ -573,9 +573,22 @@ async def _run(handler: Handler, rest: RestRequest, error_trace: bool, uri: str)
         return _error(e, error_trace=error_trace)
     except trio.Cancelled:
         raise
+    except UnicodeEncodeError as e:
+        # A lone surrogate (`"\ud800"` is valid JSON, not UTF-8 text) met the wire: protobuf
+        # refuses it when the message is built, before anything is sent or stored.
+        return _error(lone_surrogate(e), error_trace=error_trace)
     except Exception as e:  # a tasksim bug: answer 500, keep serving
         log.exception("unhandled error serving %s %s", rest.method, uri)
         return _error(OpenSearchError(f"{type(e).__name__}: {e}"), error_trace=error_trace)
+
+
+def lone_surrogate(e: UnicodeEncodeError) -> IllegalArgumentError:
+    text = e.object[e.start : e.end]
+    shown = "".join(f"\\u{ord(c):04X}" for c in text) if isinstance(text, str) else repr(text)
+    return IllegalArgumentError(
+        f"the request holds a string that is not valid Unicode text (a lone surrogate [{shown}]); "
+        "it cannot be carried to a node"
+    )
 
 
 def contain_connection_failures() -> None:

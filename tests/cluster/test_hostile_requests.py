@@ -227,6 +227,28 @@ def test_a_poisoned_fault_rule_is_refused_and_the_next_calls_are_served(
     assert status == 200, answer
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"node": "node-1", "action": "\ud800"},
+        {"node": "node-1", "headers": {"X-Opaque-Id": "\ud800"}},
+        {"node": "node-1", "error": {"type": "\ud800"}, "duration": "1ms"},
+    ],
+    ids=["action", "header", "error-type"],
+)
+def test_a_lone_surrogate_the_wire_cannot_carry_is_a_400(
+    cluster: RunningCluster, cleanup: None, body: dict[str, Any]
+) -> None:
+    """Such strings used to be a 500 (protobuf refuses them when the message is built); they are
+    a 400 now, and nothing was started."""
+    status, answer = post(cluster, "/_sim/tasks", body)
+    assert status == 400, answer
+    assert answer["error"]["type"] == "illegal_argument_exception"
+    assert "lone surrogate [\\uD800]" in answer["error"]["reason"]
+    status, listing = cluster.get(f"/_tasks?actions={SIM}&group_by=none")
+    assert status == 200 and listing["tasks"] == []
+
+
 def test_a_lone_surrogate_stored_in_a_task_is_rendered_escaped(
     cluster: RunningCluster, cleanup: None
 ) -> None:
