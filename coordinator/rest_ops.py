@@ -17,7 +17,7 @@ import trio
 
 from coordinator import fanout
 from coordinator.cluster import Cluster
-from coordinator.http import RestRequest, RestResponse, Router
+from coordinator.http import PARSE_AHEAD_BYTES, RestRequest, RestResponse, Router
 from coordinator.indices import DEFAULT_REPLICAS, DEFAULT_SHARDS, Index
 from coordinator.ops import (
     BulkByScrollRequest,
@@ -120,9 +120,13 @@ def _index_body(index: Index, names: dict[str, str]) -> dict[str, Any]:
     }
 
 
+BULK_PLAN_AHEAD_ITEMS = 10_000
+
+
 def register(router: Router, cluster: Cluster) -> None:
     indices = cluster.indices
     seq: dict[str, int] = {}
+    plan_lock = trio.Lock()
 
     def data_nodes() -> list[str]:
         return [n.id for n in cluster.state.nodes if n.has_role("data")]
@@ -234,10 +238,24 @@ def register(router: Router, cluster: Cluster) -> None:
         for key in (*_WRITE_PARAMS, "routing", "_source", "_source_includes", "_source_excludes"):
             request.params.param(key)
         request.finish(body_allowed=True)
-        items = parse_bulk(request.body, request.path_params.get("index"))
+        index = request.path_params.get("index")
+        if len(request.body) < PARSE_AHEAD_BYTES:
+            items = parse_bulk(request.body, index)
+        else:  # line by line, in a worker thread: the loop keeps serving meanwhile
+            items = await trio.to_thread.run_sync(parse_bulk, request.body, index)
         for name in dict.fromkeys(i.index for i in items):
             ensure_index(name)
-        plan = plan_bulk(items, indices, cluster.timing, seq)
+        # Python work per item: a large bulk is planned in a worker thread. Plans are made one at
+        # a time, so that the auto-id sequences a thread reads and writes back stay consistent.
+        async with plan_lock:
+            if len(items) < BULK_PLAN_AHEAD_ITEMS:
+                plan = plan_bulk(items, indices, cluster.timing, seq)
+            else:
+                numbers = dict(seq)
+                plan = await trio.to_thread.run_sync(
+                    plan_bulk, items, indices, cluster.timing, numbers
+                )
+                seq.update(numbers)
         started = trio.current_time()
         await run(plan.spec, request.task_headers)
         for name, delta in plan.doc_deltas.items():

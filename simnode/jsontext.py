@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from itertools import chain
 from typing import Any
 
 MAX_DEPTH = 1000
@@ -40,22 +41,26 @@ class NestingTooDeep(ValueError):
         )
 
 
-def depth(value: Any) -> int:
-    """Levels of nesting: a scalar is 0, `[]` and `{}` are 1, `[[1]]` is 2. Iterative."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list | tuple):
-            children = node
-        else:
-            continue
-        level += 1
-        deepest = max(deepest, level)
-        stack.extend((child, level) for child in children if isinstance(child, dict | list | tuple))
-    return deepest
+_CONTAINERS = frozenset({dict, list, tuple})
+
+
+def depth(value: Any, *, limit: int | None = None) -> int:
+    """Levels of nesting: a scalar is 0, `[]` and `{}` are 1, `[[1]]` is 2 (parsed JSON: exact
+    dicts, lists and tuples). Level by level, with no recursion and one C-level pass per level;
+    with `limit`, it stops as soon as the depth is known to exceed it."""
+    level = [value] if type(value) in _CONTAINERS else []
+    found = 0
+    while level:
+        found += 1
+        if limit is not None and found > limit:
+            return found
+        objects = [n for n in level if type(n) is dict]
+        arrays = [n for n in level if type(n) is not dict]
+        children = chain(
+            chain.from_iterable(map(dict.values, objects)), chain.from_iterable(arrays)
+        )
+        level = [c for c in children if type(c) in _CONTAINERS]
+    return found
 
 
 def _stack_depth() -> int:
@@ -77,7 +82,11 @@ def loads(text: str | bytes) -> Any:
         value = json.loads(text)
     except RecursionError:
         raise NestingTooDeep() from None
-    if isinstance(value, dict | list) and _openings(text) > MAX_DEPTH and depth(value) > MAX_DEPTH:
+    if (
+        isinstance(value, dict | list)
+        and _openings(text) > MAX_DEPTH
+        and depth(value, limit=MAX_DEPTH) > MAX_DEPTH
+    ):
         raise NestingTooDeep()
     return value
 
@@ -102,16 +111,42 @@ def _key(key: Any) -> str:
     if isinstance(key, str):
         return json.dumps(key, ensure_ascii=False)
     # what json.dumps makes of a non-string key: 1 → "1", True → "true", None → "null"
-    return json.dumps({key: 0}, ensure_ascii=False)[1:-3]
+    return json.dumps({key: 0}, ensure_ascii=False, separators=(",", ":"))[1:-3]
 
 
-def _iterative(value: Any, pretty: bool) -> str:
+def weight(value: Any, budget: int) -> int:
+    """How many values `value` holds (itself, containers and scalars), counted up to just past
+    `budget`: the cost of counting is bounded by the budget, whatever the value."""
+    count = 0
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > budget:
+            return count
+        if type(node) is dict:
+            stack.extend(node.values())
+        elif type(node) in (list, tuple):
+            stack.extend(node)
+    return count
+
+
+CHUNK = 2_000  # values per C-encoded piece of a chunked answer
+
+
+def _iterative(value: Any, pretty: bool, *, chunked: bool = False) -> str:
     out: list[str] = []
     # frames: [items iterator, is an object, indent, first item still to come]
     stack: list[list[Any]] = []
     colon = " : " if pretty else ":"
 
     def begin(node: Any, indent: int) -> None:
+        if chunked and type(node) in _CONTAINERS and weight(node, CHUNK) <= CHUNK:
+            try:  # a small piece: the C encoder, one short call
+                out.append(json.dumps(node, ensure_ascii=False, separators=(",", ":")))
+                return
+            except RecursionError:
+                pass
         if isinstance(node, dict):
             if not node:
                 out.append("{ }" if pretty else "{}")
@@ -148,6 +183,12 @@ def _iterative(value: Any, pretty: bool) -> str:
             out.append(_key(key) + colon)
         begin(item, indent + 1)
     return "".join(out)
+
+
+def dumps_in_pieces(value: Any) -> str:
+    """Compact JSON, as `dumps` writes it, made of many short C-encoder calls instead of one long
+    one: a thread writing a large answer this way lets the event loop run between the pieces."""
+    return _SURROGATE.sub(_escape_surrogate, _iterative(value, False, chunked=True))
 
 
 def dumps(value: Any, *, pretty: bool = False) -> str:

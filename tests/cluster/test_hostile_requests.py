@@ -15,6 +15,7 @@ import contextlib
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -98,6 +99,43 @@ def test_a_pathological_pattern_does_not_hold_the_cluster(
     assert answers["health"][0] == 200 and answers["health"][1] < 10, answers
     assert answers["hostile"][1] < 10, answers
     assert answers["hostile"][0] in (200, 400), answers
+
+
+def test_a_large_bulk_does_not_hold_the_loop(cluster: RunningCluster) -> None:
+    """A 5 MB `_bulk` (150 000 documents) is parsed, planned and answered (a 28 MB answer) in
+    worker threads: `_cluster/health`, asked all along, never waits more than a fraction of the
+    bulk's own time. On the loop, the whole bulk was one stall."""
+    status, _, _ = cluster.request("PUT", "/bulk-target", body=b"{}", headers=JSON)
+    assert status == 200
+    lines = b'{"index":{"_index":"bulk-target"}}\n{"a":1}\n' * 150_000
+    done: dict[str, float] = {}
+
+    def send() -> None:
+        started = time.monotonic()
+        request = urllib.request.Request(
+            cluster.url + "/_bulk",
+            data=lines,
+            method="POST",
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+        with urllib.request.urlopen(request, timeout=300) as answer:  # read, never parsed here
+            assert answer.status == 200
+            answer.read()
+        done["bulk"] = time.monotonic() - started
+
+    bulk = threading.Thread(target=send)
+    started = time.monotonic()
+    bulk.start()
+    worst = 0.0
+    while bulk.is_alive():
+        asked = time.monotonic()
+        assert cluster.get("/_cluster/health", timeout=300)[0] == 200
+        worst = max(worst, time.monotonic() - asked)
+        time.sleep(0.02)
+    bulk.join()
+    assert "bulk" in done, "the bulk failed"
+    assert worst < max(1.0, done["bulk"] / 4), (worst, done["bulk"], time.monotonic() - started)
+    cluster.request("DELETE", "/bulk-target")
 
 
 # -- defect 3: any depth -----------------------------------------------------------------------------

@@ -231,3 +231,16 @@ def test_a_deep_status_is_carried() -> None:
     status = nested(495)  # 989 levels
     sim = parse_sim_request({"node": "node-1", "status": status}, SIM_STATE, "c", ())
     assert jsontext.loads(sim.spec.status_json) == status
+
+
+def test_dumps_in_pieces_writes_what_dumps_writes() -> None:
+    value: Any = {
+        "items": [{"index": {"_id": str(i), "status": 201, "s": "\ud800"}} for i in range(20_000)],
+        "empty": [{}, [], ()],
+        "deep": nested(1500),
+        1: True,
+    }
+    assert jsontext.weight(value, 100) == 101  # counted only just past the budget
+    pieces = jsontext.dumps_in_pieces(value)
+    assert pieces == jsontext.dumps(value)
+    assert pieces == _with_room(lambda: _reference(value, False).replace("\ud800", "\\uD800"))
