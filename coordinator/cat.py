@@ -406,7 +406,7 @@ def tasks_rows(
     full_id: bool = False,
 ) -> Table:
     """`RestTasksAction.buildGroups`: task groups (by parent) sorted by start time, each followed
-    by its children, recursively."""
+    by its children, depth first (with an explicit stack: a parent chain has no depth limit)."""
 
     def add(group: TaskGroup) -> None:
         t = group.task
@@ -436,11 +436,15 @@ def tasks_rows(
                 else None
             )
         table.rows.append(row)
-        for child in sorted(group.children, key=lambda g: g.task.start_time_in_millis):
-            add(child)
 
-    for group in sorted(task_groups(list(tasks)), key=lambda g: g.task.start_time_in_millis):
+    def by_start(groups: list[TaskGroup]) -> list[TaskGroup]:
+        return sorted(groups, key=lambda g: g.task.start_time_in_millis)
+
+    stack = list(reversed(by_start(task_groups(list(tasks)))))
+    while stack:
+        group = stack.pop()
         add(group)
+        stack.extend(reversed(by_start(group.children)))
     return table
 
 

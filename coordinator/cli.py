@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 import tempfile
 from dataclasses import replace
@@ -48,7 +49,11 @@ def cli() -> None:
     help="node processes to start (1-64), besides the coordinating node",
 )
 @click.option(
-    "--port", default=9200, show_default=True, type=int, help="REST port; 0 picks a free one"
+    "--port",
+    default=9200,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="REST port (0-65535); 0 picks a free one",
 )
 @click.option(
     "--host",
@@ -310,6 +315,10 @@ def run_scenarios(
     """Run YAML failure scenarios (files, or directories of *.yaml): exit 0 all passed,
     1 a scenario failed, 2 a scenario is invalid (nothing runs)."""
     from coordinator.scenario.cli import run as run_all
+
+    # Ctrl-C heals and stops, however the command was started: a process started with SIGINT
+    # ignored (a shell script's `cmd &`) inherits SIG_IGN, and Python then installs no handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     sys.exit(
         run_all(list(paths), seed=seed, url=url, report_dir=report_dir, quiet=quiet, match=match)

@@ -17,7 +17,6 @@ state names the first `cluster_manager` node as the elected one, as users expect
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +29,7 @@ from coordinator.indices import Indices, Timing
 from coordinator.results import GetTaskResult, TaskResultsIndex
 from coordinator.security import TlsFiles
 from coordinator.supervisor import NodeSpec, Supervisor, SupervisorError
+from simnode import jsontext
 from simnode._wire import node_pb2 as pb
 from simnode.discovery import (
     DEFAULT_ATTRIBUTES,
@@ -265,7 +265,9 @@ class Cluster:
             GetTaskResult(
                 completed=True,
                 task=task_info_from_pb(req.task),
-                response=json.loads(req.response_json) if req.HasField("response_json") else None,
+                response=jsontext.loads(req.response_json)
+                if req.HasField("response_json")
+                else None,
                 error=error_from_pb(req.error) if req.HasField("error") else None,
             )
         )

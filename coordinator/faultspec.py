@@ -12,6 +12,7 @@ import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -106,6 +107,24 @@ def _methods(value: object) -> object:
 Methods = Annotated[tuple[str, ...], BeforeValidator(_methods)]
 
 
+def _fault_id(value: str) -> str:
+    """A fault id is stored, sent to every node and shown by `GET /_sim/faults`: it must be text
+    the wire can carry. `"\\ud800"` is valid JSON but no UTF-8 text (a lone surrogate); kept, it
+    failed every later rule push (issue 14)."""
+    if not value:
+        raise ValueError("a fault id must not be empty")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"a fault id must be valid Unicode text; {value!r} holds a lone surrogate"
+        ) from None
+    return value
+
+
+FaultId = Annotated[str, AfterValidator(_fault_id)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
@@ -114,7 +133,7 @@ class LinkFault(_Strict):
     """Calls from `from` to `to` (names; `*` or absent = any) for `methods` (absent = all)."""
 
     kind: ClassVar[str] = "link"
-    id: str | None = None
+    id: FaultId | None = None
     action: Literal["disconnect", "blackhole", "drop_request", "drop_response", "delay", "loss"]
     from_: NodeNames = Field(default=(), alias="from")
     to: NodeNames = ()
@@ -139,7 +158,7 @@ class SlowFault(_Strict):
     """A slow node: `node` waits `latency ± jitter` before each handler runs."""
 
     kind: ClassVar[str] = "slow"
-    id: str | None = None
+    id: FaultId | None = None
     node: NodeNames
     latency: Duration
     jitter: Duration | None = None
@@ -158,7 +177,7 @@ class Partition(_Strict):
     """Groups of node names; every node not listed forms one more group (the rest)."""
 
     kind: ClassVar[str] = "partition"
-    id: str | None = None
+    id: FaultId | None = None
     groups: list[NodeNames] = Field(min_length=1)
     direction: Literal["both", "one-way"] = "both"
     mode: Literal["blackhole", "disconnect"] = "blackhole"

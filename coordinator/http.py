@@ -34,7 +34,6 @@ prior-knowledge preface are served in HTTP/1.1, and what h11 cannot parse gets O
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -65,8 +64,16 @@ from coordinator.limits import (
 from coordinator.params import Params, tokenize_comma
 from coordinator.render import error_envelope, simple_error
 from coordinator.security import CHALLENGE, BasicAuth, TlsFiles
-from simnode.errors import IllegalArgumentError, OpenSearchError, ParseError
+from simnode import jsontext
+from simnode.errors import (
+    IllegalArgumentError,
+    OpenSearchError,
+    ParseError,
+    StreamConstraintsError,
+)
 from simnode.history import Recorder
+from simnode.offload import offload
+from simnode.regex import simple_match
 from simnode.registry import X_OPAQUE_ID
 
 log = logging.getLogger("tasksim.http")
@@ -97,6 +104,8 @@ class RestRequest:
     body: bytes
     human: bool = False  # `?human`, read by the channel
     local_address: tuple[str, int] | None = None  # the HTTP address this request came in on
+    # The body as parsed ahead of the handler (a large one, off the loop): a value or the error.
+    parsed: Any = field(default=None, repr=False)
 
     @property
     def task_headers(self) -> tuple[tuple[str, str], ...]:
@@ -118,10 +127,46 @@ class RestRequest:
     def json_body(self) -> Any:
         if not self.body:
             return None
-        try:
-            return json.loads(self.body)
-        except ValueError as e:
-            raise ParseError(f"Failed to parse content to map: {e}") from e
+        if self.parsed is not None:
+            if isinstance(self.parsed, OpenSearchError):
+                raise self.parsed
+            return self.parsed[0]
+        return parse_content_to_map(self.body)
+
+    async def parse_ahead(self) -> None:
+        """Parse a large JSON body in a worker thread before the handler asks for it: the depth
+        walk is Python code the loop can interleave with; only the C parser's own pass (about
+        25 ms per MB on a loaded 2-core box) still holds the loop. A small body is parsed when
+        the handler asks, on the loop."""
+        media = self.headers.get("content-type", "").split(";")[0].strip().lower()
+        if len(self.body) < PARSE_AHEAD_BYTES or media != "application/json":
+            return
+
+        def parse() -> Any:
+            try:
+                return (parse_content_to_map(self.body),)
+            except OpenSearchError as e:
+                return e
+
+        self.parsed = await offload(parse)
+
+
+PARSE_AHEAD_BYTES = 256 * 1024
+HEAVY_ANSWER = 50_000  # values in an answer written off the loop (about 1 MB of JSON)
+
+
+def parse_content_to_map(content: str | bytes) -> Any:
+    """`XContentHelper.convertToMap`: a body (or a `source` parameter) as JSON, at most Jackson's
+    1000 levels deep; anything else is OpenSearch's 400 `parse_exception`."""
+    try:
+        return jsontext.loads(content)
+    except jsontext.NestingTooDeep as e:
+        # convertToMap's OpenSearchParseException around Jackson's StreamConstraintsException
+        raise ParseError(
+            "Failed to parse content to map", cause=StreamConstraintsError(str(e))
+        ) from e
+    except ValueError as e:
+        raise ParseError(f"Failed to parse content to map: {e}") from e
 
 
 @dataclass
@@ -230,30 +275,12 @@ class Router:
 # -- JSON output ------------------------------------------------------------------------------------
 
 
-def _pretty(value: Any, indent: int) -> str:
-    """Jackson's DefaultPrettyPrinter as OpenSearch configures it (`"key" : value`, `{ }`)."""
-    pad = "  " * (indent + 1)
-    if isinstance(value, dict):
-        if not value:
-            return "{ }"
-        items = [
-            f"{pad}{json.dumps(k, ensure_ascii=False)} : {_pretty(v, indent + 1)}"
-            for k, v in value.items()
-        ]
-        return "{\n" + ",\n".join(items) + "\n" + "  " * indent + "}"
-    if isinstance(value, list):
-        if not value:
-            return "[ ]"
-        items = [f"{pad}{_pretty(v, indent + 1)}" for v in value]
-        return "[\n" + ",\n".join(items) + "\n" + "  " * indent + "]"
-    return json.dumps(value, ensure_ascii=False)
-
-
 def dump_json(value: Any, *, pretty: bool) -> str:
-    """Compact JSON, or Jackson's pretty printer with a line feed at the end (`lfAtEnd`)."""
+    """Compact JSON, or Jackson's pretty printer with a line feed at the end (`lfAtEnd`); any
+    depth (simnode/jsontext.py)."""
     if pretty:
-        return _pretty(value, 0) + "\n"
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return jsontext.dumps(value, pretty=True) + "\n"
+    return jsontext.dumps(value)
 
 
 def _split_filter(expression: str) -> list[str]:
@@ -280,12 +307,7 @@ def _split_filter(expression: str) -> list[str]:
 def _segment_matches(segment: str, key: str) -> bool:
     if segment in ("*", "**"):
         return True
-    if "*" not in segment:
-        return segment == key
-    return (
-        re.fullmatch(".*".join(re.escape(p) for p in segment.split("*")), key, re.DOTALL)
-        is not None
-    )
+    return simple_match(segment, key)
 
 
 def filter_path(value: Any, expressions: str | None) -> Any:
@@ -295,61 +317,92 @@ def filter_path(value: Any, expressions: str | None) -> Any:
     one or more levels; a leading `-` excludes. Objects and arrays left empty by an include filter
     are dropped; the root object is always written (`{}` when nothing matched)."""
     tokens = tokenize_comma(expressions)
-    includes = [_split_filter(e) for e in tokens if not e.startswith("-")]
-    excludes = [_split_filter(e[1:]) for e in tokens if e.startswith("-")]
+    includes = [tuple(_split_filter(e)) for e in tokens if not e.startswith("-")]
+    excludes = [tuple(_split_filter(e[1:])) for e in tokens if e.startswith("-")]
 
-    def step(paths: list[list[str]], key: str) -> tuple[bool, list[list[str]]]:
-        """`FilterPathBasedFilter.evaluate`: (whole subtree matched, filters for the children)."""
-        rest: list[list[str]] = []
+    def step(paths: tuple[_Path, ...], key: str) -> tuple[bool, tuple[_Path, ...]]:
+        """`FilterPathBasedFilter.evaluate`: (whole subtree matched, filters for the children).
+        The children's filters are deduplicated: `**.**.**.x` keeps as many filters as it has
+        segments, never one per way of spreading the `**`s over the levels (exponential)."""
+        rest: dict[_Path, None] = {}
         for path in paths:
             if not _segment_matches(path[0], key):
                 continue
             if len(path) == 1:
-                return True, []
+                return True, ()
             if path[0] == "**":
-                rest.append(path)
-            rest.append(path[1:])
-        return False, rest
-
-    def include(node: Any, paths: list[list[str]]) -> Any:
-        if isinstance(node, list):
-            kept = [include(item, paths) for item in node]
-            kept = [k for k in kept if k is not _MISSING]
-            return kept if kept else _MISSING
-        if not isinstance(node, dict):
-            return _MISSING  # a scalar is kept only when its own path matched
-        out: dict[str, Any] = {}
-        for key, child in node.items():
-            whole, rest = step(paths, key)
-            if whole:
-                out[key] = child
-            elif rest:
-                sub = include(child, rest)
-                if sub is not _MISSING:
-                    out[key] = sub
-        return out if out else _MISSING
-
-    def exclude(node: Any, paths: list[list[str]]) -> Any:
-        if isinstance(node, list):
-            return [exclude(item, paths) for item in node]
-        if not isinstance(node, dict):
-            return node
-        out: dict[str, Any] = {}
-        for key, child in node.items():
-            whole, rest = step(paths, key)
-            if whole:
-                continue
-            out[key] = exclude(child, rest) if rest else child
-        return out
+                rest[path] = None
+            rest[path[1:]] = None
+        return False, tuple(rest)
 
     result = value
     if includes:
-        result = include(result, includes)
+        result = _walk(result, tuple(dict.fromkeys(includes)), step, include=True)
         if result is _MISSING:
             result = [] if isinstance(value, list) else {}
     if excludes:
-        result = exclude(result, excludes)
+        result = _walk(result, tuple(dict.fromkeys(excludes)), step, include=False)
     return result
+
+
+_Path = tuple[str, ...]
+_Step = Callable[[tuple[_Path, ...], str], tuple[bool, tuple[_Path, ...]]]
+
+
+def _walk(root: Any, paths: tuple[_Path, ...], step: _Step, *, include: bool) -> Any:
+    """Apply include or exclude filters to `root` with an explicit stack (any depth).
+
+    Include: a key whose path matched whole is kept with its subtree, a key on the way to a match
+    is filtered further, objects and arrays left empty are dropped, and so are scalars whose own
+    path did not match. Exclude: a key whose path matched whole is dropped; everything else kept."""
+    if not isinstance(root, dict | list):
+        return _MISSING if include else root
+    # a frame: [items iterator, filters, output container, key in the parent (None in an array)]
+    stack: list[list[Any]] = [[_items(root), paths, {} if isinstance(root, dict) else [], None]]
+    end: Any = object()
+    while stack:
+        frame = stack[-1]
+        item: Any = next(frame[0], end)
+        if item is end:
+            stack.pop()
+            done = frame[2] if (frame[2] or not include) else _MISSING
+            if not stack:
+                return done
+            if done is not _MISSING:
+                _put(stack[-1][2], frame[3], done)
+            continue
+        key, child = item
+        filters = frame[1]
+        if key is not None:
+            whole, filters = step(frame[1], key)
+            if whole:
+                if include:
+                    frame[2][key] = child
+                continue
+            if not filters:
+                if not include:
+                    frame[2][key] = child
+                continue
+        if isinstance(child, dict | list):
+            stack.append([_items(child), filters, {} if isinstance(child, dict) else [], key])
+        elif not include:
+            _put(frame[2], key, child)
+    return _MISSING  # not reached: the root frame returns
+
+
+def _items(node: dict[str, Any] | list[Any]) -> Any:
+    """(key, child) pairs of an object, (None, child) of an array."""
+    if isinstance(node, dict):
+        return iter(node.items())
+    return ((None, child) for child in node)
+
+
+def _put(container: dict[str, Any] | list[Any], key: str | None, value: Any) -> None:
+    if isinstance(container, dict):
+        assert key is not None
+        container[key] = value
+    else:
+        container.append(value)
 
 
 _MISSING: Any = object()
@@ -542,20 +595,36 @@ def build_app(
                         human=human,
                         local_address=(server[0], server[1]) if server else None,
                     )
+                    await rest.parse_ahead()
                     response = await _run(handler, rest, error_trace, uri)
         headers = dict(response.headers)
         if opaque is not None:
             headers[X_OPAQUE_ID] = opaque
-        out = None
-        if response.raw:
-            text = str(response.body)
-        else:
+        heavy = bool(pretty or filters) or (
+            not response.raw and jsontext.weight(response.body, HEAVY_ANSWER) > HEAVY_ANSWER
+        )
+
+        def render() -> tuple[bytes, Any]:
+            """The answer's bytes, and the document they render (None for text)."""
+            if response.raw:
+                # a lone surrogate (from a JSON body) in a table: escaped, never a failure
+                return str(response.body).encode("utf-8", "backslashreplace"), None
             out = response.body
             if not response.error:
                 out = filter_path(out, filters)
-            text = dump_json(out, pretty=pretty)
+            if heavy and not pretty:
+                return jsontext.dumps_in_pieces(out).encode("utf-8"), out
+            return dump_json(out, pretty=pretty).encode("utf-8"), out
+
+        if heavy:
+            # Python over the whole answer (pretty text grows with the square of its depth), or a
+            # large answer written in short pieces: off the loop, so that it keeps serving every
+            # other request meanwhile (a worker thread; inline on the sim engine, see offload).
+            data, out = await offload(render)
+        else:
+            data, out = render()
         answer = Answer(
-            text.encode("utf-8") if method != "HEAD" else b"",
+            data if method != "HEAD" else b"",
             status_code=response.status,
             headers=headers,
             media_type=response.content_type,
@@ -608,9 +677,22 @@ async def _run(handler: Handler, rest: RestRequest, error_trace: bool, uri: str)
         return _error(e, error_trace=error_trace)
     except trio.Cancelled:
         raise
+    except UnicodeEncodeError as e:
+        # A lone surrogate (`"\ud800"` is valid JSON, not UTF-8 text) met the wire: protobuf
+        # refuses it when the message is built, before anything is sent or stored.
+        return _error(lone_surrogate(e), error_trace=error_trace)
     except Exception as e:  # a tasksim bug: answer 500, keep serving
         log.exception("unhandled error serving %s %s", rest.method, uri)
         return _error(OpenSearchError(f"{type(e).__name__}: {e}"), error_trace=error_trace)
+
+
+def lone_surrogate(e: UnicodeEncodeError) -> IllegalArgumentError:
+    text = e.object[e.start : e.end]
+    shown = "".join(f"\\u{ord(c):04X}" for c in text) if isinstance(text, str) else repr(text)
+    return IllegalArgumentError(
+        f"the request holds a string that is not valid Unicode text (a lone surrogate [{shown}]); "
+        "it cannot be carried to a node"
+    )
 
 
 def contain_connection_failures() -> None:

@@ -22,7 +22,6 @@ module carries it out. Only the coordinator's trio loop touches this state.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -64,6 +63,7 @@ from coordinator.ml_state import (
     timed_out,
     timeout_error,
 )
+from simnode import jsontext
 from simnode._wire import ml_pb2 as mlpb
 from simnode.errors import (
     IllegalArgumentError,
@@ -597,7 +597,7 @@ class MlService:
             request = mlpb.TrainModelRequest(
                 task_id=task_id,
                 function_name=function,
-                parameters_json=json.dumps(parameters),
+                parameters_json=jsontext.dumps(parameters),
                 duration_millis=int(self.setting("tasksim.ml.train_seconds") * 1000),
                 parent_task=str(me.task_id),
                 headers=headers_to_pb(headers),

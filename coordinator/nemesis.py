@@ -140,6 +140,10 @@ class Nemesis:
                     raise IllegalArgumentError(str(e)) from e
                 taken.add(fault_id)
                 ids.append(fault_id)
+            try:  # validate before storing: a rule the wire cannot carry would fail every push
+                rule_set_to_pb(RuleSet(self.version + 1, "0", (*self.rules, *new)))
+            except ValueError as e:
+                raise IllegalArgumentError(f"the fault cannot be sent to the nodes: {e}") from e
             self.rules.extend(new)
             self.version += 1
             acked = await self._push()

@@ -18,7 +18,6 @@ Parameter parsing keeps OpenSearch's messages (`AbstractBaseReindexRestHandler`)
 from __future__ import annotations
 
 import base64
-import json
 import math
 import zlib
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import Any
 
 from coordinator.indices import Index, Indices, Timing
 from coordinator.params import Params
-from simnode import bulk_by_scroll
+from simnode import bulk_by_scroll, jsontext
 from simnode._wire import node_pb2 as pb
 from simnode.errors import ActionRequestValidationError, IllegalArgumentError
 
@@ -158,7 +157,7 @@ def plan_bulk_by_scroll(
 
 
 def search_description(indices: list[str], source: dict[str, Any] | None) -> str:
-    body = json.dumps(source or {}, separators=(",", ":"))
+    body = jsontext.dumps(source or {})
     return f"indices[{','.join(indices)}], search_type[QUERY_THEN_FETCH], source[{body}]"
 
 
@@ -223,7 +222,7 @@ def plan_search(
         cancellable=True,
         duration_millis=0,
         description=search_description([i.name for i in indices], source),
-        response_json=json.dumps(response),
+        response_json=jsontext.dumps(response),
         children=children,
     )
     return spec, response
@@ -256,8 +255,8 @@ def parse_bulk(body: bytes, default_index: str | None) -> list[BulkItem]:
     while i < len(lines):
         number = i + 1
         try:
-            action = json.loads(lines[i])
-        except ValueError:
+            action = jsontext.loads(lines[i])
+        except ValueError:  # NestingTooDeep too
             raise IllegalArgumentError(
                 f"Malformed action/metadata line [{number}], expected START_OBJECT or "
                 "END_OBJECT but found [VALUE_STRING]"

@@ -117,6 +117,9 @@ _TIME_UNITS = (
     ("h", 3600.0),
     ("d", 86400.0),
 )
+# `TimeValue.nanos()` saturates at Long.MAX_VALUE nanoseconds (~292 years): the longest a time
+# value can mean. `timeout=100000d` parses (a long of days) and means "longer than any run".
+MAX_SECONDS = (2**63 - 1) / 1e9
 _JAVA_DOUBLE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[fFdD]?")
 
 
@@ -142,7 +145,7 @@ def parse_time_value(value: str, setting: str) -> float:
                 f"failed to parse setting [{setting}] with value [{value}] as a time value: "
                 "negative durations are not supported"
             )
-        return -1.0 if amount == -1 else amount * scale
+        return -1.0 if amount == -1 else min(amount * scale, MAX_SECONDS)
     if re.fullmatch(r"-0*1", normalized):
         return -1.0
     if re.fullmatch(r"0+", normalized):
@@ -194,7 +197,15 @@ def unrecognized(path: str, invalids: list[str], candidates: set[str]) -> str:
     plural = "s" if len(invalids) > 1 else ""
     parts = []
     for invalid in sorted(invalids):
-        scored = [(s, c) for c in candidates if (s := _levenshtein_similarity(invalid, c)) > 0.5]
+        # The distance is at least the difference of the lengths: a candidate that differs in
+        # length by half or more can never score above 0.5 (skipping it keeps a 4 kB name from
+        # costing the loop 16 000 steps per candidate).
+        scored = [
+            (s, c)
+            for c in candidates
+            if 2 * abs(len(invalid) - len(c)) < max(len(invalid), len(c))
+            and (s := _levenshtein_similarity(invalid, c)) > 0.5
+        ]
         scored.sort(key=lambda sc: (-sc[0], sc[1]))
         keys = [c for _, c in scored]
         text = f"[{invalid}]"

@@ -209,22 +209,34 @@ def task_groups(tasks: list[TaskInfo]) -> list[TaskGroup]:
         else:
             top.append(t)
 
-    def group(t: TaskInfo) -> TaskGroup:
-        return TaskGroup(t, [group(k) for k in children.get(t.task_id, [])])
-
-    return [group(t) for t in top]
+    # Built bottom-up with an explicit stack: a parent chain may be as long as a registry holds.
+    groups: dict[int, TaskGroup] = {}  # by id() of the TaskInfo
+    for root in top:
+        stack: list[tuple[TaskInfo, bool]] = [(root, False)]
+        while stack:
+            t, expanded = stack.pop()
+            kids = children.get(t.task_id, [])
+            if expanded:
+                groups[id(t)] = TaskGroup(t, [groups.pop(id(k)) for k in kids])
+            else:
+                stack.append((t, True))
+                stack.extend((k, False) for k in reversed(kids))
+    return [groups[id(t)] for t in top]
 
 
 def _grouped_by_parents(tasks: list[TaskInfo], *, human: bool) -> dict[str, Any]:
-    """`toXContentGroupedByParents`: top-level groups by task id, `children` only when non-empty."""
-
-    def render(g: TaskGroup) -> dict[str, Any]:
-        out = task_info(g.task, human=human)
-        if g.children:
-            out["children"] = [render(k) for k in g.children]
-        return out
-
-    return {str(g.task.task_id): render(g) for g in task_groups(tasks)}
+    """`toXContentGroupedByParents`: top-level groups by task id, `children` only when non-empty.
+    Iterative, for any depth."""
+    out: dict[str, Any] = {}
+    for top in task_groups(tasks):
+        rendered = out[str(top.task.task_id)] = task_info(top.task, human=human)
+        stack: list[tuple[TaskGroup, dict[str, Any]]] = [(top, rendered)]
+        while stack:
+            group, body = stack.pop()
+            if group.children:
+                body["children"] = [task_info(k.task, human=human) for k in group.children]
+                stack.extend(zip(group.children, body["children"], strict=True))
+    return out
 
 
 # -- errors -----------------------------------------------------------------------------------------

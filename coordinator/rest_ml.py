@@ -9,14 +9,13 @@ coordinator/ml.py; nothing here decides behaviour.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from coordinator.cluster import Cluster
-from coordinator.http import RestRequest, RestResponse, Router
+from coordinator.http import RestRequest, RestResponse, Router, parse_content_to_map
 from coordinator.ml import MlService
 from coordinator.ml_state import SETTINGS, nest_settings
-from simnode.errors import ActionRequestValidationError, IllegalArgumentError, ParseError
+from simnode.errors import ActionRequestValidationError, IllegalArgumentError
 
 SETTINGS_UPDATE_ACTION = "cluster:admin/settings/update"
 
@@ -34,10 +33,7 @@ def _body(request: RestRequest) -> Any:
     if body is None:
         source = request.params.param("source")
         if source:
-            try:
-                body = json.loads(source)
-            except ValueError as e:
-                raise ParseError(f"Failed to parse content to map: {e}") from e
+            body = parse_content_to_map(source)
     return body
 
 

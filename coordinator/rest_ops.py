@@ -11,14 +11,13 @@ result in `.tasks` when done; with `true` they answer the response. The index mo
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import trio
 
 from coordinator import fanout
 from coordinator.cluster import Cluster
-from coordinator.http import RestRequest, RestResponse, Router
+from coordinator.http import PARSE_AHEAD_BYTES, RestRequest, RestResponse, Router
 from coordinator.indices import DEFAULT_REPLICAS, DEFAULT_SHARDS, Index
 from coordinator.ops import (
     BulkByScrollRequest,
@@ -32,7 +31,7 @@ from coordinator.ops import (
 )
 from coordinator.params import check_group_by
 from coordinator.render import tasks_response
-from simnode import bulk_by_scroll
+from simnode import bulk_by_scroll, jsontext
 from simnode._wire import node_pb2 as pb
 from simnode.errors import (
     ActionRequestValidationError,
@@ -40,6 +39,7 @@ from simnode.errors import (
     OpenSearchError,
     SearchPhaseExecutionError,
 )
+from simnode.offload import offload
 from simnode.registry import Headers
 from simnode.taskid import TaskId
 from simnode.wire import error_to_pb, headers_to_pb
@@ -121,9 +121,13 @@ def _index_body(index: Index, names: dict[str, str]) -> dict[str, Any]:
     }
 
 
+BULK_PLAN_AHEAD_ITEMS = 10_000
+
+
 def register(router: Router, cluster: Cluster) -> None:
     indices = cluster.indices
     seq: dict[str, int] = {}
+    plan_lock = trio.Lock()
 
     def data_nodes() -> list[str]:
         return [n.id for n in cluster.state.nodes if n.has_role("data")]
@@ -235,10 +239,22 @@ def register(router: Router, cluster: Cluster) -> None:
         for key in (*_WRITE_PARAMS, "routing", "_source", "_source_includes", "_source_excludes"):
             request.params.param(key)
         request.finish(body_allowed=True)
-        items = parse_bulk(request.body, request.path_params.get("index"))
+        index = request.path_params.get("index")
+        if len(request.body) < PARSE_AHEAD_BYTES:
+            items = parse_bulk(request.body, index)
+        else:  # line by line, off the loop (simnode/offload.py): it keeps serving meanwhile
+            items = await offload(parse_bulk, request.body, index)
         for name in dict.fromkeys(i.index for i in items):
             ensure_index(name)
-        plan = plan_bulk(items, indices, cluster.timing, seq)
+        # Python work per item: a large bulk is planned off the loop. Plans are made one at
+        # a time, so that the auto-id sequences a thread reads and writes back stay consistent.
+        async with plan_lock:
+            if len(items) < BULK_PLAN_AHEAD_ITEMS:
+                plan = plan_bulk(items, indices, cluster.timing, seq)
+            else:
+                numbers = dict(seq)
+                plan = await offload(plan_bulk, items, indices, cluster.timing, numbers)
+                seq.update(numbers)
         started = trio.current_time()
         await run(plan.spec, request.task_headers)
         for name, delta in plan.doc_deltas.items():
@@ -272,7 +288,7 @@ def register(router: Router, cluster: Cluster) -> None:
             raise SearchPhaseExecutionError(
                 "all shards failed", metadata=[("phase", "query")], cause=e
             ) from e
-        body = json.loads(answer.response_json)
+        body = jsontext.loads(answer.response_json)
         body["took"] = int((trio.current_time() - started) * 1000)
         return RestResponse(body)
 
@@ -393,7 +409,7 @@ def register(router: Router, cluster: Cluster) -> None:
                 )
                 return RestResponse({"task": started.task_id})
             answer = await run(spec, headers)
-            response = json.loads(answer.response_json)
+            response = jsontext.loads(answer.response_json)
             apply(kind, sources, req.dest, response)
             return RestResponse(bulk_by_scroll.filter_response(response, kind))
 

@@ -17,7 +17,6 @@ Not OpenSearch APIs: they are the simulator's own controls, under `/_sim`.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -27,6 +26,7 @@ from coordinator.cluster import Cluster
 from coordinator.http import RestRequest, RestResponse, Router
 from coordinator.render import task_info
 from coordinator.simspec import parse_sim_request
+from simnode import jsontext
 from simnode._wire import node_pb2 as pb
 from simnode.discovery import DiscoveryNode
 from simnode.errors import OpenSearchError, ResourceNotFoundError
@@ -86,7 +86,7 @@ def register(router: Router, cluster: Cluster) -> None:
             "task": task_info(task_info_from_pb(answer.task), human=human),
         }
         if answer.HasField("response_json"):
-            out["response"] = json.loads(answer.response_json)
+            out["response"] = jsontext.loads(answer.response_json)
         return RestResponse(out)
 
     async def _run_here(

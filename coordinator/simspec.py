@@ -13,19 +13,22 @@
 `GET _tasks?nodes=` takes them, and the child is started once per node it names (times `count`).
 A missing `duration` (or `-1`) runs until cancelled. `bug` is a test hook: the task's work
 ("work") or the node's cancellation of it ("cancel") raises a Python error, a simulated tasksim bug
-that must fail that task or request alone (a 500 `exception`) while the node serves on. Every field is checked, with
-`illegal_argument_exception` messages that name it. Pure: no I/O.
+that must fail that task or request alone (a 500 `exception`) while the node serves on. Every field
+is checked, with `illegal_argument_exception` messages that name it. A tree is at most
+`MAX_TREE_DEPTH` levels deep (the root is level 1) and an `error`'s `caused_by` chain at most as
+long: the tree crosses the transport as one protobuf message, and protobuf refuses messages nested
+100 deep (each level of `children` is two). Pure: no I/O.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from coordinator.params import parse_time_value
 from coordinator.resolve import resolve_nodes
+from simnode import jsontext
 from simnode._wire import node_pb2 as pb
 from simnode.discovery import ClusterState
 from simnode.errors import IllegalArgumentError, OpenSearchError
@@ -34,6 +37,7 @@ from simnode.wire import error_to_pb
 
 DEFAULT_ACTION = "internal:tasksim/sim"
 MAX_TASKS = 10_000
+MAX_TREE_DEPTH = 32
 
 _TASK_FIELDS = {
     "action",
@@ -78,7 +82,7 @@ def parse_sim_request(
             f"[sim_task] [node] must name exactly one node but [{selector}] names {len(ids)}"
         )
     counter = [0]
-    spec = _task(body, state, local_node_id, "sim_task", counter)
+    spec = _task(body, state, local_node_id, "sim_task", counter, 1)
     all_headers = dict(headers)
     extra = body.get("headers", {})
     if not isinstance(extra, Mapping) or not all(isinstance(v, str) for v in extra.values()):
@@ -128,9 +132,20 @@ def _millis(body: Mapping[str, Any], key: str, default: int, where: str) -> int:
     return -1 if seconds < 0 else round(seconds * 1000)
 
 
+def _too_deep(where: str, what: str) -> IllegalArgumentError:
+    return IllegalArgumentError(f"[{where}] {what} may be at most {MAX_TREE_DEPTH} levels deep")
+
+
 def _task(
-    body: Mapping[str, Any], state: ClusterState, local_id: str, where: str, counter: list[int]
+    body: Mapping[str, Any],
+    state: ClusterState,
+    local_id: str,
+    where: str,
+    counter: list[int],
+    level: int,
 ) -> pb.TaskSpec:
+    if level > MAX_TREE_DEPTH:
+        raise _too_deep(where, "a task tree")
     counter[0] += 1
     if counter[0] > MAX_TASKS:
         raise IllegalArgumentError(f"[sim_task] a request may start at most {MAX_TASKS} tasks")
@@ -159,16 +174,18 @@ def _task(
     if "status" in body:
         if not isinstance(body["status"], Mapping):
             raise IllegalArgumentError(f"[{where}] [status] must be an object")
-        spec.status_json = json.dumps(body["status"])
+        spec.status_json = jsontext.dumps(body["status"])
     if "response" in body:
-        spec.response_json = json.dumps(body["response"])
+        spec.response_json = jsontext.dumps(body["response"])
     if "error" in body:
-        spec.error.CopyFrom(error_to_pb(_error(body["error"], where)))
+        spec.error.CopyFrom(error_to_pb(_error(body["error"], where, 1)))
     children = body.get("children", [])
     if not isinstance(children, list):
         raise IllegalArgumentError(f"[{where}] [children] must be an array")
     for i, child in enumerate(children):
-        spec.children.extend(_children(child, state, local_id, f"{where}.children[{i}]", counter))
+        spec.children.extend(
+            _children(child, state, local_id, f"{where}.children[{i}]", counter, level + 1)
+        )
     return spec
 
 
@@ -183,20 +200,22 @@ def _bug(body: Mapping[str, Any], where: str) -> str:
     return str(value)
 
 
-def _error(value: Any, where: str) -> OpenSearchError:
+def _error(value: Any, where: str, level: int) -> OpenSearchError:
+    if level > MAX_TREE_DEPTH:
+        raise _too_deep(where, "an [error] with its [caused_by] chain")
     if not isinstance(value, Mapping) or not isinstance(value.get("type"), str):
         raise IllegalArgumentError(f"[{where}] [error] must be an object with a [type]")
     status = value.get("status", 500)
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
         raise IllegalArgumentError(f"[{where}] [error.status] must be an HTTP status")
-    cause = _error(value["caused_by"], where) if "caused_by" in value else None
+    cause = _error(value["caused_by"], where, level + 1) if "caused_by" in value else None
     return OpenSearchError.from_parts(
         value["type"], str(value.get("reason", "")), status=status, cause=cause
     )
 
 
 def _children(
-    body: Any, state: ClusterState, local_id: str, where: str, counter: list[int]
+    body: Any, state: ClusterState, local_id: str, where: str, counter: list[int], level: int
 ) -> list[pb.ChildSpec]:
     if not isinstance(body, Mapping):
         raise IllegalArgumentError(f"[{where}] must be an object")
@@ -216,7 +235,7 @@ def _children(
     phase = _int(body, "phase", 0, where, minimum=0)
     delay = max(0, _millis(body, "send_delay", 0, where))
     before = counter[0]
-    spec = _task(body, state, local_id, where, counter)
+    spec = _task(body, state, local_id, where, counter, level)
     counter[0] = before + (counter[0] - before) * len(node_ids) * count
     if counter[0] > MAX_TASKS:
         raise IllegalArgumentError(f"[sim_task] a request may start at most {MAX_TASKS} tasks")

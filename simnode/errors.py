@@ -22,6 +22,7 @@ _NON_OPENSEARCH_TYPES = frozenset(
         "number_format_exception",
         "action_request_validation_exception",
         "null_pointer_exception",
+        "stream_constraints_exception",
     }
 )
 
@@ -135,6 +136,14 @@ class ActionRequestValidationError(OpenSearchError):
     def of(cls, *errors: str) -> ActionRequestValidationError:
         listed = "".join(f"{i}: {e};" for i, e in enumerate(errors, start=1))
         return cls(f"Validation Failed: {listed}")
+
+
+class StreamConstraintsError(OpenSearchError):
+    """Jackson's `StreamConstraintsException` (a document too deep, too long): the cause of the
+    parse error a request body that breaks Jackson's read constraints gets."""
+
+    type = "stream_constraints_exception"
+    status = 400
 
 
 class ParseError(OpenSearchError):

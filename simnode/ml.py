@@ -17,13 +17,13 @@ touches this state; handlers take and return protobuf messages; no grpc import.
 from __future__ import annotations
 
 import hashlib
-import json
 import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import trio
 
+from simnode import jsontext
 from simnode._wire import ml_pb2 as mlpb
 from simnode.errors import IllegalArgumentError, OpenSearchError
 from simnode.node import Node
@@ -164,7 +164,7 @@ class MlWorker:
     ) -> mlpb.TrainModelResponse:
         task = self._register(TRAIN_ACTION, req, local=local)
         try:
-            parameters = json.loads(req.parameters_json) if req.parameters_json else {}
+            parameters = jsontext.loads(req.parameters_json) if req.parameters_json else {}
             validate_training(req.function_name, parameters)
             await trio.sleep(req.duration_millis / 1000)
             digest = hashlib.sha256(f"{req.task_id}{req.parameters_json}".encode()).hexdigest()

@@ -25,7 +25,6 @@ the node's cancellation of the task raise it (`POST /_sim/tasks {"bug": ...}`, R
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -37,7 +36,7 @@ from typing import Any
 
 import trio
 
-from simnode import bulk_by_scroll
+from simnode import bulk_by_scroll, jsontext
 from simnode._wire import node_pb2 as pb
 from simnode.discovery import ClusterState, DiscoveryNode
 from simnode.errors import (
@@ -622,7 +621,7 @@ class Node:
             headers=headers,
             cancellable=spec.cancellable,
             description=spec.description,
-            status=json.loads(spec.status_json) if spec.HasField("status_json") else None,
+            status=jsontext.loads(spec.status_json) if spec.HasField("status_json") else None,
         )
 
     async def _run_registered(
@@ -690,7 +689,7 @@ class Node:
         if failures:
             return None, failures[0]
         if running.response is not None:
-            return json.dumps(running.response), None
+            return jsontext.dumps(running.response), None
         cancelled = running.task.cancelled
         if cancelled is not None:
             return None, TaskCancelledError(f"cancelled task with reason: {cancelled.reason}")
@@ -917,7 +916,7 @@ class Node:
                     task, pb.ChildSpec(task=sub), headers, via_client=True
                 )
                 leader.results[slice_id] = bulk_by_scroll.status_from_xcontent(
-                    json.loads(answer.response_json)
+                    jsontext.loads(answer.response_json)
                 )
             except OpenSearchError as e:
                 leader.results[slice_id] = e

@@ -20,7 +20,6 @@ decides on the same envelope. `call_control` is the control channel: it never co
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,6 +95,10 @@ class TransportTls:
         return cls(cert_bytes, Path(key).read_bytes(), ca_bytes)
 
 
+# The longest deadline handed to gRPC (~31 years): beyond it a call waits on trio's deadline only.
+MAX_GRPC_TIMEOUT = 1e9
+
+
 class _Channel:
     def __init__(self, address: str, tls: TransportTls | None = None) -> None:
         self.address = address
@@ -166,7 +169,9 @@ class GrpcTransport(CallDriver):
     def _send(self, call: Call) -> None:
         ch: _Channel = call.link
         remaining = call.deadline - trio.current_time()
-        timeout = None if math.isinf(remaining) else max(remaining, 0.001)
+        # A deadline gRPC cannot represent (past int64 nanoseconds since the epoch, e.g.
+        # `timeout=100000d`) would expire at once: none instead; trio's deadline still ends it.
+        timeout = None if remaining > MAX_GRPC_TIMEOUT else max(remaining, 0.001)
         stub = ch.ml_stub if call.method in ML_ACTION_OF_METHOD else ch.stub
         multicallable: Any = getattr(stub, call.method)
         metadata = [

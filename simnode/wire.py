@@ -5,9 +5,9 @@ Only shapes move here; no decision is taken. Imports protobuf, never grpc or tri
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
+from simnode import jsontext
 from simnode._wire import node_pb2 as pb
 from simnode.discovery import ClusterState, DiscoveryNode
 from simnode.errors import OpenSearchError
@@ -67,7 +67,7 @@ def task_info_to_pb(info: TaskInfo) -> pb.TaskInfo:
         headers=headers_to_pb(info.headers),
     )
     if info.status is not None:
-        msg.status_json = json.dumps(info.status)
+        msg.status_json = jsontext.dumps(info.status)
     if info.description is not None:
         msg.description = info.description
     if info.parent_task_id.is_set():
@@ -114,7 +114,7 @@ def task_info_from_pb(msg: pb.TaskInfo) -> TaskInfo:
         if msg.HasField("parent_task_id")
         else TaskId.parse(None),
         headers=headers_from_pb(msg.headers),
-        status=json.loads(msg.status_json) if msg.HasField("status_json") else None,
+        status=jsontext.loads(msg.status_json) if msg.HasField("status_json") else None,
         description=msg.description if msg.HasField("description") else None,
         resource_stats=resource_stats,
         cancellation_time_millis=(

@@ -37,6 +37,7 @@ from coordinator.supervisor import NodeSpec, SupervisorError
 from simnode.discovery import DiscoveryNode
 from simnode.history import Recorder, attach
 from simnode.node import Clock, Node
+from simnode.offload import run_inline
 from simnode.sim.clock import VirtualClock, deterministic_scheduling, epoch_millis_for
 from simnode.sim.network import SimHost, SimNetwork, SimTransport
 
@@ -326,6 +327,7 @@ def run_sim(main: Callable[[SimEngine], Awaitable[T]], *, seed: int) -> T:
     clock = VirtualClock()
 
     async def root() -> T:
+        run_inline()  # one thread: heavy work runs inline, not in a worker thread
         network = SimNetwork(seed)
         engine = SimEngine(seed, network, clock, epoch_millis_for(seed))
         async with trio.open_nursery() as nursery:
@@ -440,6 +442,7 @@ class SimWorld:
         clock = self.clock = _DrivenClock(self)
 
         async def root() -> None:
+            run_inline()  # one thread: heavy work runs inline, not in a worker thread
             network = SimNetwork(self.seed)
             engine = SimEngine(self.seed, network, clock, epoch_millis_for(self.seed))
             self._token = trio.lowlevel.current_trio_token()

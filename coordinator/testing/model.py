@@ -10,7 +10,6 @@ runs on the node its spec names. Reading the cluster is the only I/O (`Snapshot.
 
 from __future__ import annotations
 
-import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
@@ -37,8 +36,34 @@ def is_transient(action: str) -> bool:
 
 
 def simple_match(pattern: str, value: str) -> bool:
-    """OpenSearch's `Regex.simpleMatch`: `*` matches any run of characters, nothing else is special."""
-    return re.fullmatch(".*".join(re.escape(p) for p in pattern.split("*")), value) is not None
+    """OpenSearch's `Regex.simpleMatch`: `*` matches any run of characters, nothing else is special.
+
+    The model's own algorithm, independent of simnode/regex.py's: the set of pattern positions
+    reachable after each character (an NFA run), O(len(pattern) * len(value)) whatever the
+    pattern — never a backtracking regex, which is exponential in the number of `*`s."""
+
+    def closure(positions: set[int]) -> set[int]:
+        out = set(positions)
+        for i in sorted(positions):
+            j = i
+            while j < len(pattern) and pattern[j] == "*":
+                j += 1
+                out.add(j)
+        return out
+
+    states = closure({0})
+    for c in value:
+        step = set()
+        for i in states:
+            if i < len(pattern):
+                if pattern[i] == "*":
+                    step.add(i)
+                elif pattern[i] == c:
+                    step.add(i + 1)
+        states = closure(step)
+        if not states:
+            return False
+    return len(pattern) in states
 
 
 # -- a cluster's shape ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import sys
 import time
 
 import psutil
+import pytest
 
 from simnode.discovery import node_id_for
 from tests.harness import ROOT, start_cluster, stop_cluster
@@ -115,6 +116,23 @@ def test_bad_node_count_is_one_clear_line() -> None:
         assert result.stderr == (
             f"tasksim: --nodes must be a whole number from 1 to 64, got '{value}'\n"
         )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("70000", "70000 is not in the range 0<=x<=65535."),
+        ("65536", "65536 is not in the range 0<=x<=65535."),
+        ("-5", "-5 is not in the range 0<=x<=65535."),
+        ("abc", "'abc' is not a valid integer range."),
+    ],
+)
+def test_a_port_out_of_range_is_one_clear_line(value: str, message: str) -> None:
+    """Issue 14: `--port 70000` and `--port -5` printed a Python traceback."""
+    result = run_cli("up", "--nodes", "1", "--port", value)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == f"tasksim: Invalid value for '--port': {message}\n"
 
 
 def test_port_in_use_is_one_clear_line_and_leaves_nothing() -> None:

@@ -249,3 +249,53 @@ steps:
         [scenario] = json.loads((tmp_path / "r" / "report.json").read_text())["scenarios"]
         assert scenario["status"] == "error"
         assert scenario["heal"]["resumed"] == ["node-2"]
+
+
+# A `tasksim run` started with SIGINT ignored, as a shell script's `cmd &` starts it: the
+# disposition survives exec, and Python installs no KeyboardInterrupt handler over SIG_IGN.
+IGNORING_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'coordinator', *sys.argv[1:]])"
+)
+
+
+def test_ctrl_c_heals_even_when_started_with_sigint_ignored(tmp_path: Path) -> None:
+    """Issue 14: `tasksim run` ignored Ctrl-C when its parent ignored SIGINT, so the Ctrl-C heal
+    test depended on how the suite was started. The command now restores SIGINT's default."""
+    long = tmp_path / "long.yaml"
+    long.write_text(
+        """
+name: interrupted
+steps:
+  - pause: node-2
+  - wait: 60s
+"""
+    )
+    with running_cluster() as cluster:
+        sim = SimClient(cluster.url)
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        runner = subprocess.Popen(
+            [
+                *(sys.executable, "-c", IGNORING_SIGINT),
+                *("run", str(long), "--url", cluster.url, "--report-dir", str(tmp_path / "r")),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not sim.nodes()["node-2"]["paused"]:
+                assert time.monotonic() < deadline and runner.poll() is None
+                time.sleep(0.1)
+            runner.send_signal(signal.SIGINT)
+            out, _ = runner.communicate(timeout=30)
+        finally:
+            if runner.poll() is None:
+                runner.kill()
+                runner.communicate()
+        assert runner.returncode == 130, out
+        assert "interrupted" in out
+        assert_clean(cluster)

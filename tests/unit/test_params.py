@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from coordinator.params import (
+    MAX_SECONDS,
     Params,
     check_group_by,
     parse_boolean,
@@ -304,3 +305,42 @@ def test_task_id_edge_cases() -> None:
     assert TaskId.parse(":5") == TaskId("", 5)
     assert TaskId.parse("unset") == EMPTY_TASK_ID
     assert str(TaskId.parse("n:-1")) == "unset"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("100000d", 100_000 * 86_400.0),  # a long of days: parses, as in OpenSearch
+        ("106751d", 106_751 * 86_400.0),  # just under Long.MAX_VALUE nanoseconds
+        ("9223372036854775807nanos", MAX_SECONDS),
+        ("1000000d", MAX_SECONDS),  # TimeValue.nanos() saturates at Long.MAX_VALUE
+        ("9223372036854775807d", MAX_SECONDS),
+    ],
+)
+def test_huge_time_values_saturate_like_time_value_nanos(text: str, seconds: float) -> None:
+    """Issue 14: `timeout=100000d` parsed, then expired at once (a deadline past what gRPC holds).
+    OpenSearch parses it to a long and its nanos saturate; so do ours, and the value still fits
+    the int64 milliseconds the transport carries."""
+    value = parse_time_value(text, "timeout")
+    assert value == pytest.approx(seconds)
+    assert value <= MAX_SECONDS
+    assert int(value * 1000) < 2**63
+
+
+def test_did_you_mean_skips_candidates_that_cannot_score(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 4 kB parameter name cost the loop a 4000 x len(candidate) table per candidate; a
+    candidate whose length differs by half or more can never score above 0.5, and is skipped."""
+    import coordinator.params as params_module
+
+    calls: list[tuple[str, str]] = []
+    original = params_module._levenshtein_similarity
+
+    def counting(a: str, b: str) -> float:
+        calls.append((a, b))
+        return original(a, b)
+
+    monkeypatch.setattr(params_module, "_levenshtein_similarity", counting)
+    message = unrecognized("/_tasks", ["x" * 4000], {"actions", "detailed", "nodes"})
+    assert message == f"request [/_tasks] contains unrecognized parameter: [{'x' * 4000}]"
+    assert calls == []
+    assert "did you mean [detailed]" in unrecognized("/_tasks", ["detaild"], {"detailed", "a"})
