@@ -46,7 +46,9 @@ from simnode.discovery import BUILT_IN_ROLES, DEFAULT_ATTRIBUTES, DEFAULT_ROLES
 from simnode.errors import OpenSearchError
 
 COORDINATOR = "coordinator"
-MAX_NODES = 16
+MAX_NODES = 16  # node processes on the real engine
+SIM_MAX_NODES = 10_000  # in-process nodes on the sim engine
+ENGINES = ("real", "sim")
 NAME = r"[a-z0-9][a-z0-9._-]*"
 TEMPLATE = re.compile(r"\$\{([^}]*)\}")
 
@@ -91,8 +93,11 @@ class ClusterSection(_Strict):
     @classmethod
     def _nodes(cls, nodes: int | list[NodeSpecModel]) -> int | list[NodeSpecModel]:
         count = nodes if isinstance(nodes, int) else len(nodes)
-        if not 1 <= count <= MAX_NODES:
-            raise ValueError(f"a scenario cluster has 1 to {MAX_NODES} nodes, not {count}")
+        if not 1 <= count <= SIM_MAX_NODES:  # the real engine's limit: `engine_errors`
+            raise ValueError(
+                f"a scenario cluster has 1 to {MAX_NODES} nodes "
+                f"(up to {SIM_MAX_NODES} on the sim engine), not {count}"
+            )
         if not isinstance(nodes, int):
             names = [n.name for n in nodes]
             for name in names:
@@ -377,6 +382,8 @@ class Checks(_Strict):
 class Scenario(_Strict):
     name: Annotated[str, Field(pattern=f"^{NAME}$")]
     description: str = ""
+    # Runs on this engine only (skipped on the other); the description says why.
+    engine: Literal["real", "sim"] | None = None
     tags: list[str] = []
     seed: int | None = None
     cluster: ClusterSection = ClusterSection()
@@ -417,6 +424,16 @@ def semantic_errors(scenario: Scenario, marks: Marks) -> list[ScenarioError]:
         allowed = names if coordinator else nodes
         if name not in allowed:
             err(path, f"unknown node {name!r} (nodes: {', '.join(allowed)})")
+
+    if scenario.engine is not None and not scenario.description.strip():
+        err(("engine",), "a scenario that needs one engine says why in its 'description'")
+    count = len(nodes)
+    if count > MAX_NODES and scenario.engine != "sim":
+        err(
+            ("cluster", "nodes"),
+            f"a scenario cluster has 1 to {MAX_NODES} nodes on the real engine, not {count} "
+            f"(up to {SIM_MAX_NODES} with 'engine: sim')",
+        )
 
     ids: dict[str, int] = {}
     for i, step in enumerate(scenario.steps):
@@ -602,9 +619,15 @@ def load_cluster_section(path: Path) -> ClusterSection:
     if isinstance(data, dict) and ("steps" in data or "cluster" in data):
         return parse(data, marks).cluster
     try:
-        return ClusterSection.model_validate(data)
+        section = ClusterSection.model_validate(data)
     except ValidationError as e:
         raise LoadError(validation_errors(e, marks)) from None
+    count = len(section.node_names())
+    if count > MAX_NODES:  # `tasksim up` starts node processes: the real engine's limit
+        raise LoadError(
+            [error_at(marks, ("nodes",), f"a cluster has 1 to {MAX_NODES} nodes, not {count}")]
+        )
+    return section
 
 
 def collect(paths: list[Path]) -> list[Path]:
