@@ -23,6 +23,7 @@ import trio
 from google.protobuf.message import Message
 
 from simnode._wire import node_pb2 as pb
+from simnode.discovery import ClusterState
 from simnode.faults import Envelope, FaultTable, Side, Verdict
 from simnode.ml import MlWorker
 from simnode.node import Node
@@ -37,8 +38,23 @@ class CalleeLink(Protocol):
         ...
 
 
+class _LastState:
+    """The sim engine hands one publication's message object to every node: decode it once (a
+    `ClusterState` is immutable, so the nodes may share it). Over gRPC every message is new and
+    this never hits."""
+
+    message: Any = None
+    state: ClusterState | None = None
+
+    @classmethod
+    def decode(cls, message: Any) -> ClusterState:
+        if cls.state is None or message is not cls.message:
+            cls.message, cls.state = message, cluster_state_from_pb(message)
+        return cls.state
+
+
 async def _set_cluster_state(node: Node, req: Any) -> Message:
-    node.set_cluster_state(cluster_state_from_pb(req))
+    node.set_cluster_state(_LastState.decode(req))
     return pb.Empty()
 
 

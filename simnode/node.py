@@ -209,8 +209,7 @@ class Node:
             await self._children_waiters.setdefault(task.id, trio.Event()).wait()
 
     def set_cluster_state(self, state: ClusterState) -> None:
-        staying = {n.id for n in state.nodes}
-        gone = [n.id for n in self.cluster.nodes if n.id not in staying]
+        gone = state.departed_since(self.cluster)
         self.cluster = state
         for node_id in gone:
             self.registry.remove_bans_of_node(node_id)
