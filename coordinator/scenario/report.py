@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -123,9 +124,12 @@ class Terminal:
 
 
 def to_json(results: list[ScenarioResult], *, started: dt.datetime) -> dict[str, Any]:
+    engine = results[0].engine if results else "real"
+    replay = {"python_hash_seed": os.environ.get("PYTHONHASHSEED")} if engine == "sim" else {}
     return {
         "tool": "tasksim run",
-        "engine": results[0].engine if results else "real",
+        "engine": engine,
+        **replay,
         "started": started.isoformat(timespec="seconds"),
         "summary": {
             "total": len(results),
