@@ -64,6 +64,36 @@ def scenario_walls(path: Path, logs: Path) -> dict[str, Any]:
     }
 
 
+def large_scenario(nodes: int, directory: Path) -> Path:
+    """The large scenario (scenarios/large/) at `nodes` nodes, written into `directory`."""
+    text = LARGE.read_text()
+    path = directory / f"cancel-across-{nodes}-nodes.yaml"
+    names = "[" + ", ".join(f"node-{i}" for i in range(nodes - 9, nodes + 1)) + "]"
+    fails = ", ".join(
+        f"node-{i}: receive_timeout_transport_exception" for i in range(nodes - 9, nodes + 1)
+    )
+    # `POST /_sim/tasks` starts at most 10 000 tasks: at that size node-1 (the root) is not
+    # a data node, so the tree is the root and a child on each of the other nodes.
+    members = ", ".join(
+        ["{name: node-1, roles: [cluster_manager]}"]
+        + [f"{{name: node-{i}}}" for i in range(2, nodes + 1)]
+    )
+    text = (
+        text.replace("name: cancel-across-1000-nodes", f"name: cancel-across-{nodes}-nodes")
+        .replace("nodes: 1000", f"nodes: [{members}]")
+        .replace("count: 1000", f"count: {nodes - 1}")
+        .replace("count: 990", f"count: {nodes - 11}")
+    )
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().startswith("partition: {groups: [["):
+            lines[i] = f"    partition: {{groups: [{names}]}}"
+        elif line.strip().startswith("node_failures: {node-991"):
+            lines[i] = f"      node_failures: {{{fails}}}"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def large_cluster(nodes: int) -> dict[str, Any]:
     marks: dict[str, Any] = {"nodes": nodes, "load_before": load()}
 
@@ -80,26 +110,8 @@ def large_cluster(nodes: int) -> dict[str, Any]:
     t = time.perf_counter()
     run_sim(main, seed=7)
     marks["total_wall"] = round(time.perf_counter() - t, 3)
-    text = LARGE.read_text()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"cancel-across-{nodes}-nodes.yaml"
-        names = "[" + ", ".join(f"node-{i}" for i in range(nodes - 9, nodes + 1)) + "]"
-        fails = ", ".join(
-            f"node-{i}: receive_timeout_transport_exception" for i in range(nodes - 9, nodes + 1)
-        )
-        text = (
-            text.replace("name: cancel-across-1000-nodes", f"name: cancel-across-{nodes}-nodes")
-            .replace("nodes: 1000", f"nodes: {nodes}")
-            .replace("count: 1000", f"count: {nodes}")
-            .replace("count: 990", f"count: {nodes - 10}")
-        )
-        lines = text.splitlines()
-        for i, line in enumerate(lines):
-            if line.strip().startswith("partition: {groups: [["):
-                lines[i] = f"    partition: {{groups: [{names}]}}"
-            elif line.strip().startswith("node_failures: {node-991"):
-                lines[i] = f"      node_failures: {{{fails}}}"
-        path.write_text("\n".join(lines) + "\n")
+        path = large_scenario(nodes, Path(tmp))
         t = time.perf_counter()
         result, _ = run_on_sim(load_scenario(path), path)
         marks["scenario_wall"] = round(time.perf_counter() - t, 3)

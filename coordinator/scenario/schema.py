@@ -15,6 +15,9 @@ A `request` or `wait_until` step may `capture` values of its answer for later st
 Any step may say `at: 1.5s`: it does not start before that time since the scenario started.
 `checks` hold `always` (during the run) and `eventually` (after the final heal, within a deadline).
 
+`engine: real` or `engine: sim` says the scenario runs on that engine only (its `description` says
+why); it is skipped on the other. A cluster has up to 16 nodes, or up to 10 000 with `engine: sim`.
+
 Validation is strict and complete before a process starts: unknown keys, bad durations, unknown
 node names, unknown or misplaced step references and `${...}` templates are all reported with the
 file, line and column (loader.py). Nothing here runs anything.
