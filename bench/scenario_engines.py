@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -94,7 +95,7 @@ def large_scenario(nodes: int, directory: Path) -> Path:
     return path
 
 
-def large_cluster(nodes: int) -> dict[str, Any]:
+def large_cluster(nodes: int, *, scenario: bool = True) -> dict[str, Any]:
     marks: dict[str, Any] = {"nodes": nodes, "load_before": load()}
 
     async def main(engine: SimEngine) -> None:
@@ -110,6 +111,10 @@ def large_cluster(nodes: int) -> dict[str, Any]:
     t = time.perf_counter()
     run_sim(main, seed=7)
     marks["total_wall"] = round(time.perf_counter() - t, 3)
+    marks["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    if not scenario:
+        marks["load_after"] = load()
+        return marks
     with tempfile.TemporaryDirectory() as tmp:
         path = large_scenario(nodes, Path(tmp))
         t = time.perf_counter()
@@ -118,6 +123,7 @@ def large_cluster(nodes: int) -> dict[str, Any]:
         marks["scenario_virtual"] = round(result.duration, 3)
         marks["scenario_status"] = result.status
         marks["scenario_problem"] = result.error or (result.failures[:1] or [""])[0]
+        marks["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     marks["load_after"] = load()
     return marks
 
@@ -154,9 +160,16 @@ def render(data: dict[str, Any]) -> str:
             f"- cluster start-up: {m['start_wall']:.1f} s wall",
             f"- one `GET _tasks` over {m['list_nodes']:,} nodes: {m['list_wall']:.1f} s wall "
             f"({m['list_virtual'] * 1000:.2f} ms virtual)",
-            f"- the large scenario (cancel across every node, ten cut off): "
-            f"{m['scenario_status']} in {m['scenario_wall']:.1f} s wall "
-            f"({m['scenario_virtual']:.2f} s virtual) {m['scenario_problem']}",
+            *(
+                [
+                    f"- the large scenario (cancel across every node, ten cut off): "
+                    f"{m['scenario_status']} in {m['scenario_wall']:.1f} s wall "
+                    f"({m['scenario_virtual']:.2f} s virtual) {m['scenario_problem']}"
+                ]
+                if "scenario_wall" in m
+                else []
+            ),
+            f"- peak RSS of the process: {m['max_rss_mib']} MiB",
             f"- load average before {m['load_before']}, after {m['load_after']}",
             "",
         ]
@@ -168,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("-k", dest="match", default="", help="only scenarios whose file contains this")
     p.add_argument("--no-scenarios", action="store_true")
     p.add_argument("--large", type=int, default=0, help="a simulated cluster of this many nodes")
+    p.add_argument(
+        "--no-large-scenario", action="store_true", help="--large: start-up and list only"
+    )
     p.add_argument("--out", type=Path, default=ROOT / "bench")
     args = p.parse_args(argv)
     json_path = args.out / "scenario_engines.json"
@@ -182,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
                 data.setdefault("scenarios", {})[path.stem] = row
                 json_path.write_text(json.dumps(data, indent=1) + "\n")
     if args.large:
-        row = large_cluster(args.large)
+        row = large_cluster(args.large, scenario=not args.no_large_scenario)
         print(row, flush=True)
         data.setdefault("large", {})[str(args.large)] = row
     json_path.write_text(json.dumps(data, indent=1) + "\n")
