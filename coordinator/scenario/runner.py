@@ -22,6 +22,7 @@ could not be carried out: a step's request was refused, the cluster did not star
 
 from __future__ import annotations
 
+import traceback
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -722,5 +723,16 @@ def run_on_sim(
 
     recorder = Recorder() if record else None
     one = ScenarioRun(scenario, file, seed=seed, progress=progress, engine="sim", recorder=recorder)
-    result = one.skipped() or run_sim(one.run, seed=one.seed)
+    result = one.skipped()
+    if result is None:
+        try:
+            result = run_sim(one.run, seed=one.seed)
+        except Exception as e:  # a crash under some seed is a finding: reported, with its replay
+            result = one.result
+            result.status = "error"
+            leaf: BaseException = e
+            while isinstance(leaf, BaseExceptionGroup) and leaf.exceptions:
+                leaf = leaf.exceptions[0]
+            result.error = f"the simulated run crashed: {leaf!r}"
+            result.failures.append(traceback.format_exc(limit=-8))
     return result, (trace(result, recorder) if recorder is not None else None)

@@ -264,3 +264,20 @@ def test_the_cli_fixes_the_hash_seed_for_the_sim_engine(tmp_path: Path) -> None:
     done = tasksim("run", "--engine", "sim", "--report-dir", str(tmp_path), str(HUNG), env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads((tmp_path / "report.json").read_text())["python_hash_seed"] == "0"
+
+
+def test_a_crash_under_a_seed_is_an_error_with_its_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+    from coordinator.scenario import runner
+
+    async def crash(self: runner.ScenarioRun) -> None:
+        raise RuntimeError("a bug that only this seed finds")
+
+    monkeypatch.setattr(runner.ScenarioRun, "_run_on_cluster", crash)
+    result, trace = run_on_sim(load_scenario(HUNG), HUNG, seed=7, record=True)
+    assert result.status == "error"
+    assert (
+        result.error == "the simulated run crashed: RuntimeError('a bug that only this seed finds')"
+    )
+    assert "a bug that only this seed finds" in result.failures[-1]
+    assert result.repro == f"tasksim run --engine sim --seed 7 {HUNG}"
+    assert trace is not None and '"status": "error"' in trace
