@@ -17,6 +17,7 @@ Any step may say `at: 1.5s`: it does not start before that time since the scenar
 
 `engine: real` or `engine: sim` says the scenario runs on that engine only (its `description` says
 why); it is skipped on the other. A cluster has up to 16 nodes, or up to 10 000 with `engine: sim`.
+`sweep: false` says its expectations hold for its own seed only: a seed sweep runs it once.
 
 Validation is strict and complete before a process starts: unknown keys, bad durations, unknown
 node names, unknown or misplaced step references and `${...}` templates are all reported with the
@@ -387,6 +388,9 @@ class Scenario(_Strict):
     description: str = ""
     # Runs on this engine only (skipped on the other); the description says why.
     engine: Literal["real", "sim"] | None = None
+    # False: the expectations hold for this scenario's own seed only (which requests a seeded
+    # loss drops, say), so a seed sweep runs it once, with that seed, instead of N seeds.
+    sweep: bool = True
     tags: list[str] = []
     seed: int | None = None
     cluster: ClusterSection = ClusterSection()
@@ -428,6 +432,8 @@ def semantic_errors(scenario: Scenario, marks: Marks) -> list[ScenarioError]:
         if name not in allowed:
             err(path, f"unknown node {name!r} (nodes: {', '.join(allowed)})")
 
+    if not scenario.sweep and scenario.seed is None:
+        err(("sweep",), "'sweep: false' is for expectations of one seed: give the 'seed'")
     if scenario.engine is not None and not scenario.description.strip():
         err(("engine",), "a scenario that needs one engine says why in its 'description'")
     count = len(nodes)

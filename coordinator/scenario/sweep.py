@@ -4,7 +4,7 @@
 seed) — seeds `s, s+1, ... s+N-1` from `--seed` or the scenario's own — in a fresh simulated world.
 Workers are fresh interpreters (`multiprocessing`'s `spawn`, never a fork: gRPC may be loaded) that
 inherit PYTHONHASHSEED=0 from the CLI (scenario/cli.py), so a seed's run is the same in any of them.
-`-j 1` runs in this process.
+`-j 1` runs in this process. A scenario with `sweep: false` (expectations of one seed) runs once.
 
 `--check-determinism` runs each (scenario, seed) twice — two jobs, so with `-j 2` or more they
 usually land in two different processes — and fails the seed when the two traces
@@ -73,7 +73,8 @@ def jobs_for(
     jobs = []
     for file, scenario in loaded:
         base = seed if seed is not None else scenario.default_seed()
-        for s in range(base, base + seeds):
+        count = seeds if scenario.sweep else 1  # `sweep: false`: its expectations are its seed's
+        for s in range(base, base + count):
             for attempt in range(2 if twice else 1):
                 jobs.append(Job(str(file), s, attempt))
     return jobs

@@ -120,14 +120,17 @@ def test_a_sweep_checks_determinism_across_worker_processes(tmp_path: Path) -> N
 
 
 def test_a_failing_seed_is_reported_with_the_command_that_replays_it(tmp_path: Path) -> None:
-    # lossy-links-seeded names the nodes whose requests seed 1313 loses: other seeds lose others
+    # lossy-links-seeded names the nodes whose requests seed 1313 loses: other seeds lose others,
+    # which is why it says `sweep: false`; without it a sweep finds the seeds it fails under
+    anyseed = tmp_path / "lossy-any-seed.yaml"
+    anyseed.write_text(LOSSY.read_text().replace("sweep: false\n", ""))
     done = tasksim(
-        "run", "--engine", "sim", "--seeds", "2", "--report-dir", str(tmp_path), str(LOSSY)
+        "run", "--engine", "sim", "--seeds", "2", "--report-dir", str(tmp_path), str(anyseed)
     )
     out = done.stdout
     assert done.returncode == 1, out + done.stderr
     assert "seed 1313" in out and "seed 1314:" in out
-    replay = f"replay: tasksim run --engine sim --seed 1314 {LOSSY}"
+    replay = f"replay: tasksim run --engine sim --seed 1314 {anyseed}"
     assert replay in out, out
     line = next(x for x in out.splitlines() if "seed 1314:" in x)
     problem = line.split("seed 1314:", 1)[1].strip()
@@ -138,6 +141,37 @@ def test_a_failing_seed_is_reported_with_the_command_that_replays_it(tmp_path: P
         failures = json.loads((tmp_path / "replay" / "report.json").read_text())["scenarios"]
         assert failures[0]["seed"] == 1314
         assert failures[0]["failures"][0] == problem
+
+
+def test_a_scenario_of_one_seed_runs_once_in_a_sweep(tmp_path: Path) -> None:
+    done = tasksim(
+        "run",
+        "--engine",
+        "sim",
+        "--seeds",
+        "3",
+        "--report-dir",
+        str(tmp_path),
+        str(LOSSY),
+        str(HUNG),
+    )
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    seeds = {
+        (s["name"], s["seed"])
+        for s in json.loads((tmp_path / "report.json").read_text())["scenarios"]
+    }
+    assert seeds == {
+        ("lossy-links-seeded", 1313),
+        ("hung-node-list-timeout", 101),
+        ("hung-node-list-timeout", 102),
+        ("hung-node-list-timeout", 103),
+    }
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(LOSSY.read_text().replace("seed: 1313\n", ""))
+    done = tasksim("run", "--engine", "sim", str(bad))
+    assert done.returncode == 2
+    assert "'sweep: false' is for expectations of one seed: give the 'seed'" in done.stdout
 
 
 def test_the_determinism_check_prints_the_first_difference(
