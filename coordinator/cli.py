@@ -65,7 +65,8 @@ def cli() -> None:
 @click.option(
     "--security",
     is_flag=True,
-    help="as the security plugin's demo setup: --tls and --auth admin:admin (unless --auth given)",
+    help="as the security plugin's demo setup: --tls, --auth admin:admin (unless --auth given) "
+    "and --transport-tls",
 )
 @click.option(
     "--tls", is_flag=True, help="serve HTTPS with a self-signed certificate made at start"
@@ -89,7 +90,9 @@ def cli() -> None:
     help="require HTTP basic auth with these credentials (repeatable; env TASKSIM_AUTH)",
 )
 @click.option(
-    "--transport-tls", is_flag=True, help="mutual TLS between the coordinator and the nodes"
+    "--transport-tls",
+    is_flag=True,
+    help="mutual TLS between the coordinator and the nodes (implied by --security)",
 )
 @click.option(
     "-E",
@@ -157,6 +160,9 @@ def up(
         raise click.UsageError(str(e)) from None
     if security and not users:
         users = [User("admin", "admin")]
+    # The node ports serve list/start/cancel, bans and fault rules (Node, MlNode, Control): with
+    # --security only the cluster's own processes, holding the cluster's key, may call them.
+    transport_tls = transport_tls or security
     https = security or tls or tls_cert is not None
     basic_auth = BasicAuth(users) if users else None
     if not is_loopback(host):
@@ -243,6 +249,8 @@ def _serve(
             click.echo(f"  {n.name:<12} {n.id}  {n.transport_address:<21} roles={roles}")
         for note in notes:
             click.echo(note)
+        if r.open_files is not None:
+            click.echo(f"  {r.open_files.describe()}")
         sys.stdout.flush()
 
     trio.run(

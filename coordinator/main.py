@@ -1,8 +1,13 @@
 """The coordinator process: the cluster (coordinating node + node processes) and the REST front
-on one trio loop, until SIGINT/SIGTERM. Everything it started is stopped on the way out."""
+on one trio loop, until SIGINT/SIGTERM. Everything it started is stopped on the way out.
+
+At start the process raises its soft open-files limit to the hard limit (node processes inherit
+it), as OpenSearch's launcher expects a high one: every REST connection and every gRPC channel is a
+descriptor, and a default soft limit of 1024 is reached by about a thousand clients."""
 
 from __future__ import annotations
 
+import resource
 import signal
 import socket
 from collections.abc import Callable
@@ -25,12 +30,52 @@ from coordinator.http import Router, build_app, serve_http
 from coordinator.limits import Limits
 from coordinator.security import BasicAuth, TlsFiles
 
+# OpenSearch's bootstrap check (`FileDescriptorCheck`) asks for at least this many.
+OPENSEARCH_MIN_OPEN_FILES = 65535
+
+
+@dataclass(frozen=True)
+class OpenFiles:
+    """The process's open-files limit (RLIMIT_NOFILE) after `raise_open_files_limit`."""
+
+    soft: int
+    hard: int
+    before: int  # the soft limit the process started with
+
+    def describe(self) -> str:
+        def n(v: int) -> str:
+            return "unlimited" if v == resource.RLIM_INFINITY else str(v)
+
+        text = f"open files: limit {n(self.soft)}"
+        if self.soft != self.before:
+            text += f" (soft limit raised from {n(self.before)} to the hard limit)"
+        if self.soft != resource.RLIM_INFINITY and self.soft < OPENSEARCH_MIN_OPEN_FILES:
+            text += (
+                f"; OpenSearch asks for at least {OPENSEARCH_MIN_OPEN_FILES}"
+                " (raise the hard limit: ulimit -Hn)"
+            )
+        return text
+
+
+def raise_open_files_limit() -> OpenFiles:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; a refusal leaves it as it was."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    before = soft
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return OpenFiles(soft, hard, before)
+
 
 @dataclass(frozen=True)
 class Ready:
     http_port: int
     cluster: Cluster
     seconds: float
+    open_files: OpenFiles | None = None
 
 
 def build_router(cluster: Cluster) -> Router:
@@ -64,6 +109,7 @@ async def run(
     http_tls: TlsFiles | None = None,
 ) -> None:
     check_port_free(http_host, http_port)
+    open_files = raise_open_files_limit()  # before any node process starts: they inherit it
     limits = limits or Limits()
     started = trio.current_time()
     cluster = Cluster(config)
@@ -95,5 +141,5 @@ async def run(
             if demo:
                 await start_demo(cluster)
             if on_ready is not None:
-                on_ready(Ready(port, cluster, trio.current_time() - started))
+                on_ready(Ready(port, cluster, trio.current_time() - started, open_files))
             await trio.sleep_forever()

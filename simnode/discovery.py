@@ -61,42 +61,24 @@ class ClusterState:
     nodes: tuple[DiscoveryNode, ...] = field(default_factory=tuple)
     # The node that holds the `.tasks` index (the coordinating node in tasksim); "" = none.
     tasks_index_node_id: str = ""
-    # Lookups by id and by name (the first node of each), made once: a state is immutable, and a
-    # simulated cluster of 10 000 nodes looks nodes up in it constantly.
-    _by_id: dict[str, DiscoveryNode] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-    _by_name: dict[str, DiscoveryNode] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-    # The last `departed_since` answer (the previous state and the ids it had that this one has
-    # not): every node of a publication asks the same question of the same two states.
-    _departed: tuple[ClusterState, tuple[str, ...]] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
+    # Look-ups by id and by name (a fan-out over thousands of nodes looks each one up).
+    _by_id: dict[str, DiscoveryNode] = field(init=False, repr=False, compare=False)
+    _by_name: dict[str, DiscoveryNode] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        by_id: dict[str, DiscoveryNode] = {}
+        by_name: dict[str, DiscoveryNode] = {}
         for node in self.nodes:
-            self._by_id.setdefault(node.id, node)
-            self._by_name.setdefault(node.name, node)
+            by_id.setdefault(node.id, node)
+            by_name.setdefault(node.name, node)
+        object.__setattr__(self, "_by_id", by_id)
+        object.__setattr__(self, "_by_name", by_name)
 
     def get(self, node_id: str) -> DiscoveryNode | None:
         return self._by_id.get(node_id)
 
     def by_name(self, name: str) -> DiscoveryNode | None:
         return self._by_name.get(name)
-
-    def has(self, node_id: str) -> bool:
-        return node_id in self._by_id
-
-    def departed_since(self, old: ClusterState) -> tuple[str, ...]:
-        """The ids of the nodes `old` had and this state has not, in `old`'s order."""
-        last = self._departed
-        if last is not None and last[0] is old:
-            return last[1]
-        gone = tuple(n.id for n in old.nodes if n.id not in self._by_id)
-        object.__setattr__(self, "_departed", (old, gone))
-        return gone
 
     @property
     def cluster_manager(self) -> DiscoveryNode | None:

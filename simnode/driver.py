@@ -250,8 +250,11 @@ class CallDriver:
         self._calls.setdefault(node.id, {})[call] = None
         self._apply(call, effects)
         try:
-            with trio.move_on_at(deadline):
+            if math.isinf(deadline):  # no scope when there is no deadline: fan-outs are wide
                 await call.finished.wait()
+            else:
+                with trio.move_on_at(deadline):
+                    await call.finished.wait()
         except BaseException:
             self._event(call, LinkEvent.GIVE_UP)
             raise
@@ -267,7 +270,7 @@ class CallDriver:
     def _event(self, call: Call, event: LinkEvent) -> None:
         if call.state is CallState.DONE:
             return
-        call.state, effects = step(call.state, event)
+        call.state, effects = step(call.state, event, unbounded=math.isinf(call.deadline))
         self._apply(call, effects)
         if call.state is CallState.DONE:
             self._forget(call)

@@ -34,6 +34,10 @@ Headers = tuple[tuple[str, str], ...]
 # How a simulated task reacts when it is cancelled: at once, at its next checkpoint, or not for
 # a while (a "zombie" that stays listed with `cancelled: true`).
 ON_CANCEL_MODES = ("immediate", "checkpoint", "ignore")
+# The `bug` test hook of a simulated task: where a simulated tasksim bug is raised (simnode/node.py).
+BUG_WORK = "work"
+BUG_CANCEL = "cancel"
+BUG_HOOKS = (BUG_WORK, BUG_CANCEL)
 
 
 @dataclass(frozen=True, slots=True)

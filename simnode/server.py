@@ -37,7 +37,7 @@ from simnode._wire import ml_pb2_grpc as ml_pb_grpc
 from simnode._wire import node_pb2 as pb
 from simnode._wire import node_pb2_grpc as pb_grpc
 from simnode.control import inspection, rule_set_from_pb, rule_set_to_pb
-from simnode.errors import OpenSearchError
+from simnode.errors import OpenSearchError, first_leaf, internal_error
 from simnode.faults import FaultTable
 from simnode.handlers import serve
 from simnode.node import Node
@@ -173,13 +173,16 @@ class NodeServicer(pb_grpc.NodeServicer):
                 ok, result = trio.from_thread.run(runner, trio_token=token)
             finally:
                 state.answered = True
-        except OpenSearchError as e:
-            context.set_trailing_metadata(
-                ((ERROR_METADATA_KEY, error_to_pb(e).SerializeToString()),)
-            )
-            context.abort(grpc.StatusCode.UNKNOWN, f"{e.type}: {e.reason}")
         except trio.RunFinishedError:
             context.abort(grpc.StatusCode.UNAVAILABLE, "node shutting down")
+        except Exception as e:  # an OpenSearchError, or a bug: the caller gets a 500 `exception`
+            err = internal_error(e)  # an OpenSearchError (also inside a group) stays itself
+            if not isinstance(first_leaf(e), OpenSearchError):
+                self.node.log_bug(e, "a request")
+            context.set_trailing_metadata(
+                ((ERROR_METADATA_KEY, error_to_pb(err).SerializeToString()),)
+            )
+            context.abort(grpc.StatusCode.UNKNOWN, f"{err.type}: {err.reason}")
         if not ok:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
         return result

@@ -53,6 +53,7 @@ SIMULATED_STATS = NodeStats(
     load=(0.0, 0.0, 0.0),
     uptime_nanos=0,
 )
+GC_THRESHOLD = 50_000
 BASE_PORT = 9300  # the coordinating node; node i (in configured order) gets BASE_PORT + i
 
 
@@ -265,9 +266,6 @@ class SimEngine:
     network: SimNetwork
     clock: VirtualClock
     epoch_millis: int
-    # Inside `run_sim`: once a cluster is up, its objects are frozen out of the cyclic collector's
-    # sight for the rest of the run (`collector_for_simulation` thaws them at the end).
-    freeze_cluster: bool = False
 
     def hosts(self, config: Any) -> SimHosts:
         return SimHosts(
@@ -290,8 +288,9 @@ class SimEngine:
         cluster = Cluster(config, hosts=self.hosts(config))
         async with trio.open_nursery() as nursery:
             await nursery.start(cluster.run)
-            if self.freeze_cluster:
-                gc.freeze()
+            # A big cluster is many long-lived objects: keep the collector from walking them
+            # again and again (unfrozen when the run ends, see `gc_tuned`).
+            gc.freeze()
             if demo:
                 from coordinator.demo import start_demo
 
@@ -303,32 +302,13 @@ class SimEngine:
                 nursery.cancel_scope.cancel()
 
 
-GC_GEN0_THRESHOLD = 50_000
-
-
-@contextmanager
-def collector_for_simulation() -> Iterator[None]:
-    """A simulated cluster keeps every node's objects in one heap, and trio makes cyclic garbage
-    at every cancellation; with the default collector thresholds (700 allocations) the cyclic
-    collector ran so often over that heap that it took most of the time of a large cluster (5 000
-    nodes and one `GET _tasks`: 25 s of wall time, 6 s with this). Collect less often for the run
-    (and `SimEngine.cluster` freezes a started cluster's objects), then restore and thaw."""
-    before = gc.get_threshold()
-    gc.set_threshold(max(before[0], GC_GEN0_THRESHOLD), *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-        gc.unfreeze()
-
-
 def run_sim(main: Callable[[SimEngine], Awaitable[T]], *, seed: int) -> T:
     """Run `main(engine)` in a fresh simulated world for `seed` and return what it returns."""
     clock = VirtualClock()
 
     async def root() -> T:
         network = SimNetwork(seed)
-        engine = SimEngine(seed, network, clock, epoch_millis_for(seed), freeze_cluster=True)
+        engine = SimEngine(seed, network, clock, epoch_millis_for(seed))
         async with trio.open_nursery() as nursery:
             await nursery.start(network.run)
             try:
@@ -336,8 +316,21 @@ def run_sim(main: Callable[[SimEngine], Awaitable[T]], *, seed: int) -> T:
             finally:
                 nursery.cancel_scope.cancel()
 
-    with deterministic_scheduling(seed), collector_for_simulation():
+    with deterministic_scheduling(seed), gc_tuned():
         return trio.run(root, clock=clock)
+
+
+@contextmanager
+def gc_tuned() -> Iterator[None]:
+    """For one simulated run: a young generation big enough for the run's many small objects,
+    and whatever the run froze (`gc.freeze` after a cluster starts) unfrozen at the end."""
+    before = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 # -- a world driven from synchronous code ------------------------------------------------------------
@@ -442,7 +435,7 @@ class SimWorld:
                     await trio.sleep_forever()
 
         try:
-            with deterministic_scheduling(self.seed):
+            with deterministic_scheduling(self.seed), gc_tuned():
                 trio.run(root, clock=clock)
         except BaseException as e:  # reported to the driver; a world never takes it down
             self._crash = e

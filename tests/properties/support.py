@@ -17,6 +17,10 @@ from coordinator.testing.model import wait_for
 WORK = "indices:*,internal:tasksim/*"
 # Beyond a request's timeout, how late its answer may be on two busy shared cores.
 SLACK = 3.0
+# How long a tree may take to start, and the cluster to settle (no work, no ban) after a heal and
+# a cancel: only a failure waits that long, and a loaded machine meets them.
+START_WITHIN = 30.0
+SETTLE_WITHIN = 30.0
 
 
 def note_plan(plan: FaultPlan) -> None:
@@ -35,16 +39,33 @@ def start_tree(
     snap = wait_for(
         lambda: Snapshot.read(sim),
         lambda s: len(s.descendants(root)) == tree.size(),
-        timeout=15,
+        timeout=START_WITHIN,
     )
     if len(snap.descendants(root)) != tree.size():
         raise AssertionError(
             f"only {len(snap.descendants(root))} of the {tree.size()} tasks of {tree} started "
             f"(root {root}); work: {sorted(snap.work())}; bans: {snap.ban_list()}; "
             f"the root: {sim.request('GET', '/_tasks/' + root).body}; "
+            f"rules: {rules_in_force(sim)}; "
             f"a probe of the same links: {probe(sim, tree)}"
         )
     return root, snap
+
+
+def rules_in_force(sim: Faults) -> dict[str, Any]:
+    """The rule version the nemesis is at, and what each process actually runs (its own version
+    and its rules' hits, read over the control channel): a child request held by a rule that
+    the nemesis no longer has shows up here."""
+    nodes = sim.nodes()
+    return {
+        "version": sim.faults()["version"],
+        "processes": {
+            name: {"rules_version": e.get("rules_version"), "hits": e.get("hits")}
+            if e.get("reachable")
+            else "unreadable"
+            for name, e in nodes.items()
+        },
+    }
 
 
 def probe(sim: Faults, tree: TaskTree) -> Any:
@@ -70,13 +91,13 @@ def reset(sim: Faults, *, allow_lost_unbans: bool) -> Snapshot:
     def clean(s: Snapshot) -> bool:
         return not s.work() and not s.ban_list() and s.readable == set(s.ids)
 
-    snap = wait_for(lambda: Snapshot.read(sim), clean, timeout=10)
+    snap = wait_for(lambda: Snapshot.read(sim), clean, timeout=SETTLE_WITHIN)
     assert not snap.work(), f"work left after the heal and a cancel: {sorted(snap.work())}"
     if snap.ban_list() and allow_lost_unbans:
         event("a ban whose unban was lost, cleared by a restart")
         for name in [n for n, bans in snap.bans.items() if bans and n != "coordinator"]:
             sim.restart(name)
-        snap = wait_for(lambda: Snapshot.read(sim), clean, timeout=10)
+        snap = wait_for(lambda: Snapshot.read(sim), clean, timeout=SETTLE_WITHIN)
     assert not snap.ban_list(), f"bans left after the heal: {snap.ban_list()}"
     return snap
 

@@ -10,6 +10,7 @@ from typing import Any
 from coordinator.cluster import ClusterConfig
 from coordinator.engine.sim import SimEngine, SimHosts, run_sim
 from simnode.discovery import ClusterState, DiscoveryNode
+from simnode.node import _nodes_gone
 
 
 def test_every_node_shares_one_cluster_state_and_one_rule_set() -> None:
@@ -47,13 +48,12 @@ def test_cluster_state_lookups_and_departures() -> None:
     new = ClusterState(version=2, nodes=(node(0), node(2), node(4), node(7)))
     assert new.get("id-7") == node(7) and new.get("id-1") is None
     assert new.by_name("node-2") == node(2) and new.by_name("node-3") is None
-    assert new.has("id-4") and not new.has("id-3")
-    assert new.departed_since(old) == ("id-1", "id-3")
-    assert new.departed_since(old) is new.departed_since(old)  # asked by every node: once
-    assert old.departed_since(new) == ("id-7",)
+    assert _nodes_gone(old, new) == ["id-1", "id-3"]
+    assert _nodes_gone(old, new) == ["id-1", "id-3"]  # asked by every node: the same answer
+    assert _nodes_gone(new, old) == ["id-7"]
     assert new == ClusterState(version=2, nodes=(node(0), node(2), node(4), node(7)))
     twice = ClusterState(nodes=(node(1), DiscoveryNode(id="id-1", name="other")))
-    assert twice.get("id-1") == node(1)  # the first, as the scan it replaces found
+    assert twice.get("id-1") == node(1)  # the first, as the scan it replaced found
 
 
 def test_run_sim_restores_the_collector() -> None:
