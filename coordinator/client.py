@@ -14,6 +14,9 @@ the REST API of a tasksim cluster on either engine.
     client = AsyncSimClient.over_http(url)     # the real engine: urllib in a worker thread
     await client.heal(); nodes = await client.nodes(tasks=True)
 
+`SimClient` also carries a `clock` (`now()`, `sleep()`): the machine's by default, the world's
+virtual time on the sim engine, so that waits in tests poll on the cluster's own time.
+
 Every call (`request`, `nodes`, `heal`, `kill`, ...) is written once, as a coroutine over one
 `_exchange` (an HTTP request → `Response`), in `_Calls`. A *sender* carries the exchange: urllib
 (`UrllibSend`, the default), `SimWorld.request`, or an async one (`AsgiClient.request`, urllib in a
@@ -127,6 +130,27 @@ class AsyncSend(Protocol):
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> Awaitable[Response]: ...
+
+
+class Clock(Protocol):
+    """What waits are measured on: `now()` in seconds (any origin), `sleep(seconds)`."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class WallClock:
+    """The machine's clock: `time.monotonic` and `time.sleep` (the real engine's)."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+WALL_CLOCK = WallClock()
 
 
 class UrllibSend:
@@ -326,12 +350,22 @@ class _Calls:
 
 class SimClient(_Calls):
     """The synchronous client: urllib to `url` by default, or any synchronous `send`
-    (`SimWorld.request` on the sim engine)."""
+    (`SimWorld.request` on the sim engine); `clock` is what waits are measured on (the machine's
+    by default, the world's virtual time on the sim engine). A request without a `timeout` gets
+    the client's."""
 
-    def __init__(self, url: str = "", *, timeout: float = 60.0, send: Send | None = None) -> None:
+    def __init__(
+        self,
+        url: str = "",
+        *,
+        timeout: float = 60.0,
+        send: Send | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self._send: Send = send if send is not None else UrllibSend(self.url, timeout=timeout)
+        self.send: Send = send if send is not None else UrllibSend(self.url, timeout=timeout)
+        self.clock: Clock = clock if clock is not None else WALL_CLOCK
 
     async def _exchange(
         self,
@@ -341,7 +375,7 @@ class SimClient(_Calls):
         headers: dict[str, str] | None,
         timeout: float | None,
     ) -> Response:
-        return self._send(method, path, body, headers=headers, timeout=timeout)
+        return self.send(method, path, body, headers=headers, timeout=timeout or self.timeout)
 
     # -- fault guards -------------------------------------------------------------------------
 
@@ -418,11 +452,13 @@ class SimClient(_Calls):
 
 
 class AsyncSimClient(_Calls):
-    """The trio client of the scenario runner: the same calls, awaited, over an async sender."""
+    """The trio client of the scenario runner: the same calls, awaited, over an async sender (a
+    request without a `timeout` gets the client's, in the sender's time: virtual on sim)."""
 
-    def __init__(self, send: AsyncSend, *, url: str = "") -> None:
-        self._send = send
+    def __init__(self, send: AsyncSend, *, url: str = "", timeout: float = 60.0) -> None:
+        self.send = send
         self.url = url
+        self.timeout = timeout
 
     @classmethod
     def over_http(cls, url: str, *, timeout: float = 60.0) -> AsyncSimClient:
@@ -445,7 +481,7 @@ class AsyncSimClient(_Calls):
                 abandon_on_cancel=True,
             )
 
-        return cls(send, url=sync.url)
+        return cls(send, url=sync.url, timeout=timeout)
 
     async def _exchange(
         self,
@@ -455,4 +491,4 @@ class AsyncSimClient(_Calls):
         headers: dict[str, str] | None,
         timeout: float | None,
     ) -> Response:
-        return await self._send(method, path, body, headers=headers, timeout=timeout)
+        return await self.send(method, path, body, headers=headers, timeout=timeout or self.timeout)
