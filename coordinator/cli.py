@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import sys
@@ -293,7 +294,34 @@ def _serve(
 
 @cli.command("run")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--engine",
+    type=click.Choice(["real", "sim"]),
+    default="real",
+    show_default=True,
+    help="real: node processes on real time; sim: one process on virtual time, replayable by seed",
+)
 @click.option("--seed", default=None, type=int, help="override every scenario's seed")
+@click.option(
+    "--seeds",
+    default=1,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="sim: run each scenario under this many seeds (--seed or its own, then +1, +2, ...)",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    default=1,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="sim: worker processes for a sweep",
+)
+@click.option(
+    "--check-determinism",
+    is_flag=True,
+    help="sim: run each (scenario, seed) twice; fail when the two traces differ",
+)
 @click.option("--url", default=None, help="run against this running cluster instead of a new one")
 @click.option(
     "--report-dir",
@@ -306,7 +334,11 @@ def _serve(
 @click.option("-q", "--quiet", is_flag=True, help="no step-by-step progress")
 def run_scenarios(
     paths: tuple[Path, ...],
+    engine: str,
     seed: int | None,
+    seeds: int,
+    jobs: int,
+    check_determinism: bool,
     url: str | None,
     report_dir: Path,
     match: str | None,
@@ -319,9 +351,25 @@ def run_scenarios(
     # Ctrl-C heals and stops, however the command was started: a process started with SIGINT
     # ignored (a shell script's `cmd &`) inherits SIG_IGN, and Python then installs no handler.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-
+    if engine == "real" and (seeds > 1 or jobs > 1 or check_determinism):
+        raise click.UsageError("--seeds, -j and --check-determinism need --engine sim")
+    if engine == "sim" and url is not None:
+        raise click.UsageError("--url runs against a running (real) cluster: not with --engine sim")
+    if engine == "sim":
+        _fixed_hash_seed()
     sys.exit(
-        run_all(list(paths), seed=seed, url=url, report_dir=report_dir, quiet=quiet, match=match)
+        run_all(
+            list(paths),
+            seed=seed,
+            url=url,
+            report_dir=report_dir,
+            quiet=quiet,
+            match=match,
+            engine=engine,
+            seeds=seeds,
+            jobs=jobs,
+            check_determinism=check_determinism,
+        )
     )
 
 
@@ -351,6 +399,17 @@ def timeline_command(history: Path, output: Path | None) -> None:
     from coordinator.history.cli import timeline
 
     sys.exit(timeline(history, output))
+
+
+def _fixed_hash_seed() -> None:
+    """The sim engine replays a seed byte for byte across processes only if string hashing (and so
+    the iteration order of sets of strings) is the same in each: re-exec with PYTHONHASHSEED=0."""
+    if os.environ.get("PYTHONHASHSEED") == "0":
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
 
 def _cluster_section(path: str, nodes: str) -> ClusterSection:

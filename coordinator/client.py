@@ -1,4 +1,5 @@
-"""`SimClient`: fault injection from Python, over the REST API of a running tasksim cluster.
+"""The cluster's fault and process client: `SimClient` (synchronous) and `AsyncSimClient` (trio), over
+the REST API of a tasksim cluster on either engine.
 
     sim = SimClient("http://127.0.0.1:9200")
     with sim.partition(["node-3"]):            # node-3 against everyone else, black-holed
@@ -9,23 +10,40 @@
     sim.heal()                                 # every rule gone, paused resumed, dead restarted
     sim.start_task({"node": "node-1", "action": "indices:data/write/reindex"})   # /_sim/tasks
 
+    client = AsyncSimClient(asgi.request)      # the sim engine: the ASGI app, in-process
+    client = AsyncSimClient.over_http(url)     # the real engine: urllib in a worker thread
+    await client.heal(); nodes = await client.nodes(tasks=True)
+
+`SimClient` also carries a `clock` (`now()`, `sleep()`): the machine's by default, the world's
+virtual time on the sim engine, so that waits in tests poll on the cluster's own time.
+
+Every call (`request`, `nodes`, `heal`, `kill`, ...) is written once, as a coroutine over one
+`_exchange` (an HTTP request → `Response`), in `_Calls`. A *sender* carries the exchange: urllib
+(`UrllibSend`, the default), `SimWorld.request`, or an async one (`AsgiClient.request`, urllib in a
+worker thread). `SimClient` runs a call's coroutine to its end at once — its sender is synchronous,
+so the coroutine never suspends — and `AsyncSimClient` awaits it; the `_Call` descriptor picks which
+by the client's class, so each call has one body and is typed on both.
+
 Every installer returns a `Fault` that is also a context manager removing that fault on exit
-(tokio-rs/turmoil's guards). Plain `urllib`, no dependency; synchronous, so tests and the
-scenario runner (from a worker thread) use it alike. It never decides anything: the coordinator's
-nemesis (coordinator/nemesis.py) does.
+(tokio-rs/turmoil's guards). The client never decides anything: the coordinator's nemesis
+(coordinator/nemesis.py) does.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class SimClientError(Exception):
@@ -83,14 +101,66 @@ def _names(value: str | Iterable[str] | None) -> str | list[str]:
     return list(value)
 
 
-class SimClient:
+# -- senders ----------------------------------------------------------------------------------------
+
+
+class Send(Protocol):
+    """A synchronous sender: one HTTP exchange. A client-side timeout raises `TimeoutError`."""
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Response: ...
+
+
+class AsyncSend(Protocol):
+    """An async sender (trio): one HTTP exchange. A client-side timeout raises `TimeoutError`."""
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Awaitable[Response]: ...
+
+
+class Clock(Protocol):
+    """What waits are measured on: `now()` in seconds (any origin), `sleep(seconds)`."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class WallClock:
+    """The machine's clock: `time.monotonic` and `time.sleep` (the real engine's)."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+WALL_CLOCK = WallClock()
+
+
+class UrllibSend:
+    """HTTP over a socket with plain `urllib` (no dependency); `elapsed` in wall seconds."""
+
     def __init__(self, url: str, *, timeout: float = 60.0) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
 
-    # -- HTTP ---------------------------------------------------------------------------------
-
-    def request(
+    def __call__(
         self,
         method: str,
         path: str,
@@ -99,7 +169,6 @@ class SimClient:
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> Response:
-        """Any REST call; errors are answers too. A client-side timeout raises `TimeoutError`."""
         data = None
         hdrs = dict(headers or {})
         if body is not None:
@@ -124,19 +193,194 @@ class SimClient:
             parsed = text
         return Response(status, parsed, rh, elapsed)
 
-    def _ok(self, method: str, path: str, body: Any = None) -> Any:
-        resp = self.request(method, path, body)
+
+# -- one implementation of every call, run synchronously or awaited --------------------------------
+
+
+def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a call whose sender is synchronous: its coroutine finishes without ever suspending."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("a SimClient call suspended: its sender must be synchronous")
+
+
+class _Call(Generic[P, T]):
+    """A client call: a coroutine method of `_Calls`. On a `SimClient` it is a plain function that
+    returns the answer; on an `AsyncSimClient` a coroutine function."""
+
+    def __init__(self, fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]) -> None:
+        self.fn = fn
+        self.__doc__ = fn.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any] | None = None) -> _Call[P, T]: ...
+
+    @overload
+    def __get__(self, obj: SimClient, owner: type[Any] | None = None) -> Callable[P, T]: ...
+
+    @overload
+    def __get__(
+        self, obj: AsyncSimClient, owner: type[Any] | None = None
+    ) -> Callable[P, Awaitable[T]]: ...
+
+    def __get__(self, obj: Any, owner: type[Any] | None = None) -> Any:
+        if obj is None:
+            return self
+        fn = self.fn
+        if isinstance(obj, AsyncSimClient):
+
+            def awaitable(*args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, T]:
+                return fn(obj, *args, **kwargs)
+
+            return functools.update_wrapper(awaitable, fn)
+
+        def run(*args: P.args, **kwargs: P.kwargs) -> T:
+            return _run_to_end(fn(obj, *args, **kwargs))
+
+        return functools.update_wrapper(run, fn)
+
+
+def call(fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]) -> _Call[P, T]:
+    """Declare a client call (a coroutine method of `_Calls`)."""
+    return _Call(fn)
+
+
+class _Calls:
+    """Every call of the client, once. A subclass says how an exchange is carried (`_exchange`)."""
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        headers: dict[str, str] | None,
+        timeout: float | None,
+    ) -> Response:
+        raise NotImplementedError
+
+    async def _checked(self, method: str, path: str, body: Any = None) -> Any:
+        resp = await self._exchange(method, path, body, None, None)
         if resp.status >= 400:
             raise SimClientError(resp.status, resp.body)
         return resp.body
 
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    @call
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Response:
+        """Any REST call; errors are answers too. A client-side timeout raises `TimeoutError`."""
+        return await self._exchange(method, path, body, headers, timeout)
+
+    @call
+    async def _ok(self, method: str, path: str, body: Any = None) -> Any:
+        """A REST call that must succeed: its parsed body, else `SimClientError`."""
+        return await self._checked(method, path, body)
+
     # -- faults -------------------------------------------------------------------------------
 
-    def faults(self) -> dict[str, Any]:
-        return self._ok("GET", "/_sim/faults")  # type: ignore[no-any-return]
+    @call
+    async def faults(self) -> dict[str, Any]:
+        return await self._checked("GET", "/_sim/faults")  # type: ignore[no-any-return]
+
+    @call
+    async def add_faults(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`POST /_sim/faults` with a body of `{kind: spec}`; the answer (`ids`, `version`)."""
+        return await self._checked("POST", "/_sim/faults", body)  # type: ignore[no-any-return]
+
+    @call
+    async def remove(self, fault_id: str) -> dict[str, Any]:
+        return await self._checked(  # type: ignore[no-any-return]
+            "DELETE", "/_sim/faults/" + urllib.parse.quote(fault_id, safe="")
+        )
+
+    @call
+    async def clear(self) -> dict[str, Any]:
+        return await self._checked("DELETE", "/_sim/faults")  # type: ignore[no-any-return]
+
+    @call
+    async def heal(self) -> dict[str, Any]:
+        """Every rule removed, every paused node resumed, every dead node restarted."""
+        return await self._checked("POST", "/_sim/faults/_heal")  # type: ignore[no-any-return]
+
+    # -- processes ----------------------------------------------------------------------------
+
+    @call
+    async def nodes(self, *, tasks: bool = False) -> dict[str, Any]:
+        path = "/_sim/nodes" + ("?tasks=true" if tasks else "")
+        return (await self._checked("GET", path))["nodes"]  # type: ignore[no-any-return]
+
+    @call
+    async def kill(self, name: str) -> dict[str, Any]:
+        return await self._checked("POST", f"/_sim/nodes/{name}/kill")  # type: ignore[no-any-return]
+
+    @call
+    async def pause(self, name: str) -> dict[str, Any]:
+        return await self._checked("POST", f"/_sim/nodes/{name}/pause")  # type: ignore[no-any-return]
+
+    @call
+    async def resume(self, name: str) -> dict[str, Any]:
+        return await self._checked("POST", f"/_sim/nodes/{name}/resume")  # type: ignore[no-any-return]
+
+    @call
+    async def restart(self, name: str) -> dict[str, Any]:
+        return await self._checked("POST", f"/_sim/nodes/{name}/restart")  # type: ignore[no-any-return]
+
+    # -- work -----------------------------------------------------------------------------------
+
+    @call
+    async def start_task(self, body: dict[str, Any], *, opaque_id: str | None = None) -> list[str]:
+        """`POST /_sim/tasks` (coordinator/simspec.py): start task trees; their root task ids."""
+        headers = {"X-Opaque-Id": opaque_id} if opaque_id is not None else None
+        resp = await self._exchange("POST", "/_sim/tasks", body, headers, None)
+        if resp.status >= 400:
+            raise SimClientError(resp.status, resp.body)
+        return list(resp.body.get("tasks") or [resp.body["task"]])
+
+
+class SimClient(_Calls):
+    """The synchronous client: urllib to `url` by default, or any synchronous `send`
+    (`SimWorld.request` on the sim engine); `clock` is what waits are measured on (the machine's
+    by default, the world's virtual time on the sim engine). A request without a `timeout` gets
+    the client's."""
+
+    def __init__(
+        self,
+        url: str = "",
+        *,
+        timeout: float = 60.0,
+        send: Send | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.send: Send = send if send is not None else UrllibSend(self.url, timeout=timeout)
+        self.clock: Clock = clock if clock is not None else WALL_CLOCK
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        headers: dict[str, str] | None,
+        timeout: float | None,
+    ) -> Response:
+        return self.send(method, path, body, headers=headers, timeout=timeout or self.timeout)
+
+    # -- fault guards -------------------------------------------------------------------------
 
     def install(self, kind: str, spec: dict[str, Any]) -> Fault:
-        answer = self._ok("POST", "/_sim/faults", {kind: spec})
+        answer = self.add_faults({kind: spec})
         return Fault(self, answer["ids"][0], answer)
 
     def link(
@@ -206,42 +450,45 @@ class SimClient:
             spec["id"] = id
         return self.install("slow", spec)
 
-    def remove(self, fault_id: str) -> dict[str, Any]:
-        return self._ok(  # type: ignore[no-any-return]
-            "DELETE", "/_sim/faults/" + urllib.parse.quote(fault_id, safe="")
-        )
 
-    def clear(self) -> dict[str, Any]:
-        return self._ok("DELETE", "/_sim/faults")  # type: ignore[no-any-return]
+class AsyncSimClient(_Calls):
+    """The trio client of the scenario runner: the same calls, awaited, over an async sender (a
+    request without a `timeout` gets the client's, in the sender's time: virtual on sim)."""
 
-    def heal(self) -> dict[str, Any]:
-        """Every rule removed, every paused node resumed, every dead node restarted."""
-        return self._ok("POST", "/_sim/faults/_heal")  # type: ignore[no-any-return]
+    def __init__(self, send: AsyncSend, *, url: str = "", timeout: float = 60.0) -> None:
+        self.send = send
+        self.url = url
+        self.timeout = timeout
 
-    # -- processes ----------------------------------------------------------------------------
+    @classmethod
+    def over_http(cls, url: str, *, timeout: float = 60.0) -> AsyncSimClient:
+        """The real engine: urllib in a worker thread, so a hung call never blocks the trio loop
+        and a cancellation (Ctrl-C, a scenario's timeout) abandons it."""
+        import trio
 
-    def nodes(self, *, tasks: bool = False) -> dict[str, Any]:
-        path = "/_sim/nodes" + ("?tasks=true" if tasks else "")
-        return self._ok("GET", path)["nodes"]  # type: ignore[no-any-return]
+        sync = UrllibSend(url, timeout=timeout)
 
-    def kill(self, name: str) -> dict[str, Any]:
-        return self._ok("POST", f"/_sim/nodes/{name}/kill")  # type: ignore[no-any-return]
+        async def send(
+            method: str,
+            path: str,
+            body: Any = None,
+            *,
+            headers: dict[str, str] | None = None,
+            timeout: float | None = None,
+        ) -> Response:
+            return await trio.to_thread.run_sync(
+                lambda: sync(method, path, body, headers=headers, timeout=timeout),
+                abandon_on_cancel=True,
+            )
 
-    def pause(self, name: str) -> dict[str, Any]:
-        return self._ok("POST", f"/_sim/nodes/{name}/pause")  # type: ignore[no-any-return]
+        return cls(send, url=sync.url, timeout=timeout)
 
-    def resume(self, name: str) -> dict[str, Any]:
-        return self._ok("POST", f"/_sim/nodes/{name}/resume")  # type: ignore[no-any-return]
-
-    def restart(self, name: str) -> dict[str, Any]:
-        return self._ok("POST", f"/_sim/nodes/{name}/restart")  # type: ignore[no-any-return]
-
-    # -- work -----------------------------------------------------------------------------------
-
-    def start_task(self, body: dict[str, Any], *, opaque_id: str | None = None) -> list[str]:
-        """`POST /_sim/tasks` (coordinator/simspec.py): start task trees; their root task ids."""
-        headers = {"X-Opaque-Id": opaque_id} if opaque_id is not None else None
-        resp = self.request("POST", "/_sim/tasks", body, headers=headers)
-        if resp.status >= 400:
-            raise SimClientError(resp.status, resp.body)
-        return list(resp.body.get("tasks") or [resp.body["task"]])
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        headers: dict[str, str] | None,
+        timeout: float | None,
+    ) -> Response:
+        return await self.send(method, path, body, headers=headers, timeout=timeout or self.timeout)

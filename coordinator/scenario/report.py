@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ STATUS = {
     "failed": "[red]FAIL[/]",
     "vacuous": "[yellow]VACUOUS[/]",
     "error": "[red]ERROR[/]",
+    "skipped": "[yellow]SKIP[/]",
 }
 
 
@@ -80,8 +82,14 @@ class Terminal:
                 else:
                     self.console.print(f"  [red]✗[/] eventually {name}")
 
-    def end(self, result: ScenarioResult) -> None:
-        self.console.print(f"  {STATUS[result.status]} [dim]in {result.duration:.2f}s[/]")
+    def end(self, result: ScenarioResult, *, wall: float | None = None) -> None:
+        if result.status == "skipped":
+            self.console.print(f"  {STATUS['skipped']} [dim]{escape(result.reason or '')}[/]")
+            return
+        took = f"in {result.duration:.2f}s"
+        if result.engine == "sim":
+            took += " virtual" + (f", {wall:.2f}s wall" if wall is not None else "")
+        self.console.print(f"  {STATUS[result.status]} [dim]{took}[/]")
         if result.status != "passed":
             if result.error:
                 self.console.print(f"  [red]{escape(result.error)}[/]", soft_wrap=True)
@@ -101,7 +109,7 @@ class Terminal:
         table.add_column("seed", justify="right")
         table.add_column("first problem", overflow="fold")
         for r in results:
-            first = r.error or (r.failures[0] if r.failures else "")
+            first = r.error or (r.failures[0] if r.failures else "") or (r.reason or "")
             table.add_row(
                 escape(r.name), STATUS[r.status], f"{r.duration:.1f}s", str(r.seed), escape(first)
             )
@@ -112,14 +120,23 @@ class Terminal:
             f"{passed} passed, {sum(r.status == 'failed' for r in results)} failed, "
             + (f"{vacuous} vacuous, " if vacuous else "")
             + f"{sum(r.status == 'error' for r in results)} error(s)"
+            + (
+                f", {skipped} skipped"
+                if (skipped := sum(r.status == "skipped" for r in results))
+                else ""
+            )
         )
         for name, path in files.items():
             self.console.print(f"[dim]{name}: {escape(path)}[/]", soft_wrap=True)
 
 
 def to_json(results: list[ScenarioResult], *, started: dt.datetime) -> dict[str, Any]:
+    engine = results[0].engine if results else "real"
+    replay = {"python_hash_seed": os.environ.get("PYTHONHASHSEED")} if engine == "sim" else {}
     return {
         "tool": "tasksim run",
+        "engine": engine,
+        **replay,
         "started": started.isoformat(timespec="seconds"),
         "summary": {
             "total": len(results),
@@ -127,12 +144,13 @@ def to_json(results: list[ScenarioResult], *, started: dt.datetime) -> dict[str,
             "failed": sum(r.status == "failed" for r in results),
             "vacuous": sum(r.status == "vacuous" for r in results),
             "errors": sum(r.status == "error" for r in results),
+            "skipped": sum(r.status == "skipped" for r in results),
         },
         "scenarios": [dataclasses.asdict(r) for r in results],
     }
 
 
-def to_junit(results: list[ScenarioResult]) -> ET.ElementTree:
+def to_junit(results: list[ScenarioResult], *, sweep: bool = False) -> ET.ElementTree:
     suites = ET.Element("testsuites")
     suite = ET.SubElement(
         suites,
@@ -141,6 +159,7 @@ def to_junit(results: list[ScenarioResult]) -> ET.ElementTree:
         tests=str(len(results)),
         failures=str(sum(r.status == "failed" for r in results)),
         errors=str(sum(r.status == "error" for r in results)),
+        skipped=str(sum(r.status == "skipped" for r in results)),
         time=f"{sum(r.duration for r in results):.3f}",
     )
     for r in results:
@@ -148,7 +167,7 @@ def to_junit(results: list[ScenarioResult]) -> ET.ElementTree:
             suite,
             "testcase",
             classname=f"scenarios.{Path(r.file).stem}",
-            name=r.name,
+            name=r.name if not sweep else f"{r.name}[seed={r.seed}]",
             file=r.file,
             time=f"{r.duration:.3f}",
         )
@@ -160,6 +179,8 @@ def to_junit(results: list[ScenarioResult]) -> ET.ElementTree:
                 case, "skipped", message="vacuous: " + (r.failures[0] if r.failures else "")
             )
             skipped.text = "\n".join(r.failures)
+        if r.status == "skipped":
+            ET.SubElement(case, "skipped", message=r.reason or "skipped")
         elif r.status != "passed":
             tag = "failure" if r.status == "failed" else "error"
             message = r.error or (r.failures[0] if r.failures else r.status)
@@ -183,11 +204,11 @@ def to_junit(results: list[ScenarioResult]) -> ET.ElementTree:
 
 
 def write(
-    results: list[ScenarioResult], directory: Path, *, started: dt.datetime
+    results: list[ScenarioResult], directory: Path, *, started: dt.datetime, sweep: bool = False
 ) -> dict[str, str]:
     directory.mkdir(parents=True, exist_ok=True)
     json_path = directory / "report.json"
     junit_path = directory / "junit.xml"
     json_path.write_text(json.dumps(to_json(results, started=started), indent=2) + "\n")
-    to_junit(results).write(junit_path, encoding="utf-8", xml_declaration=True)
+    to_junit(results, sweep=sweep).write(junit_path, encoding="utf-8", xml_declaration=True)
     return {"JSON report": str(json_path), "JUnit XML": str(junit_path)}

@@ -1,9 +1,13 @@
-"""Run one scenario against a real cluster and say how it went.
+"""Run one scenario against a cluster, on either engine, and say how it went.
 
 The runner owns one trio nursery for the run: the steps in order, each background request, each
 fault that ends `for` a duration, and a sampler that reads every node's ground truth over the control
 channel (`GET /_sim/nodes?tasks=true`, never faulted) for the `always` checks. REST calls go through
-`SimClient` in worker threads, so a hung call never blocks the loop and a Ctrl-C abandons it.
+one async client (`coordinator.client.AsyncSimClient`) whatever the engine: on `real` urllib in
+worker threads against a `tasksim up` child process (so a hung call never blocks the loop and a
+Ctrl-C abandons it); on `sim` the cluster is built in the simulated world's own trio run and its
+ASGI application answers in-process — no thread, socket or process. Time is `trio.current_time()`:
+the machine's on `real`, virtual on `sim` (so `took`, step durations and `at:` are virtual there).
 
 Heal is guaranteed: whatever happens — the steps pass, an expectation fails, a step errors, the
 scenario times out, Ctrl-C — the `finally` heals the cluster (every rule removed, paused nodes
@@ -11,22 +15,24 @@ resumed, dead ones restarted), shielded from cancellation; then, only after a cl
 `eventually` checks poll until they hold or their deadline passes; then the cluster the runner
 started is stopped and no node process may outlive it.
 
-Outcome: `passed`, `failed` (an expectation or a check did not hold) or `error` (the scenario
-could not be carried out: a step's request was refused, the cluster did not start, a timeout).
+Outcome: `passed`, `failed` (an expectation or a check did not hold), `error` (the scenario
+could not be carried out: a step's request was refused, the cluster did not start, a timeout), or
+`skipped` (the scenario says it needs the other engine).
 """
 
 from __future__ import annotations
 
-import time
+import traceback
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-from coordinator.client import SimClient, SimClientError
+from coordinator.client import AsyncSend, AsyncSimClient, SimClientError
+from coordinator.limits import Limits
 from coordinator.scenario import checks
 from coordinator.scenario.expect import (
     Answer,
@@ -44,6 +50,10 @@ from coordinator.scenario.schema import (
     Scenario,
     Step,
 )
+from coordinator.scenario.trace import Recorder
+
+if TYPE_CHECKING:
+    from coordinator.engine.sim import SimEngine
 
 SAMPLE_INTERVAL = 0.25
 START_RUNNING_TIMEOUT = 15.0
@@ -76,8 +86,9 @@ class ScenarioResult:
     name: str
     file: str
     seed: int
-    status: str = "error"  # passed | failed | vacuous (a `sometimes` never held) | error
-    duration: float = 0.0
+    # passed | failed | vacuous (a `sometimes` never held) | error | skipped (needs the other engine)
+    status: str = "error"
+    duration: float = 0.0  # seconds on the run's clock (virtual on the sim engine)
     steps: list[StepResult] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     error: str | None = None
@@ -90,6 +101,8 @@ class ScenarioResult:
     pids: list[int] = field(default_factory=list)  # the processes of the cluster the run started
     history: str = ""  # the history the cluster recorded (history.jsonl)
     timeline: str = ""  # its timeline (timeline.html)
+    engine: str = "real"  # real | sim
+    reason: str | None = None  # why it was skipped
 
 
 @dataclass
@@ -102,6 +115,9 @@ Progress = Callable[[str, Any], None]
 
 
 class ScenarioRun:
+    """One scenario on one engine. On `real`, `run()` inside any trio run; on `sim`,
+    `run(engine)` inside `run_sim` (or `run_on_sim`, which makes the simulated world)."""
+
     def __init__(
         self,
         scenario: Scenario,
@@ -112,9 +128,12 @@ class ScenarioRun:
         log_dir: Path | None = None,
         progress: Progress | None = None,
         history_dir: Path | None = None,
+        engine: str = "real",
+        recorder: Recorder | None = None,
     ) -> None:
         self.scenario = scenario
         self.file = file
+        self.engine = engine
         self.seed = seed if seed is not None else scenario.default_seed()
         self.external_url = url
         self.log_dir = log_dir or Path("tasksim-reports") / "logs"
@@ -123,10 +142,11 @@ class ScenarioRun:
         base = self.log_dir.parent if self.log_dir.name == "logs" else self.log_dir
         self.history_dir = history_dir or base / scenario.name
         self.progress = progress or (lambda _event, _data: None)
-        self.result = ScenarioResult(scenario.name, str(file), self.seed)
-        self.result.repro = f"tasksim run {file} --seed {self.seed}"
+        self.recorder = recorder
+        self.result = ScenarioResult(scenario.name, str(file), self.seed, engine=engine)
+        self.result.repro = repro(file, self.seed, engine)
         self.result.steps = [StepResult(i, s.label(i)) for i, s in enumerate(scenario.steps)]
-        self.client: SimClient | None = None
+        self.client: AsyncSimClient | None = None
         self.ctx = Context({}, {})
         self.history = checks.TaskHistory()
         self.violations: list[str] = []
@@ -138,29 +158,53 @@ class ScenarioRun:
         self._ends: dict[str, list[str]] = {}  # step id → fault ids to remove when it completes
         self._failed = False
 
-    # -- REST, off the trio thread ----------------------------------------------------------------
-
-    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await trio.to_thread.run_sync(lambda: fn(*args, **kwargs), abandon_on_cancel=True)
-
     @property
-    def sim(self) -> SimClient:
+    def sim(self) -> AsyncSimClient:
         assert self.client is not None
         return self.client
 
     def now(self) -> float:
-        return time.monotonic() - self.t0
+        """Seconds since the steps started, on the run's clock (virtual on the sim engine)."""
+        return trio.current_time() - self.t0
+
+    def skip_reason(self) -> str | None:
+        """Why this scenario does not run on this engine (None: it does)."""
+        needs = self.scenario.engine
+        if needs is None or needs == self.engine:
+            return None
+        why = self.scenario.description.strip().splitlines()
+        return f"needs the {needs} engine" + (f": {why[0]}" if why else "")
+
+    def skipped(self) -> ScenarioResult | None:
+        """The result of a scenario that needs the other engine (None: it runs here)."""
+        reason = self.skip_reason()
+        if reason is None:
+            return None
+        self.result.status = "skipped"
+        self.result.reason = reason
+        for step in self.result.steps:
+            step.status = "skipped"
+        return self.result
 
     # -- the run ----------------------------------------------------------------------------------
 
-    async def run(self) -> ScenarioResult:
-        started = time.monotonic()
+    async def run(self, engine: SimEngine | None = None) -> ScenarioResult:
+        started = trio.current_time()
+        if self.skipped() is not None:
+            return self.result
+        if self.engine == "sim":
+            assert engine is not None, "the sim engine runs inside run_sim (see run_on_sim)"
+            try:
+                await self._run_simulated(engine)
+            finally:
+                self.result.duration = trio.current_time() - started
+            return self.result
         cluster: ClusterProcess | None = None
         try:
             if self.external_url is None:
                 log = self.log_dir / f"{self.scenario.name}.log"
                 self.progress("cluster", {"seed": self.seed})
-                t = time.monotonic()
+                t = trio.current_time()
                 record = self.history_dir / "history.jsonl"
                 record.unlink(missing_ok=True)
                 node_logs = self.history_dir / "logs"
@@ -169,11 +213,11 @@ class ScenarioRun:
                 cluster = await ClusterProcess.start(
                     self.file, self.seed, log, record=record, node_logs=node_logs
                 )
-                self.result.timings["cluster_start"] = round(time.monotonic() - t, 3)
+                self.result.timings["cluster_start"] = round(trio.current_time() - t, 3)
                 self.result.url = cluster.url
             else:
                 self.result.url = self.external_url
-            self.client = SimClient(self.result.url)
+            self.client = AsyncSimClient.over_http(self.result.url)
             await self._run_on_cluster()
         except ClusterStartError as e:
             self.result.status = "error"
@@ -185,26 +229,47 @@ class ScenarioRun:
         finally:
             with trio.CancelScope(shield=True):
                 if cluster is not None:
-                    t = time.monotonic()
+                    t = trio.current_time()
                     leftovers = await cluster.stop()
                     self.result.pids = sorted({cluster.process.pid, *cluster.node_pids})
-                    self.result.timings["cluster_stop"] = round(time.monotonic() - t, 3)
+                    self.result.timings["cluster_stop"] = round(trio.current_time() - t, 3)
                     if leftovers:
                         self.result.status = "error"
                         self.result.error = "; ".join(leftovers)
                     self._check_history()
-            self.result.duration = time.monotonic() - started
+            self.result.duration = trio.current_time() - started
         return self.result
 
+    async def _run_simulated(self, engine: SimEngine) -> None:
+        """The scenario's cluster built in this trio run (as `tasksim up --config` builds it),
+        its REST API served in-process; no thread, socket or process."""
+        config = replace(
+            self.scenario.cluster.to_config(self.seed), max_live_tasks=Limits().max_live_tasks
+        )
+        if self.recorder is not None:
+            engine.network.on_message = self.recorder.message
+        self.progress("cluster", {"seed": self.seed})
+        t = trio.current_time()
+        async with engine.cluster(config) as (_cluster, asgi):
+            self.result.timings["cluster_start"] = round(trio.current_time() - t, 6)
+            self.result.url = asgi.url
+            send: AsyncSend = asgi.request
+            if self.recorder is not None:
+                send = self.recorder.sender(send)
+            self.client = AsyncSimClient(send, url=asgi.url)
+            await self._run_on_cluster()
+            t = trio.current_time()
+        self.result.timings["cluster_stop"] = round(trio.current_time() - t, 6)
+
     async def _run_on_cluster(self) -> None:
-        nodes = await self._call(self.sim.nodes)
+        nodes = await self.sim.nodes()
         self.ctx = Context({name: n["id"] for name, n in nodes.items()}, {})
         missing = [n for n in self.scenario.cluster.names() if n not in nodes]
         if missing:  # --url: a running cluster that is not the scenario's
             self.result.status = "error"
             self.result.error = f"the cluster has no node named {', '.join(missing)}"
             return
-        self.t0 = time.monotonic()
+        self.t0 = trio.current_time()
         outcome = "passed"
         try:
             with trio.fail_after(self.scenario.timeout):
@@ -267,15 +332,15 @@ class ScenarioRun:
 
     async def _final_heal(self) -> None:
         try:
-            self.result.heal = await self._call(self.sim.heal)
+            self.result.heal = await self.sim.heal()
         except (SimClientError, OSError, TimeoutError) as e:
             self.result.heal = {"acknowledged": False, "error": str(e)}
         self.progress("healed", self.result.heal)
 
     async def _collect_faults(self) -> None:
         try:
-            nodes = await self._call(self.sim.nodes)
-            faults = await self._call(self.sim.faults)
+            nodes = await self.sim.nodes()
+            faults = await self.sim.faults()
         except (SimClientError, OSError, TimeoutError):
             return
         hits: dict[str, int] = {}
@@ -398,7 +463,7 @@ class ScenarioRun:
         if kind == "start":
             spec = step.start
             assert spec is not None
-            ids = await self._call(self.sim.start_task, render(spec.body(), self.ctx))
+            ids = await self.sim.start_task(render(spec.body(), self.ctx))
             if step.id is not None:
                 self.ctx.started[step.id] = ids
             size = spec.size()
@@ -420,7 +485,7 @@ class ScenarioRun:
                 self._capture(step, await self._request_step(i, step), record)
         elif step.fault is not None:
             body = self._fault_body(kind, step.fault, step.id)
-            answer = await self._call(self.sim._ok, "POST", "/_sim/faults", body)
+            answer = await self.sim.add_faults(body)
             fault_id = answer["ids"][0]
             record.detail = f"fault {fault_id}, rules version {answer['version']}"
             if step.for_ is not None:
@@ -429,11 +494,11 @@ class ScenarioRun:
                 self._ends.setdefault(step.until, []).append(fault_id)
         elif kind in PROCESS_KINDS:
             name = step.value_of(kind)
-            state = await self._call(getattr(self.sim, kind), name)
+            state = await getattr(self.sim, kind)(name)
             record.detail = f"pid {state.get('pid')}, in cluster: {state.get('in_cluster')}"
         elif kind == "heal":
             if step.heal is True or step.heal == "all":
-                report = await self._call(self.sim.heal)
+                report = await self.sim.heal()
                 record.detail = f"rules version {report['version']}"
             else:
                 await self._remove(str(step.heal))
@@ -489,7 +554,7 @@ class ScenarioRun:
 
     async def _remove(self, fault_id: str) -> None:
         try:
-            await self._call(self.sim.remove, fault_id)
+            await self.sim.remove(fault_id)
         except SimClientError as e:
             if e.status != 404:  # healed already
                 raise
@@ -514,8 +579,8 @@ class ScenarioRun:
         watch = req.method == "GET" and _is_list(path)
         before = await self._members() if watch else set()
         try:
-            resp = await self._call(
-                self.sim.request, req.method, path, body, headers=headers, timeout=req.timeout
+            resp = await self.sim.request(
+                req.method, path, body, headers=headers, timeout=req.timeout
             )
         except TimeoutError:
             return Answer(None, None, req.timeout, timed_out=True)
@@ -536,7 +601,7 @@ class ScenarioRun:
         return answer
 
     async def _members(self) -> set[str]:
-        nodes = await self._call(self.sim.nodes)
+        nodes = await self.sim.nodes()
         return {n["id"] for n in nodes.values() if n.get("in_cluster")}
 
     def _describe(self, answer: Answer) -> str:
@@ -607,7 +672,7 @@ class ScenarioRun:
     # -- checks -----------------------------------------------------------------------------------
 
     async def _sample(self) -> checks.Sample:
-        return await self._call(self.sim.nodes, tasks=True)  # type: ignore[no-any-return]
+        return await self.sim.nodes(tasks=True)  # type: ignore[no-any-return]
 
     async def _sampler(self, scope: trio.CancelScope) -> None:
         with scope:
@@ -708,3 +773,41 @@ async def run_scenario(
     return await ScenarioRun(
         scenario, file, seed=seed, url=url, log_dir=log_dir, progress=progress
     ).run()
+
+
+def repro(file: Path | str, seed: int, engine: str = "real") -> str:
+    """The one command line that runs this scenario again with this seed."""
+    if engine == "sim":
+        return f"tasksim run --engine sim --seed {seed} {file}"
+    return f"tasksim run {file} --seed {seed}"
+
+
+def run_on_sim(
+    scenario: Scenario,
+    file: Path,
+    *,
+    seed: int | None = None,
+    progress: Progress | None = None,
+    record: bool = False,
+) -> tuple[ScenarioResult, str | None]:
+    """Run a scenario on the sim engine, in a fresh simulated world for its seed; the result and,
+    with `record`, its trace (coordinator/scenario/trace.py). Synchronous: the world is its own
+    trio run."""
+    from coordinator.engine.sim import run_sim
+    from coordinator.scenario.trace import trace
+
+    recorder = Recorder() if record else None
+    one = ScenarioRun(scenario, file, seed=seed, progress=progress, engine="sim", recorder=recorder)
+    result = one.skipped()
+    if result is None:
+        try:
+            result = run_sim(one.run, seed=one.seed)
+        except Exception as e:  # a crash under some seed is a finding: reported, with its replay
+            result = one.result
+            result.status = "error"
+            leaf: BaseException = e
+            while isinstance(leaf, BaseExceptionGroup) and leaf.exceptions:
+                leaf = leaf.exceptions[0]
+            result.error = f"the simulated run crashed: {leaf!r}"
+            result.failures.append(traceback.format_exc(limit=-8))
+    return result, (trace(result, recorder) if recorder is not None else None)

@@ -16,6 +16,10 @@ Any step may say `at: 1.5s`: it does not start before that time since the scenar
 `checks` hold `always` (during the run) and `eventually` (after the final heal, within a deadline);
 `sometimes` names events that must happen at least once in the run's history (else: vacuous).
 
+`engine: real` or `engine: sim` says the scenario runs on that engine only (its `description` says
+why); it is skipped on the other. A cluster has up to 16 nodes, or up to 10 000 with `engine: sim`.
+`sweep: false` says its expectations hold for its own seed only: a seed sweep runs it once.
+
 Validation is strict and complete before a process starts: unknown keys, bad durations, unknown
 node names, unknown or misplaced step references and `${...}` templates are all reported with the
 file, line and column (loader.py). Nothing here runs anything.
@@ -48,7 +52,9 @@ from simnode.errors import OpenSearchError
 from simnode.history import EVENT_FIELDS
 
 COORDINATOR = "coordinator"
-MAX_NODES = 16
+MAX_NODES = 16  # node processes on the real engine
+SIM_MAX_NODES = 10_000  # in-process nodes on the sim engine
+ENGINES = ("real", "sim")
 NAME = r"[a-z0-9][a-z0-9._-]*"
 TEMPLATE = re.compile(r"\$\{([^}]*)\}")
 
@@ -93,8 +99,11 @@ class ClusterSection(_Strict):
     @classmethod
     def _nodes(cls, nodes: int | list[NodeSpecModel]) -> int | list[NodeSpecModel]:
         count = nodes if isinstance(nodes, int) else len(nodes)
-        if not 1 <= count <= MAX_NODES:
-            raise ValueError(f"a scenario cluster has 1 to {MAX_NODES} nodes, not {count}")
+        if not 1 <= count <= SIM_MAX_NODES:  # the real engine's limit: `engine_errors`
+            raise ValueError(
+                f"a scenario cluster has 1 to {MAX_NODES} nodes "
+                f"(up to {SIM_MAX_NODES} on the sim engine), not {count}"
+            )
         if not isinstance(nodes, int):
             names = [n.name for n in nodes]
             for name in names:
@@ -406,6 +415,11 @@ class Checks(_Strict):
 class Scenario(_Strict):
     name: Annotated[str, Field(pattern=f"^{NAME}$")]
     description: str = ""
+    # Runs on this engine only (skipped on the other); the description says why.
+    engine: Literal["real", "sim"] | None = None
+    # False: the expectations hold for this scenario's own seed only (which requests a seeded
+    # loss drops, say), so a seed sweep runs it once, with that seed, instead of N seeds.
+    sweep: bool = True
     tags: list[str] = []
     seed: int | None = None
     cluster: ClusterSection = ClusterSection()
@@ -446,6 +460,18 @@ def semantic_errors(scenario: Scenario, marks: Marks) -> list[ScenarioError]:
         allowed = names if coordinator else nodes
         if name not in allowed:
             err(path, f"unknown node {name!r} (nodes: {', '.join(allowed)})")
+
+    if not scenario.sweep and scenario.seed is None:
+        err(("sweep",), "'sweep: false' is for expectations of one seed: give the 'seed'")
+    if scenario.engine is not None and not scenario.description.strip():
+        err(("engine",), "a scenario that needs one engine says why in its 'description'")
+    count = len(nodes)
+    if count > MAX_NODES and scenario.engine != "sim":
+        err(
+            ("cluster", "nodes"),
+            f"a scenario cluster has 1 to {MAX_NODES} nodes on the real engine, not {count} "
+            f"(up to {SIM_MAX_NODES} with 'engine: sim')",
+        )
 
     ids: dict[str, int] = {}
     for i, step in enumerate(scenario.steps):
@@ -631,9 +657,15 @@ def load_cluster_section(path: Path) -> ClusterSection:
     if isinstance(data, dict) and ("steps" in data or "cluster" in data):
         return parse(data, marks).cluster
     try:
-        return ClusterSection.model_validate(data)
+        section = ClusterSection.model_validate(data)
     except ValidationError as e:
         raise LoadError(validation_errors(e, marks)) from None
+    count = len(section.node_names())
+    if count > MAX_NODES:  # `tasksim up` starts node processes: the real engine's limit
+        raise LoadError(
+            [error_at(marks, ("nodes",), f"a cluster has 1 to {MAX_NODES} nodes, not {count}")]
+        )
+    return section
 
 
 def collect(paths: list[Path]) -> list[Path]:

@@ -78,7 +78,14 @@ def test_a_wrong_expectation_fails_with_a_clear_report(tmp_path: Path) -> None:
     assert "FAIL" in out and "0 passed, 1 failed, 0 error(s)" in out
     assert f"seed 101; run it again: tasksim run {wrong} --seed 101" in out
     report = json.loads((reports / "report.json").read_text())
-    assert report["summary"] == {"total": 1, "passed": 0, "failed": 1, "vacuous": 0, "errors": 0}
+    assert report["summary"] == {
+        "total": 1,
+        "passed": 0,
+        "failed": 1,
+        "vacuous": 0,
+        "errors": 0,
+        "skipped": 0,
+    }
     [scenario] = report["scenarios"]
     assert scenario["status"] == "failed"
     assert scenario["failures"] == [f"step 3. request GET /_tasks?timeout=1s: {problem}"]
