@@ -10,9 +10,13 @@
     sim.start_task({"node": "node-1", "action": "indices:data/write/reindex"})   # /_sim/tasks
 
 Every installer returns a `Fault` that is also a context manager removing that fault on exit
-(tokio-rs/turmoil's guards). Plain `urllib`, no dependency; synchronous, so tests and the
-scenario runner (from a worker thread) use it alike. It never decides anything: the coordinator's
-nemesis (coordinator/nemesis.py) does.
+(tokio-rs/turmoil's guards). Synchronous, so tests and the scenario runner (from a worker thread)
+use it alike. It never decides anything: the coordinator's nemesis (coordinator/nemesis.py) does.
+
+Two things are pluggable, so that the same client drives either engine: `send`, which carries one
+request (default: plain `urllib` to `url`; the sim engine: `SimWorld.request`, into the ASGI app
+in-process), and `clock`, on which waits and elapsed times are measured (default: the machine's
+monotonic clock and `time.sleep`; the sim engine: the world's virtual time).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 
 class SimClientError(Exception):
@@ -83,10 +87,54 @@ def _names(value: str | Iterable[str] | None) -> str | list[str]:
     return list(value)
 
 
+class Send(Protocol):
+    """Carries one request and returns its answer; a client-side timeout raises `TimeoutError`."""
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Response: ...
+
+
+class Clock(Protocol):
+    """What waits are measured on: `now()` in seconds (any origin), `sleep(seconds)`."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class WallClock:
+    """The machine's clock: `time.monotonic` and `time.sleep` (the real engine's)."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+WALL_CLOCK = WallClock()
+
+
 class SimClient:
-    def __init__(self, url: str, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 60.0,
+        send: Send | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.send: Send = send if send is not None else self.send_http
+        self.clock: Clock = clock if clock is not None else WALL_CLOCK
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -100,6 +148,18 @@ class SimClient:
         timeout: float | None = None,
     ) -> Response:
         """Any REST call; errors are answers too. A client-side timeout raises `TimeoutError`."""
+        return self.send(method, path, body, headers=headers, timeout=timeout or self.timeout)
+
+    def send_http(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Response:
+        """The default `send`: one HTTP request to `url` with `urllib`, timed on the wall clock."""
         data = None
         hdrs = dict(headers or {})
         if body is not None:

@@ -20,12 +20,13 @@ reads wall time or starts a thread, a socket or a process.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import trio
 
@@ -492,6 +493,20 @@ class SimWorld:
             lambda: client.request(method, path, body, headers=headers, timeout=timeout)
         )
 
+    def spawn(self, fn: Callable[[], Awaitable[T]]) -> SimPending[T]:
+        """Start `fn()` in the world in the background (a request that waits for a fault to heal,
+        say) and return once it has run as far as it can without time passing. It moves on only
+        while the driver waits in a call, like the rest of the world; `result()` waits for it."""
+        pending: SimPending[T] = SimPending(self)
+
+        async def start() -> None:
+            assert self._nursery is not None
+            pending._event = trio.Event()
+            self._nursery.start_soon(pending._run, fn)
+
+        self.call(start)
+        return pending
+
     def sleep(self, seconds: float) -> None:
         """Let `seconds` of virtual time pass."""
         self.call(lambda: trio.sleep(seconds))
@@ -500,3 +515,46 @@ class SimWorld:
         """The world's virtual time (seconds since it started)."""
         assert self.clock is not None
         return self.clock.current_time()
+
+
+class SimPending(Generic[T]):
+    """A call running in the background of a `SimWorld` (`SimWorld.spawn`)."""
+
+    def __init__(self, world: SimWorld) -> None:
+        self.world = world
+        self._event: trio.Event | None = None
+        self._finished = False
+        self._result: Any = None
+        self._error: BaseException | None = None
+
+    async def _run(self, fn: Callable[[], Awaitable[T]]) -> None:
+        try:
+            self._result = await fn()
+        except BaseException as e:
+            self._error = e
+            if isinstance(e, trio.Cancelled):
+                raise
+        finally:
+            self._finished = True
+            assert self._event is not None
+            self._event.set()
+
+    def done(self) -> bool:
+        return self._finished
+
+    def result(self, timeout: float | None = None) -> T:
+        """Its answer, once it has one; `TimeoutError` after `timeout` virtual seconds without."""
+        if not self._finished:
+            event = self._event
+            assert event is not None
+
+            async def wait() -> None:
+                with trio.move_on_after(math.inf if timeout is None else timeout):
+                    await event.wait()
+
+            self.world.call(wait)
+        if not self._finished:
+            raise TimeoutError(f"no answer within {timeout}s (virtual)")
+        if self._error is not None:
+            raise self._error
+        return self._result  # type: ignore[no-any-return]
