@@ -81,6 +81,9 @@ class SimCluster:
     nodes: list[Node] = field(default_factory=list)
     engine: str = ENGINE
 
+    def __repr__(self) -> str:  # no memory address: a failing example prints the same every run
+        return f"SimCluster(seed={self.world.seed}, nodes={[n.name for n in self.nodes]})"
+
     @property
     def seed(self) -> int:
         return int(self.world.seed)
