@@ -396,7 +396,6 @@ def test_the_cluster_behaves_as_modelled_under_any_sequence_of_faults(
     print(f"stateful: {time.monotonic() - started:.1f}s, {dict(sorted(CALLS.items()))}")
 
 
-@pytest.mark.timeout(600)  # 100 runs of up to 50 steps: about a minute of CPU
 def test_the_cluster_behaves_as_modelled_under_any_sequence_of_faults_sim(
     tasksim_sim: SimClusters,
 ) -> None:
