@@ -68,6 +68,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 p50 <= FILTERED_LIST_MS,
             )
         )
+    rec = results.get("recording")
+    if rec:
+        lat = rec["latency_ms"]
+        out.append(
+            _target(
+                f"GET _tasks p50 recording a history / not recording, {rec['nodes']} nodes",
+                f"≤ {rec['target']:.2f}×",
+                f"{rec['ratio_p50']:.2f}× ({lat['recording']['p50']:.2f} / {lat['plain']['p50']:.2f} ms)",
+                rec["met"],
+            )
+        )
     list_p50 = {
         row["nodes"]: row["latency_ms"]["tasks_http"]["p50"] for row in results.get("latency", [])
     }

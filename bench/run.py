@@ -28,9 +28,9 @@ from typing import Any
 if __package__ in (None, ""):  # `python bench/run.py`: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import cancel_propagation, fanout, listing, procs, properties, report
+from bench import cancel_propagation, fanout, listing, procs, properties, recording, report
 
-SECTIONS = ("latency", "startup", "cancel", "listing", "hypothesis")
+SECTIONS = ("latency", "startup", "cancel", "listing", "hypothesis", "recording")
 
 
 def _ints(text: str) -> list[int]:
@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         "cancel": None,
         "listing": None,
         "hypothesis": None,
+        "recording": None,
     }
 
     def save() -> None:
@@ -203,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
             unfiltered_reps=max(2, args.listing_reps // 10),
         )
         log(f"  filtered p50 {results['listing']['grpc']['exact']['p50']:.2f} ms")
+    if "recording" not in skip:
+        log(f"GET _tasks with and without recording a history ({args.cancel_nodes} nodes)")
+        results["recording"] = recording.run(
+            nodes=args.cancel_nodes, n=args.requests, warmup=args.warmup
+        )
+        log(f"  p50 ratio {results['recording']['ratio_p50']:.3f}")
     save()
     for t in results["targets"]:
         log(f"{'met ' if t['met'] else 'MISS'} {t['target']}: {t['measured']} (limit {t['limit']})")

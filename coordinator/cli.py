@@ -64,7 +64,8 @@ def cli() -> None:
 @click.option(
     "--security",
     is_flag=True,
-    help="as the security plugin's demo setup: --tls and --auth admin:admin (unless --auth given)",
+    help="as the security plugin's demo setup: --tls, --auth admin:admin (unless --auth given) "
+    "and --transport-tls",
 )
 @click.option(
     "--tls", is_flag=True, help="serve HTTPS with a self-signed certificate made at start"
@@ -88,7 +89,9 @@ def cli() -> None:
     help="require HTTP basic auth with these credentials (repeatable; env TASKSIM_AUTH)",
 )
 @click.option(
-    "--transport-tls", is_flag=True, help="mutual TLS between the coordinator and the nodes"
+    "--transport-tls",
+    is_flag=True,
+    help="mutual TLS between the coordinator and the nodes (implied by --security)",
 )
 @click.option(
     "-E",
@@ -111,6 +114,20 @@ def cli() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="the cluster (nodes, roles, fault detection) of a scenario file, or a bare cluster section",
 )
+@click.option(
+    "--log-dir",
+    "log_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="where each node's stderr goes (<node>.log; default: a temporary directory)",
+)
+@click.option(
+    "--record",
+    "record",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="write the run's history to this file (JSON Lines; see README: Histories)",
+)
 def up(
     nodes: str,
     port: int,
@@ -128,6 +145,8 @@ def up(
     transport_tls: bool,
     settings: tuple[str, ...],
     config_file: str | None,
+    log_dir: Path | None,
+    record: Path | None,
 ) -> None:
     """Start a local cluster and serve the REST API until Ctrl-C."""
     try:
@@ -156,6 +175,9 @@ def up(
         raise click.UsageError(str(e)) from None
     if security and not users:
         users = [User("admin", "admin")]
+    # The node ports serve list/start/cancel, bans and fault rules (Node, MlNode, Control): with
+    # --security only the cluster's own processes, holding the cluster's key, may call them.
+    transport_tls = transport_tls or security
     https = security or tls or tls_cert is not None
     basic_auth = BasicAuth(users) if users else None
     if not is_loopback(host):
@@ -167,6 +189,7 @@ def up(
         host=host,
         fault_detection=FaultDetection(enabled=not no_fault_detection),
         max_live_tasks=limits.max_live_tasks,
+        log_dir=log_dir,
         **extra,
     )
     if section is not None:  # the nodes and fault detection of a scenario's cluster
@@ -213,6 +236,7 @@ def up(
             limits,
             http_tls,
             notes,
+            record,
         )
     finally:
         if tls_dir is not None:
@@ -231,6 +255,7 @@ def _serve(
     limits: Limits,
     http_tls: TlsFiles | None,
     notes: list[str],
+    record: Path | None = None,
 ) -> None:
     def ready(r: Ready) -> None:
         click.echo(
@@ -242,6 +267,8 @@ def _serve(
             click.echo(f"  {n.name:<12} {n.id}  {n.transport_address:<21} roles={roles}")
         for note in notes:
             click.echo(note)
+        if r.open_files is not None:
+            click.echo(f"  {r.open_files.describe()}")
         sys.stdout.flush()
 
     trio.run(
@@ -254,6 +281,7 @@ def _serve(
             auth=basic_auth,
             limits=limits,
             http_tls=http_tls,
+            record=record,
         )
     )
 
@@ -286,6 +314,34 @@ def run_scenarios(
     sys.exit(
         run_all(list(paths), seed=seed, url=url, report_dir=report_dir, quiet=quiet, match=match)
     )
+
+
+@cli.command("check")
+@click.argument("history", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("-c", "--checker", "only", multiple=True, help="run only this checker (repeatable)")
+@click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
+def check_history(history: Path, only: tuple[str, ...], as_json: bool) -> None:
+    """Run the checkers over a recorded history: exit 0 no violation, 1 violations, 2 the
+    history cannot be read."""
+    from coordinator.history.cli import check
+
+    sys.exit(check(history, only=list(only) or None, as_json=as_json))
+
+
+@cli.command("timeline")
+@click.argument("history", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="the HTML file to write (default: HISTORY with .html)",
+)
+def timeline_command(history: Path, output: Path | None) -> None:
+    """Write the timeline of a recorded history: one self-contained HTML page."""
+    from coordinator.history.cli import timeline
+
+    sys.exit(timeline(history, output))
 
 
 def _cluster_section(path: str, nodes: str) -> ClusterSection:

@@ -40,6 +40,7 @@ from simnode.discovery import (
     node_id_for,
 )
 from simnode.errors import OpenSearchError
+from simnode.history import Recorder, attach
 from simnode.node import Node
 from simnode.transport import TransportTls
 from simnode.wire import cluster_state_to_pb, error_from_pb, task_info_from_pb
@@ -121,6 +122,8 @@ class Cluster:
         # The last cluster state version each node acknowledged: a node that missed a
         # publication (slow, paused) is sent the current state by its next follower check.
         self._applied: dict[str, int] = {}
+        # The run's history (coordinator/history/recording.py), when it is recorded.
+        self.recorder: Recorder | None = None
 
     @property
     def local(self) -> Node:
@@ -155,6 +158,8 @@ class Cluster:
             me, self.transport, max_live_tasks=cfg.max_live_tasks, clock=self.hosts.clock()
         )
         self._local.on_store_result = self._store_result
+        if self.recorder is not None:
+            attach(self._local, self.recorder.listener(me.name))
         try:
             async with trio.open_nursery() as nursery:
                 await self.hosts.serve_local(self._local, nursery)
@@ -275,6 +280,8 @@ class Cluster:
             if not self.in_cluster(name):
                 return
             self._set_members([n for n in self._members if n != name and self.in_cluster(n)])
+            if self.recorder is not None:
+                self.recorder.record("node_left", node=name)
             await self.publish()
 
     async def node_joined(self, name: str) -> None:
@@ -282,6 +289,8 @@ class Cluster:
             if self.in_cluster(name):
                 return
             self._set_members([n for n in self._members if n == name or self.in_cluster(n)])
+            if self.recorder is not None:
+                self.recorder.record("node_joined", node=name)
             await self.publish()
 
     async def _follower_check(self, name: str) -> None:
@@ -320,10 +329,14 @@ class Cluster:
         async with self._lock:
             if self.in_cluster(name):
                 self._set_members([n for n in self._members if n != name and self.in_cluster(n)])
+                if self.recorder is not None:
+                    self.recorder.record("node_left", node=name)
                 await self.publish()
         port = await self.hosts.restart(name)
         self._members[name] = replace(self._members[name], port=port)
         async with self._lock:
             self._set_members([n for n in self._members if n == name or self.in_cluster(n)])
+            if self.recorder is not None:
+                self.recorder.record("node_joined", node=name)
             await self.publish()
             await self.catch_up([name])

@@ -118,6 +118,8 @@ async def start_demo(cluster: Cluster) -> list[str]:
     for node_id, spec in demo_trees(data_nodes or [cluster.local.local.id]):
         node = cluster.state.get(node_id)
         assert node is not None
-        answer = await cluster.transport.call(node, "StartTask", pb.RunTaskRequest(spec=spec))
+        answer = await cluster.transport.call(
+            node, "StartTask", pb.RunTaskRequest(spec=spec), timeout=30.0
+        )
         started.append(answer.task_id)
     return started

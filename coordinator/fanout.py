@@ -25,7 +25,6 @@ validated (`TransportAction.execute`).
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -81,32 +80,26 @@ async def _broadcast(
     node_ids: list[str],
     method: str,
     request: Any,
-    local_handler: Callable[..., Awaitable[pb.TasksResponse]],
     timeout: float | None,
 ) -> TasksResult:
     outcomes: list[pb.TasksResponse | OpenSearchError | None] = [None] * len(node_ids)
-    local_id = cluster.local.local.id
 
     async def one(index: int, node_id: str) -> None:
-        node = cluster.state.get(node_id)
+        # The coordinating node itself is reached through the loopback link (Node.send).
+        guard = math.inf if timeout is None else timeout + DEADLINE_GUARD_SLACK
+        started = trio.current_time()
         try:
-            if node is None:
-                raise NoSuchNodeError.of(node_id)
-            if node_id == local_id:
-                request_id = cluster.transport.next_request_id()
-                started = trio.current_time()
-                with trio.move_on_after(math.inf if timeout is None else timeout):
-                    outcomes[index] = await local_handler(request, local=True)
-                    return
-                elapsed = int((trio.current_time() - started) * 1000)
-                raise receive_timeout(node, ACTION_OF_METHOD[method], request_id, elapsed)
-            guard = math.inf if timeout is None else timeout + DEADLINE_GUARD_SLACK
-            started = trio.current_time()
+            if math.isinf(guard):  # no scope when there is no deadline: fan-outs are wide
+                outcomes[index] = await cluster.local.send(node_id, method, request)
+                return
             with trio.move_on_after(guard):
-                outcomes[index] = await cluster.transport.call(
-                    node, method, request, timeout=timeout
+                outcomes[index] = await cluster.local.send(
+                    node_id, method, request, timeout=timeout
                 )
                 return
+            node = cluster.state.get(node_id)
+            if node is None:
+                raise NoSuchNodeError.of(node_id)
             elapsed = int((trio.current_time() - started) * 1000)
             raise receive_timeout(
                 node, ACTION_OF_METHOD[method], cluster.transport.next_request_id(), elapsed
@@ -135,7 +128,6 @@ async def _tasks_action(
     cluster: Cluster,
     action: str,
     method: str,
-    local_handler: Callable[..., Awaitable[pb.TasksResponse]],
     req: TasksRequest,
     headers: Headers,
 ) -> TasksResult:
@@ -149,22 +141,18 @@ async def _tasks_action(
         if not node_ids:
             return TasksResult()
         request = _node_request(req, parent.task_id, headers)
-        return await _broadcast(cluster, node_ids, method, request, local_handler, req.timeout)
+        return await _broadcast(cluster, node_ids, method, request, req.timeout)
     finally:
         node.unregister(parent)
 
 
 async def list_tasks(cluster: Cluster, req: TasksRequest, headers: Headers) -> TasksResult:
-    return await _tasks_action(
-        cluster, LIST_ACTION, "ListTasks", cluster.local.list_tasks, req, headers
-    )
+    return await _tasks_action(cluster, LIST_ACTION, "ListTasks", req, headers)
 
 
 async def cancel_tasks(cluster: Cluster, req: TasksRequest, headers: Headers) -> TasksResult:
     """Cancel has no `timeout` parameter (parse_cancel never sets one)."""
-    return await _tasks_action(
-        cluster, CANCEL_ACTION, "CancelTasks", cluster.local.cancel_tasks, req, headers
-    )
+    return await _tasks_action(cluster, CANCEL_ACTION, "CancelTasks", req, headers)
 
 
 async def rethrottle(
@@ -179,7 +167,7 @@ async def rethrottle(
         msg = _node_request(req, parent.task_id, headers)
         msg.reason = ""
         msg.requests_per_second = requests_per_second
-        return await _broadcast(cluster, node_ids, "Rethrottle", msg, node.rethrottle, None)
+        return await _broadcast(cluster, node_ids, "Rethrottle", msg, None)
     finally:
         node.unregister(parent)
 
@@ -210,6 +198,8 @@ async def get_task(cluster: Cluster, req: GetTaskRequest, headers: Headers) -> G
         if req.timeout is not None:
             msg.timeout_millis = int(req.timeout * 1000)
         if target.id == node.local.id:
+            # TransportGetTaskAction's own shortcut (not the loopback link): the coordinating
+            # node serves its task inside the REST-entry task, without a child task.
             answer = await node.get_task(msg, local=True, register=False)
         else:
             answer = await cluster.transport.call(target, "GetTask", msg, timeout=req.timeout)

@@ -23,6 +23,13 @@ live in `rest_*.py` modules that register themselves with `Router.add`.
 Before any of that, every request passes the front door (`build_app`): the limits of
 coordinator/limits.py and, when security is on, the basic auth of coordinator/security.py — in the
 dispatch, for every path, so that endpoints other modules add are covered without asking.
+
+Every answer is OpenSearch's. The app hands every HTTP request to the front door itself (Starlette's
+router never sees one), with the path exactly as the server decoded it; and a few wrappers around
+hypercorn (`serve_http` applies them) keep its own answers and habits out: a failing connection is
+closed alone, a connection is closed on the client's FIN, `Upgrade: h2c`/`websocket` and an HTTP/2
+prior-knowledge preface are served in HTTP/1.1, and what h11 cannot parse gets OpenSearch's JSON
+400 instead of an empty 4xx.
 """
 
 from __future__ import annotations
@@ -38,13 +45,16 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
 
+from coordinator.history.client import recorded
 from coordinator.limits import (
     ConcurrencyGate,
     Limits,
+    TooLongHttpHeaderError,
+    TooLongHttpLineError,
     body_timeout,
     check_request_head,
     content_too_large,
@@ -56,6 +66,7 @@ from coordinator.params import Params, tokenize_comma
 from coordinator.render import error_envelope, simple_error
 from coordinator.security import CHALLENGE, BasicAuth, TlsFiles
 from simnode.errors import IllegalArgumentError, OpenSearchError, ParseError
+from simnode.history import Recorder
 from simnode.registry import X_OPAQUE_ID
 
 log = logging.getLogger("tasksim.http")
@@ -186,6 +197,13 @@ class Router:
         ]
         allowed = {m for route, _ in matches for m in route.handlers}
         listed = [m for m in METHODS if m in allowed]
+        if method not in METHODS:
+            # `request.method()` fails: `handleUnsupportedHttpMethod` with the exception (no
+            # method, no uri in the message), e.g. `PRI` of an HTTP/2 prior-knowledge preface.
+            message = "Unexpected HTTP method" + (
+                f", allowed: [{', '.join(listed)}]" if listed else ""
+            )
+            return _simple(message, 405, {"Allow": ",".join(listed)} if listed else None)
         for route, found in matches:
             handler = route.handlers.get(method)
             if handler is not None:
@@ -382,23 +400,37 @@ def _envelope(err: OpenSearchError, headers: dict[str, str] | None = None) -> Re
     return _plain(err.status, body, content_type=JSON_TYPE, headers=headers)
 
 
+class Answer(Response):
+    """An answer with the document it renders (`document`, None for text), so that the history
+    reads it without parsing the bytes again."""
+
+    document: Any = None
+
+
 def build_app(
     router: Router,
     *,
     auth: BasicAuth | None = None,
     limits: Limits | None = None,
     gate: ConcurrencyGate | None = None,
+    recorder: Recorder | None = None,
 ) -> Starlette:
     """The ASGI app. Every request passes the front door first, in the order OpenSearch's HTTP
     pipeline has it: the request line and header limits (Netty's decoder), authentication (the
     security plugin's header verifier), the body limit and its read timeout (the aggregator: a
     request is dispatched only once its body is complete, so a slow sender holds no slot), the
     concurrency limit; then routing. That is why a new endpoint is covered by all of them
-    without doing anything."""
+    without doing anything. With a `recorder`, every client operation goes into the run's
+    history (coordinator/history/client.py)."""
     limits = limits or Limits()
     gate = gate or ConcurrencyGate(limits.max_concurrent_requests)
 
     async def dispatch(request: Request) -> Response:
+        if recorder is not None:
+            return await recorded(recorder, request, lambda: _answer(request))
+        return await _answer(request)
+
+    async def _answer(request: Request) -> Response:
         response = await _front_door(request)
         if request.method.upper() == "HEAD" and response.body:
             # A HEAD answer has the headers of the GET answer and no body.
@@ -408,7 +440,9 @@ def build_app(
     async def _front_door(request: Request) -> Response:
         scope = request.scope
         method = request.method.upper()
-        path = request.url.path
+        # The path as the server decoded it. Not `request.url.path`: that goes through urllib's
+        # `urlsplit`, which drops tabs, CRs and LFs (`/_tasks%0A` was served as `/_tasks`).
+        path: str = scope["path"]
         try:
             check_request_head(
                 limits,
@@ -458,7 +492,7 @@ def build_app(
 
     async def _serve(request: Request, method: str, path: str, body: bytes) -> Response:
         raw_path = request.scope.get("raw_path") or path.encode()
-        raw_query = request.url.query
+        raw_query = request.scope.get("query_string", b"").decode("latin-1")
         uri = raw_path.decode("latin-1") + (f"?{raw_query}" if raw_query else "")
         opaque_values = request.headers.getlist(X_OPAQUE_ID.lower())
         opaque = opaque_values[0] if opaque_values else None
@@ -512,6 +546,7 @@ def build_app(
         headers = dict(response.headers)
         if opaque is not None:
             headers[X_OPAQUE_ID] = opaque
+        out = None
         if response.raw:
             text = str(response.body)
         else:
@@ -519,16 +554,51 @@ def build_app(
             if not response.error:
                 out = filter_path(out, filters)
             text = dump_json(out, pretty=pretty)
-        return Response(
+        answer = Answer(
             text.encode("utf-8") if method != "HEAD" else b"",
             status_code=response.status,
             headers=headers,
             media_type=response.content_type,
         )
+        answer.document = out
+        return answer
 
-    app = Starlette(routes=[Route("/{path:path}", dispatch, methods=list(METHODS))])
+    async def front_door(scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await dispatch(request)
+        except Exception as e:  # a tasksim bug in the front door itself: a 500, keep serving
+            log.exception(
+                "unhandled error at the front door: %s %r", scope["method"], scope["path"]
+            )
+            body = dump_json(
+                error_envelope(OpenSearchError(f"{type(e).__name__}: {e}")), pretty=False
+            )
+            response = _plain(500, body, content_type=JSON_TYPE, headers=CLOSE)
+        await response(scope, receive, send)
+
+    app = Starlette(middleware=[Middleware(_EveryRequest, handle=front_door)])
     app.state.gate = gate
     return app
+
+
+class _EveryRequest:
+    """ASGI middleware that hands every HTTP request to the front door, whatever its method or path.
+
+    Starlette's router never sees a request: its `{path:path}` pattern does not match a path with
+    a line feed in it (`/_ta%0Asks` got Starlette's `404 Not Found` in text/plain, before
+    authentication), and a method outside its list got its `405` in text/plain. Only the
+    lifespan messages pass through to Starlette."""
+
+    def __init__(self, app: Any, handle: Callable[[Any, Any, Any], Awaitable[None]]) -> None:
+        self.app = app
+        self.handle = handle
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await self.handle(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 async def _run(handler: Handler, rest: RestRequest, error_trace: bool, uri: str) -> RestResponse:
@@ -574,6 +644,35 @@ def contain_connection_failures() -> None:
     server_cls.run = run
 
 
+def close_on_peer_fin() -> None:
+    """Close a connection as soon as the client closes its side (its FIN), as Netty does.
+
+    hypercorn's trio worker reads EOF, but the connection's task group still holds the keep-alive
+    idle timer started when the last response was sent, and the socket is closed only when the
+    task group ends: a client that hangs up without `Connection: close` (plain `curl`) left the
+    server socket in CLOSE_WAIT for `tasksim.http.idle_timeout` (30 s), and ~1 000 such clients
+    exhausted a 1024-descriptor limit. This wraps `TCPServer._read_data`: once the peer's EOF is
+    read, the idle timer is stopped, so the task group ends and the socket is closed at once.
+    (A request still being served when the FIN arrives is answered first: hypercorn reads the
+    next bytes only after the response.) Idempotent."""
+    from hypercorn.trio import tcp_server
+
+    server_cls: Any = tcp_server.TCPServer
+    if getattr(server_cls._read_data, "_tasksim_fin", False):
+        return
+    original = server_cls._read_data
+
+    async def read_data(self: Any) -> None:
+        try:
+            await original(self)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.idle_task.stop()
+
+    read_data._tasksim_fin = True  # type: ignore[attr-defined]
+    server_cls._read_data = read_data
+
+
 def ignore_h2c_upgrade() -> None:
     """Answer `Upgrade: h2c` requests in HTTP/1.1, as OpenSearch's HTTP/1.1 transport does.
 
@@ -611,6 +710,116 @@ def ignore_h2c_upgrade() -> None:
     cls._check_protocol = check_protocol
 
 
+def refuse_h2_prior_knowledge() -> None:
+    """Serve `PRI * HTTP/2.0` (an HTTP/2 prior-knowledge preface) as the HTTP/1.1 request it
+    parses as, the way OpenSearch's HTTP/1.1 decoder does: method `PRI` is no REST method, so
+    the answer is OpenSearch's 405 `Unexpected HTTP method`, and the preface's `SM` line that
+    follows is a bad request (400). hypercorn would switch the connection to HTTP/2 instead.
+    Idempotent; apply after `ignore_h2c_upgrade`."""
+    from hypercorn.protocol import h11 as h11_protocol
+
+    cls: Any = h11_protocol.H11Protocol
+    if getattr(cls._check_protocol, "_tasksim_no_h2", False):
+        return
+    original = cls._check_protocol
+
+    async def check_protocol(self: Any, event: Any) -> None:
+        if event.method == b"PRI" and event.target == b"*" and event.http_version == b"2.0":
+            return  # an ordinary HTTP/1.1 request: `_create_stream` serves it
+        await original(self, event)
+
+    check_protocol._tasksim_no_h2 = True  # type: ignore[attr-defined]
+    cls._check_protocol = check_protocol
+
+
+def ignore_websocket_upgrade() -> None:
+    """Serve a `GET` with `Upgrade: websocket` as the plain GET it is, as OpenSearch does.
+
+    hypercorn hands such a request to the app as a websocket, which Starlette refuses with an
+    empty 403. This wraps `H11Protocol._create_stream` to drop the `Upgrade` header of a websocket
+    upgrade first. Idempotent."""
+    from hypercorn.protocol import h11 as h11_protocol
+
+    cls: Any = h11_protocol.H11Protocol
+    if getattr(cls._create_stream, "_tasksim_no_ws", False):
+        return
+    original = cls._create_stream
+
+    async def create_stream(self: Any, request: Any) -> None:
+        headers = [
+            (name, value)
+            for name, value in request.headers
+            if not (
+                name.decode("latin1").strip().lower() == "upgrade"
+                and value.decode("latin1").strip().lower() == "websocket"
+            )
+        ]
+        if len(headers) != len(request.headers):
+            request = type(request)(
+                method=request.method,
+                target=request.target,
+                headers=headers,
+                http_version=request.http_version,
+            )
+        await original(self, request)
+
+    create_stream._tasksim_no_ws = True  # type: ignore[attr-defined]
+    cls._create_stream = create_stream
+
+
+def protocol_error(
+    status_hint: int, error: BaseException | None, buffered: bytes, limits: Limits
+) -> OpenSearchError:
+    """What OpenSearch answers when its HTTP decoder fails (`dispatchBadRequest`: always 400,
+    the decoder's exception in the envelope). h11 says 431 when the request head outgrew its
+    buffer: the request line when it is not complete yet or too long itself (Netty reads the line
+    first), else the headers (Netty's
+    `TooLongHttpLineException` / `TooLongHttpHeaderException`, with the configured limits)."""
+    if status_hint == 431:
+        line, newline, _ = buffered.partition(b"\n")
+        if not newline or len(line) >= limits.max_initial_line_length:
+            return TooLongHttpLineError(
+                f"An HTTP line is larger than {limits.max_initial_line_length} bytes."
+            )
+        return TooLongHttpHeaderError(f"HTTP header is larger than {limits.max_header_size} bytes.")
+    detail = str(error) if error is not None and str(error) else f"status {status_hint}"
+    # h11 prints the offending bytes as `bytearray(b'...')`: show them as text.
+    detail = re.sub(r"bytearray\(b'(.*)'\)", r"[\1]", detail)
+    return IllegalArgumentError(f"invalid HTTP request: {detail}")
+
+
+def answer_protocol_errors_in_json() -> None:
+    """hypercorn answers a request h11 cannot parse (a request line past its 64 kB buffer, a bad
+    request line, a bad header) with an empty 4xx; OpenSearch answers with its error envelope.
+    This replaces `H11Protocol._send_error_response` with one that sends `protocol_error`'s
+    envelope (the limits come from the hypercorn config, `tasksim_limits`). Idempotent."""
+    import sys
+
+    import h11
+    from hypercorn.protocol import h11 as h11_protocol
+
+    cls: Any = h11_protocol.H11Protocol
+    if getattr(cls._send_error_response, "_tasksim_json", False):
+        return
+
+    async def send_error_response(self: Any, status_code: int) -> None:
+        limits = getattr(self.config, "tasksim_limits", None) or Limits()
+        # Called from hypercorn's `except h11.RemoteProtocolError` block: that is the error.
+        err = protocol_error(status_code, sys.exception(), self.connection.trailing_data[0], limits)
+        body = dump_json(error_envelope(err), pretty=False).encode("utf-8")
+        headers = [
+            (b"content-type", JSON_TYPE.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        await self._send_h11_event(h11.Response(status_code=err.status, headers=headers))
+        await self._send_h11_event(h11.Data(data=body))
+        await self._send_h11_event(h11.EndOfMessage())
+
+    send_error_response._tasksim_json = True  # type: ignore[attr-defined]
+    cls._send_error_response = send_error_response
+
+
 async def serve_http(
     app: Starlette,
     host: str,
@@ -628,9 +837,14 @@ async def serve_http(
     complete — are closed after `tasksim.http.idle_timeout`; each connection is its own trio
     task, so a slow client never holds up the others."""
     contain_connection_failures()
+    close_on_peer_fin()
     ignore_h2c_upgrade()
+    refuse_h2_prior_knowledge()
+    ignore_websocket_upgrade()
+    answer_protocol_errors_in_json()
     limits = limits or Limits()
     config = Config()
+    config.tasksim_limits = limits  # type: ignore[attr-defined]  # read by the JSON error answers
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("tasksim.hypercorn")

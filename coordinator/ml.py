@@ -72,7 +72,6 @@ from simnode.errors import (
     OpenSearchError,
     StatusError,
 )
-from simnode.ml import MlWorker
 from simnode.registry import Headers, Task
 from simnode.taskid import TaskId
 from simnode.wire import headers_to_pb
@@ -115,6 +114,8 @@ class DocIndex(Generic[T]):
         self._render = render
         self._docs: dict[str, _Doc[T]] = {}
         self._seq_no = -1
+        # Told of every write: (id, the value before or None, the value now).
+        self.on_put: Callable[[str, T | None, T], None] | None = None
 
     def get(self, doc_id: str) -> T | None:
         doc = self._docs.get(doc_id)
@@ -124,6 +125,8 @@ class DocIndex(Generic[T]):
         self.exists = True
         self._seq_no += 1
         old = self._docs.get(doc_id)
+        if self.on_put is not None:
+            self.on_put(doc_id, old.value if old is not None else None, value)
         fresh = self._render(value)
         if old is None:
             self._docs[doc_id] = _Doc(value, fresh, 1, self._seq_no)
@@ -154,6 +157,8 @@ class MlService:
         self.cluster = cluster
         self.settings = MlSettings()
         self.tasks: DocIndex[MLTask] = DocIndex(ML_TASK_INDEX, MLTask.source)
+        if cluster.recorder is not None:  # every state an ML task takes goes into the history
+            self.tasks.on_put = self._record_state
         self.models: DocIndex[MLModel] = DocIndex(ML_MODEL_INDEX, MLModel.source)
         self.routing: dict[str, set[str]] = {}  # model id → nodes that hold it
         self._routed_at: dict[str, float] = {}  # model id → last routing change (trio time)
@@ -168,6 +173,16 @@ class MlService:
         self._settings_changed = trio.Event()
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _record_state(self, task_id: str, old: MLTask | None, new: MLTask) -> None:
+        if self.cluster.recorder is not None and (old is None or old.state != new.state):
+            self.cluster.recorder.record(
+                "ml_task_state",
+                ml_task=task_id,
+                state=new.state,
+                previous=old.state if old is not None else None,
+                task_type=new.task_type,
+            )
 
     def _now(self) -> int:
         clock = self.cluster.local.clock
@@ -195,7 +210,7 @@ class MlService:
         """Start the sync-up cron on the first ML request (idempotent)."""
         if not self._cron_started:
             self._cron_started = True
-            self.cluster.local.nursery.start_soon(self._cron)
+            self.cluster.local.spawn("the ML sync-up cron", self._cron)
 
     def _eligible(self, function: str) -> list[str]:
         return eligible_nodes(
@@ -211,17 +226,12 @@ class MlService:
         self._next_worker += 1
         return node
 
-    async def _call(
-        self, node_id: str, method: str, request: Any, local: Callable[..., Awaitable[Any]]
-    ) -> Any:
-        """One node's part: the local shortcut for the coordinating node, the transport otherwise."""
-        if node_id == self.cluster.local.local.id:
-            return await local(request, local=True)
-        node = self.cluster.state.get(node_id)
-        if node is None:
+    async def _call(self, node_id: str, method: str, request: Any) -> Any:
+        """One node's part, through the coordinating node's links (itself: the loopback link)."""
+        if node_id != self.cluster.local.local.id and self.cluster.state.get(node_id) is None:
             raise NoSuchNodeError.of(node_id)
         timeout = self.setting("tasksim.ml.sync_up_timeout_seconds") if method == "SyncUp" else None
-        return await self.cluster.transport.call(node, method, request, timeout=timeout)
+        return await self.cluster.local.send(node_id, method, request, timeout=timeout)
 
     def _spawn(self, task_id: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run an ML task's background work in its own cancel scope (the sync-up may end it)."""
@@ -232,12 +242,15 @@ class MlService:
             try:
                 with scope:
                     await work()
+            except Exception as e:  # a bug in the work: this ML task fails, the rest serves on
+                error = self.cluster.local.log_bug(e, f"ML task [{task_id}]")
+                self._move(task_id, FAILED_EVENT, error=error.reason)
             finally:
                 if self._scopes.get(task_id) is scope:
                     del self._scopes[task_id]
                 self.pending.pop(task_id, None)
 
-        self.cluster.local.nursery.start_soon(run)
+        self.cluster.local.spawn(f"ML task [{task_id}]", run)
 
     def _move(self, task_id: str, event: str, **fields: Any) -> MLTask | None:
         """Apply an event to a stored task; a deleted or finished task ignores it."""
@@ -348,11 +361,10 @@ class MlService:
                 parent_task=str(me.task_id),
                 headers=headers_to_pb(headers),
             )
-            worker_part = MlWorker.of(self.cluster.local).register_model
 
             async def work() -> None:
                 try:
-                    answer = await self._call(worker, "RegisterModel", request, worker_part)
+                    answer = await self._call(worker, "RegisterModel", request)
                 except OpenSearchError as e:
                     self._move(task_id, FAILED_EVENT, error=e.reason)
                     self.models.delete(
@@ -443,7 +455,6 @@ class MlService:
             }
             load_millis = int(self.setting("tasksim.ml.deploy_seconds") * 1000)
             errors: dict[str, str] = {}
-            local_part = MlWorker.of(self.cluster.local).deploy_model
 
             async def one(node_id: str) -> None:
                 node = self.cluster.state.get(node_id)
@@ -459,7 +470,7 @@ class MlService:
                     headers=headers_to_pb(headers),
                 )
                 try:
-                    await self._call(node_id, "DeployModel", request, local_part)
+                    await self._call(node_id, "DeployModel", request)
                     self._route(model.model_id, node_id, True)
                 except OpenSearchError as e:
                     errors[node_id] = e.reason
@@ -496,7 +507,6 @@ class MlService:
                 if node_ids:
                     targets = [n for n in targets if n in node_ids]
                 answers: dict[str, mlpb.UndeployModelResponse] = {}
-                local_part = MlWorker.of(self.cluster.local).undeploy_model
                 request = mlpb.UndeployModelRequest(
                     model_ids=model_ids,
                     parent_task=str(nodes_task.task_id),
@@ -505,9 +515,7 @@ class MlService:
 
                 async def one(node_id: str) -> None:
                     try:
-                        answers[node_id] = await self._call(
-                            node_id, "UndeployModel", request, local_part
-                        )
+                        answers[node_id] = await self._call(node_id, "UndeployModel", request)
                     except OpenSearchError:
                         pass  # a FailedNodeException: not in the rendered response
 
@@ -594,7 +602,6 @@ class MlService:
                 parent_task=str(me.task_id),
                 headers=headers_to_pb(headers),
             )
-            local_part = MlWorker.of(self.cluster.local).train_model
 
             def store_model(answer: mlpb.TrainModelResponse) -> str:
                 model_id = self._new_id()
@@ -615,7 +622,7 @@ class MlService:
                 return model_id
 
             if not is_async:
-                answer = await self._call(worker, "TrainModel", request, local_part)
+                answer = await self._call(worker, "TrainModel", request)
                 return {"model_id": store_model(answer), "status": "COMPLETED"}
             task = MLTask(
                 task_id=task_id,
@@ -637,7 +644,7 @@ class MlService:
                     self._move(task_id, FAILED_EVENT, error=input_error.reason)
                     return
                 try:
-                    answer = await self._call(worker, "TrainModel", request, local_part)
+                    answer = await self._call(worker, "TrainModel", request)
                 except OpenSearchError as e:
                     self._move(task_id, FAILED_EVENT, error=e.reason)
                     return
@@ -737,7 +744,10 @@ class MlService:
                 await changed.wait()
                 continue  # a setting changed: start the wait again with the new interval
             if interval > 0:
-                await self.sync_up()
+                try:
+                    await self.sync_up()
+                except Exception as e:  # a bug in one sync-up: logged, the cron runs on
+                    self.cluster.local.log_bug(e, "the ML sync-up")
 
     async def sync_up(self) -> None:
         """One sync-up round (`MLSyncUpCron.run`)."""
@@ -746,11 +756,10 @@ class MlService:
         results: dict[str, mlpb.SyncUpResponse | OpenSearchError] = {}
         try:
             request = mlpb.SyncUpRequest(parent_task=str(parent.task_id))
-            local_part = MlWorker.of(self.cluster.local).sync_up
 
             async def one(node_id: str) -> None:
                 try:
-                    results[node_id] = await self._call(node_id, "SyncUp", request, local_part)
+                    results[node_id] = await self._call(node_id, "SyncUp", request)
                 except OpenSearchError as e:
                     results[node_id] = e
 

@@ -24,7 +24,7 @@ import trio
 
 from coordinator.cluster import Cluster
 from coordinator.engine import NodeHosts
-from coordinator.faultspec import FaultSpec, rule_to_json, to_rules
+from coordinator.faultspec import FaultSpec, Partition, rule_to_json, to_rules
 from coordinator.supervisor import SupervisorError
 from simnode._wire import control_pb2 as cpb
 from simnode.control import rule_set_to_pb
@@ -143,7 +143,40 @@ class Nemesis:
             self.rules.extend(new)
             self.version += 1
             acked = await self._push()
+            for fault_id, spec in zip(ids, specs, strict=True):
+                self._record_fault(fault_id, spec, [r for r in new if r.id == fault_id])
             return {"acknowledged": True, "version": self.version, "ids": ids, "nodes": acked}
+
+    def _record(self, type: str, **fields: Any) -> None:
+        if self.cluster.recorder is not None:
+            self.cluster.recorder.record(type, **fields)
+
+    def _record_fault(self, fault_id: str, spec: FaultSpec, rules: list[Rule]) -> None:
+        """`nodes`: who the fault cuts off — for a partition, every node outside the coordinating
+        node's side; for a link or a slow node, every node its rules name (empty: all)."""
+        if isinstance(spec, Partition):
+            groups = [set(g) for g in spec.groups]
+            listed = set().union(*groups)
+            groups.append({n for n in self.names() if n not in listed})
+            mine = next(g for g in groups if self.coordinator_name in g)
+            names = sorted(n for n in self.names() if n not in mine)
+        else:
+            names = sorted({n for r in rules for n in (*r.src, *r.dst)})
+        self._record(
+            "fault_start",
+            fault=fault_id,
+            kind=spec.kind,
+            nodes=names,
+            rules=[rule_to_json(r) for r in rules],
+            version=self.version,
+        )
+
+    def _record_ends(self, before: list[Rule]) -> None:
+        """`fault_end` for every fault of `before` that is no longer installed."""
+        left = {r.id for r in self.rules}
+        for fault_id in dict.fromkeys(r.id for r in before):
+            if fault_id not in left:
+                self._record("fault_end", fault=fault_id, version=self.version)
 
     def _next_id(self, kind: str, taken: set[str]) -> str:
         while True:
@@ -156,16 +189,18 @@ class Nemesis:
             kept = [r for r in self.rules if r.id != fault_id]
             if len(kept) == len(self.rules):
                 raise ResourceNotFoundError(f"fault [{fault_id}] is not installed")
-            self.rules = kept
+            before, self.rules = self.rules, kept
             self.version += 1
             acked = await self._push()
+            self._record_ends(before)
             return {"acknowledged": True, "version": self.version, "nodes": acked}
 
     async def clear(self) -> dict[str, Any]:
         async with self._lock:
-            self.rules = []
+            before, self.rules = self.rules, []
             self.version += 1
             acked = await self._push()
+            self._record_ends(before)
             return {"acknowledged": True, "version": self.version, "nodes": acked}
 
     def describe(self) -> dict[str, Any]:
@@ -187,6 +222,7 @@ class Nemesis:
         self._check_node(name)
         async with self._lock:
             await self.hosts.kill(name)  # dead when we answer
+            self._record("kill", node=name)
             self.applied.pop(name, None)
         return self.process_state(name)
 
@@ -194,12 +230,14 @@ class Nemesis:
         self._check_node(name)
         async with self._lock:
             await self.hosts.pause(name)
+            self._record("pause", node=name)
         return self.process_state(name)
 
     async def resume(self, name: str) -> dict[str, Any]:
         self._check_node(name)
         async with self._lock:
             await self.hosts.resume(name)
+            self._record("resume", node=name)
             await self._catch_up()
         return self.process_state(name)
 
@@ -207,6 +245,7 @@ class Nemesis:
         self._check_node(name)
         async with self._lock:
             self.applied.pop(name, None)
+            self._record("restart", node=name)
             try:
                 await self.cluster.restart(name)
             except SupervisorError as e:
@@ -220,10 +259,13 @@ class Nemesis:
             states = [self.hosts.state(n) for n in self.hosts.names()]
             resumed = [s.name for s in states if s.alive and s.paused]
             dead = [s.name for s in states if not s.alive]
-            self.rules = []
+            before, self.rules = self.rules, []
             self.version += 1
             for name in resumed:
                 await self.hosts.resume(name)
+            self._record_ends(before)
+            for name in resumed:
+                self._record("resume", node=name)
             # The empty rule set first: a restart publishes the cluster state, which the old
             # rules could still lose (and a black-holed publication waits out its timeout).
             acked = await self._push()
@@ -231,6 +273,7 @@ class Nemesis:
             errors: list[str] = []
             for name in dead:
                 self.applied.pop(name, None)
+                self._record("restart", node=name)
                 try:
                     await self.cluster.restart(name)
                     restarted.append(name)
@@ -241,6 +284,7 @@ class Nemesis:
                 acked = {n: self.applied.get(n) == self.version for n in self.names()}
             # A node that missed a publication under the old rules gets the current state.
             await self.cluster.catch_up()
+            self._record("heal", resumed=resumed, restarted=restarted)
             report: dict[str, Any] = {
                 "acknowledged": all(acked.values()) and not errors,
                 "version": self.version,

@@ -139,13 +139,10 @@ def register(router: Router, cluster: Cluster) -> None:
         stats_of = cluster.hosts.stats_reader()  # the engine's: processes, or simulated numbers
 
         async def one(node: DiscoveryNode) -> None:
-            if node.id == cluster.local.local.id:
-                statuses[node.id] = stats_of(cluster.local.pid)
-                return
             try:
                 with trio.move_on_after(math.inf if timeout is None else timeout + 1.0):
-                    status: Any = await cluster.transport.call(
-                        node, "Status", pb.Empty(), timeout=timeout
+                    status: Any = await cluster.local.send(
+                        node.id, "Status", pb.Empty(), timeout=timeout
                     )
                     statuses[node.id] = stats_of(int(status.pid))
             except OpenSearchError:

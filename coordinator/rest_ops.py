@@ -383,8 +383,13 @@ def register(router: Router, cluster: Cluster) -> None:
                     pb.RunTaskRequest(spec=spec, headers=headers_to_pb(headers))
                 )
                 task_id = TaskId.parse(started.task_id)
-                cluster.local.nursery.start_soon(
-                    apply_when_done, task_id.id, kind, sources, req.dest
+                cluster.local.spawn(
+                    f"applying the result of task [{task_id}]",
+                    apply_when_done,
+                    task_id.id,
+                    kind,
+                    sources,
+                    req.dest,
                 )
                 return RestResponse({"task": started.task_id})
             answer = await run(spec, headers)

@@ -5,13 +5,15 @@
  "cancellable": true, "description": "...", "status": {...}, "headers": {"X-Opaque-Id": "a"},
  "on_cancel": "immediate|checkpoint|ignore", "checkpoint_interval": "1s", "ignore_cancel_for": "10s",
  "store_result": true, "response": {...}, "error": {"type": "...", "reason": "...", "status": 500},
- "parent_task_id": "<node>:<id>", "count": 1,
+ "parent_task_id": "<node>:<id>", "count": 1, "bug": "work|cancel",
  "children": [{"nodes": "data:true", "count": 2, "phase": 0, "send_delay": "100ms", ...}]}
 ```
 
 `node` (the root) must name exactly one node; a child's `nodes` (or `node`) is a node selector, as
 `GET _tasks?nodes=` takes them, and the child is started once per node it names (times `count`).
-A missing `duration` (or `-1`) runs until cancelled. Every field is checked, with
+A missing `duration` (or `-1`) runs until cancelled. `bug` is a test hook: the task's work
+("work") or the node's cancellation of it ("cancel") raises a Python error, a simulated tasksim bug
+that must fail that task or request alone (a 500 `exception`) while the node serves on. Every field is checked, with
 `illegal_argument_exception` messages that name it. Pure: no I/O.
 """
 
@@ -27,7 +29,7 @@ from coordinator.resolve import resolve_nodes
 from simnode._wire import node_pb2 as pb
 from simnode.discovery import ClusterState
 from simnode.errors import IllegalArgumentError, OpenSearchError
-from simnode.registry import ON_CANCEL_MODES
+from simnode.registry import BUG_HOOKS, ON_CANCEL_MODES
 from simnode.wire import error_to_pb
 
 DEFAULT_ACTION = "internal:tasksim/sim"
@@ -46,6 +48,7 @@ _TASK_FIELDS = {
     "response",
     "error",
     "children",
+    "bug",
 }
 _ROOT_FIELDS = _TASK_FIELDS | {"node", "headers", "parent_task_id", "count"}
 _CHILD_FIELDS = _TASK_FIELDS | {"node", "nodes", "count", "phase", "send_delay"}
@@ -151,6 +154,7 @@ def _task(
         checkpoint_millis=_millis(body, "checkpoint_interval", 1000, where),
         ignore_cancel_millis=_millis(body, "ignore_cancel_for", -1, where),
         store_result=_bool(body, "store_result", False, where),
+        bug=_bug(body, where),
     )
     if "status" in body:
         if not isinstance(body["status"], Mapping):
@@ -166,6 +170,17 @@ def _task(
     for i, child in enumerate(children):
         spec.children.extend(_children(child, state, local_id, f"{where}.children[{i}]", counter))
     return spec
+
+
+def _bug(body: Mapping[str, Any], where: str) -> str:
+    """The test hook: a simulated tasksim bug (a Python error) in the task's work or in the
+    node's cancellation of the task; it must fail that task or request alone (a 500)."""
+    value = body.get("bug", "")
+    if value not in ("", *BUG_HOOKS):
+        raise IllegalArgumentError(
+            f"[{where}] [bug] must be one of {list(BUG_HOOKS)} but was [{value}]"
+        )
+    return str(value)
 
 
 def _error(value: Any, where: str) -> OpenSearchError:

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,6 +163,8 @@ class Supervisor:
     def __init__(self, log_dir: Path | None = None, node_args: tuple[str, ...] = ()) -> None:
         self.node_args = node_args  # appended to every node's command line
         self.nodes: dict[str, NodeProcess] = {}
+        # Called with every node process that became ready (the history subscribes to it).
+        self.on_start: list[Callable[[NodeProcess], None]] = []
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="tasksim-logs-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -214,6 +217,8 @@ class Supervisor:
         if old is not None:
             node.restarts = old.restarts + 1
         self.nodes[spec.name] = node
+        for callback in self.on_start:
+            callback(node)
         return node
 
     @staticmethod

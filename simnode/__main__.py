@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import faulthandler
+import logging
 import os
 import signal
 import stat
@@ -113,6 +114,13 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     _die_with_parent()
+    # The node's log is its stderr (the supervisor keeps it as `<log dir>/<name>.log`): warnings,
+    # errors and the traceback of every contained bug.
+    logging.basicConfig(
+        level=logging.WARNING,
+        format=f"%(asctime)s %(levelname)s %(name)s [{args.name}] %(message)s",
+        stream=sys.stderr,
+    )
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>`: stacks to the log
     try:
         trio.run(serve, args)

@@ -61,18 +61,24 @@ class ClusterState:
     nodes: tuple[DiscoveryNode, ...] = field(default_factory=tuple)
     # The node that holds the `.tasks` index (the coordinating node in tasksim); "" = none.
     tasks_index_node_id: str = ""
+    # Look-ups by id and by name (a fan-out over thousands of nodes looks each one up).
+    _by_id: dict[str, DiscoveryNode] = field(init=False, repr=False, compare=False)
+    _by_name: dict[str, DiscoveryNode] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_id: dict[str, DiscoveryNode] = {}
+        by_name: dict[str, DiscoveryNode] = {}
+        for node in self.nodes:
+            by_id.setdefault(node.id, node)
+            by_name.setdefault(node.name, node)
+        object.__setattr__(self, "_by_id", by_id)
+        object.__setattr__(self, "_by_name", by_name)
 
     def get(self, node_id: str) -> DiscoveryNode | None:
-        for node in self.nodes:
-            if node.id == node_id:
-                return node
-        return None
+        return self._by_id.get(node_id)
 
     def by_name(self, name: str) -> DiscoveryNode | None:
-        for node in self.nodes:
-            if node.name == name:
-                return node
-        return None
+        return self._by_name.get(name)
 
     @property
     def cluster_manager(self) -> DiscoveryNode | None:

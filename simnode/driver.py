@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import trio
@@ -75,6 +76,13 @@ ML_ACTION_OF_METHOD = {
     "SyncUp": "cluster:admin/opensearch/ml/syncup[n]",
 }
 ACTION_OF_METHOD.update(ML_ACTION_OF_METHOD)
+# Errors that mean the request never got an answer from the callee (not a delivery).
+_NOT_DELIVERED = (
+    "node_not_connected_exception",
+    "node_disconnected_exception",
+    "receive_timeout_transport_exception",
+    "connect_transport_exception",
+)
 
 
 class NodeNotConnectedError(OpenSearchError):
@@ -193,6 +201,10 @@ class CallDriver:
         self._request_ids = itertools.count(1)
         self.faults = faults if faults is not None else FaultTable()
         self.faults.on_change(self._rules_changed)
+        # Told of every call's fate for the run's history (simnode/history.py): `rpc_send`, then
+        # `rpc_deliver` or `rpc_drop` with the verdict that decided it. None: nobody listens.
+        self.listener: Callable[[str, dict[str, Any]], None] | None = None
+        self._verdicts: dict[Call, str] = {}  # the last non-pass verdict of a call, when recorded
 
     def next_request_id(self) -> int:
         """A fresh transport request id (also for requests sent through the local shortcut)."""
@@ -242,32 +254,65 @@ class CallDriver:
             if trio.current_time() >= deadline:
                 raise timed_out()
             decision = self.faults.decide(env, skip_delays=True)
+        listener = self.listener
+        if listener is not None:
+            base = {"to": node.name, "method": method, "call": request_id}
+            listener("rpc_send", {**base, "verdict": decision.verdict.value})
         if decision.verdict is Verdict.FAIL:
+            if listener is not None:
+                listener("rpc_drop", {**base, "verdict": Verdict.FAIL.value})
             raise simulated_disconnect(node)
         call = Call(node, method, request, deadline, env, request_id, started)
+        if listener is not None and decision.verdict is not Verdict.PASS:
+            self._verdicts[call] = decision.verdict.value
         self._open(call)
         call.state, effects = start_call(decision.verdict)
         self._calls.setdefault(node.id, {})[call] = None
         self._apply(call, effects)
         try:
-            with trio.move_on_at(deadline):
+            if math.isinf(deadline):  # no scope when there is no deadline: fan-outs are wide
                 await call.finished.wait()
+            else:
+                with trio.move_on_at(deadline):
+                    await call.finished.wait()
         except BaseException:
             self._event(call, LinkEvent.GIVE_UP)
+            self._recorded(call, "rpc_drop", "caller_gone")
             raise
         if not call.finished.is_set():
             self._event(call, LinkEvent.GIVE_UP)
+            self._recorded(call, "rpc_drop", "timeout")
             raise timed_out()
         if call.failure is not None:
+            self._recorded(call, "rpc_drop", call.failure.type)
             raise call.failure
-        return self._finish(call)
+        try:
+            answer = self._finish(call)
+        except OpenSearchError as e:
+            if e.type in _NOT_DELIVERED:
+                self._recorded(call, "rpc_drop", e.type)
+            else:
+                self._recorded(call, "rpc_deliver", None, error=e.type)
+            raise
+        self._recorded(call, "rpc_deliver", None)
+        return answer
+
+    def _recorded(self, call: Call, kind: str, why: str | None, **extra: Any) -> None:
+        """Record how `call` ended: the verdict that decided it first, else `why`."""
+        verdict = self._verdicts.pop(call, None)
+        if self.listener is None:
+            return
+        fields = {"to": call.node.name, "method": call.method, "call": call.request_id}
+        if kind == "rpc_drop" or verdict is not None:
+            fields["verdict"] = verdict or why or "pass"
+        self.listener(kind, {**fields, **extra})
 
     # -- what the call state table says to do ----------------------------------------------------
 
     def _event(self, call: Call, event: LinkEvent) -> None:
         if call.state is CallState.DONE:
             return
-        call.state, effects = step(call.state, event)
+        call.state, effects = step(call.state, event, unbounded=math.isinf(call.deadline))
         self._apply(call, effects)
         if call.state is CallState.DONE:
             self._forget(call)
@@ -300,6 +345,8 @@ class CallDriver:
                 if decision.verdict is not Verdict.PASS and call.state is not before:
                     hits = self.faults.hits
                     hits[decision.rule_id] = hits.get(decision.rule_id, 0) + 1
+                    if self.listener is not None:
+                        self._verdicts[call] = decision.verdict.value
 
     def held_calls(self) -> int:
         """Calls a fault holds or owes (queued, clogged, lost, muted): for tests and inspection."""

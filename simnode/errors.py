@@ -252,3 +252,25 @@ class RejectedExecutionError(OpenSearchError):
 
     type = "rejected_execution_exception"
     status = 429
+
+
+class SimulatedBug(RuntimeError):
+    """What the `bug` test hook of a simulated task raises: a Python error, not an OpenSearch one,
+    standing for a bug in tasksim (it must be contained like any real one)."""
+
+
+def first_leaf(exc: BaseException) -> BaseException:
+    """The first exception inside (possibly nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def internal_error(exc: BaseException) -> OpenSearchError:
+    """A bug as a user sees it: the one task or request it belongs to fails with a 500 `exception`
+    (the envelope OpenSearch gives an exception that is not its own), whose reason names the
+    Python error. An `OpenSearchError` stays itself."""
+    leaf = first_leaf(exc)
+    if isinstance(leaf, OpenSearchError):
+        return leaf
+    return OpenSearchError(f"{type(leaf).__name__}: {leaf}")

@@ -14,6 +14,9 @@ RPC methods, each empty for "any" — and what happens to them:
   reaches the receiver;
 - `drop_request`: the request is lost for good (the caller waits until its deadline);
 - `drop_response`: the receiver gets the request and acts; its answer is lost, the caller times out;
+  a caller *without* a deadline (a cancel, a ban: OpenSearch gives them none) would wait forever,
+  so when the link heals it fails with `node_disconnected_exception`, as an in-flight request
+  fails when its connection is reset (`UNBOUNDED_TABLE`); a caller with a deadline waits for it;
 - `delay`: the request leaves after `latency ± jitter` seconds (then the other rules still apply);
 - `slow`: the *callee* (`dst`) waits `latency ± jitter` before its handler runs — a slow node.
 
@@ -208,7 +211,7 @@ CALL_TABLE: dict[tuple[CallState, LinkEvent], tuple[CallState, tuple[Effect, ...
     (S.QUEUED, E.LOSE): (S.LOST, _),
     (S.QUEUED, E.CUT): (S.DONE, (X.FAIL_CALLER,)),
     (S.QUEUED, E.GIVE_UP): (S.DONE, _),
-    # a request (or response) that is lost: nothing will arrive
+    # a request (or response) that is lost: nothing will arrive (see UNBOUNDED_TABLE for a heal)
     (S.LOST, E.CUT): (S.DONE, (X.FAIL_CALLER,)),
     (S.LOST, E.GIVE_UP): (S.DONE, _),
     # in flight on a passing link
@@ -244,6 +247,13 @@ CALL_TABLE: dict[tuple[CallState, LinkEvent], tuple[CallState, tuple[Effect, ...
     (S.CANCEL_OWED, E.CUT): (S.DONE, (X.CANCEL_RPC,)),
     (S.CANCEL_OWED, E.RESPONSE): (S.DONE, _),
 }
+# What differs for a caller without a deadline: it must not wait forever for what is lost. When
+# the link heals it learns that its connection was reset (`node_disconnected_exception`). A caller
+# with a deadline waits for it (a follower check must not see a reset, or a heal would make the
+# node leave the cluster).
+UNBOUNDED_TABLE: dict[tuple[CallState, LinkEvent], tuple[CallState, tuple[Effect, ...]]] = {
+    (S.LOST, E.CLEAR): (S.DONE, (X.FAIL_CALLER,)),
+}
 del S, E, X, _
 
 _START: dict[Verdict, tuple[CallState, tuple[Effect, ...]]] = {
@@ -276,10 +286,14 @@ def link_event(verdict: Verdict) -> LinkEvent:
     return _EVENT_OF_VERDICT[verdict]
 
 
-def step(state: CallState, event: LinkEvent) -> tuple[CallState, tuple[Effect, ...]]:
-    """One transition of `CALL_TABLE`."""
+def step(
+    state: CallState, event: LinkEvent, *, unbounded: bool = False
+) -> tuple[CallState, tuple[Effect, ...]]:
+    """One transition of `CALL_TABLE` (`UNBOUNDED_TABLE` first for a caller without a deadline)."""
     if state is CallState.DONE:
         return state, ()
+    if unbounded and (state, event) in UNBOUNDED_TABLE:
+        return UNBOUNDED_TABLE[(state, event)]
     return CALL_TABLE.get((state, event), (state, ()))
 
 
@@ -315,11 +329,20 @@ class FaultTable:
     def rules(self) -> tuple[Rule, ...]:
         return self.current.rules
 
-    def install(self, rule_set: RuleSet) -> None:
-        """Replace the rules (the control channel's SetRules) and tell every listener."""
+    def install(self, rule_set: RuleSet) -> bool:
+        """Replace the rules (the control channel's SetRules) and tell every listener; False, and
+        nothing changes, for a rule set older than the current one.
+
+        Rule sets may arrive out of order: a push that timed out on a starved process is still
+        delivered, and when the next push (a heal) finds it pending, grpc's worker threads race
+        to the loop and the older set can land last — silently undoing the heal that the process
+        had just acknowledged. The newest version wins, whatever the arrival order."""
+        if rule_set.version < self.current.version:
+            return False
         self.current = rule_set
         for listener in list(self._listeners):
             listener()
+        return True
 
     def on_change(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)

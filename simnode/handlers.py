@@ -10,12 +10,16 @@ What a callee does, in order:
    its caller goes away, it is *cancelled* the OpenSearch way ("channel was closed") and reacts as
    its spec says — the link switches to that mode through `CalleeLink.channel_closed`.
 
+A node calling itself takes the loopback link (`loopback`, through `Node.send`): the same handlers
+with `local=True`, no faults, the caller's timeout.
+
 Handlers take and return protobuf messages; an `OpenSearchError` they raise is the call's answer.
 Runs on the node's trio loop; no grpc here.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -23,6 +27,7 @@ import trio
 from google.protobuf.message import Message
 
 from simnode._wire import node_pb2 as pb
+from simnode.driver import ACTION_OF_METHOD, receive_timeout
 from simnode.faults import Envelope, FaultTable, Side, Verdict
 from simnode.ml import MlWorker
 from simnode.node import Node
@@ -37,8 +42,17 @@ class CalleeLink(Protocol):
         ...
 
 
+# The last cluster state message decoded, and what it decoded to. The in-memory links of the sim
+# engine deliver the one message a publication builds to every node: decoding it once, not once per
+# node, keeps a publication to N nodes O(N) instead of O(N²). (ClusterState is immutable; a gRPC
+# server gets a new message object per call, so there the cache never hits.)
+_decoded: list[Any] = [None, None]
+
+
 async def _set_cluster_state(node: Node, req: Any) -> Message:
-    node.set_cluster_state(cluster_state_from_pb(req))
+    if _decoded[0] is not req:
+        _decoded[0], _decoded[1] = req, cluster_state_from_pb(req)
+    node.set_cluster_state(_decoded[1])
     return pb.Empty()
 
 
@@ -71,6 +85,37 @@ HANDLERS: dict[str, Handler] = {
     "SyncUp": lambda node, req: MlWorker.of(node).sync_up(req, local=False),
 }
 METHODS = frozenset({*HANDLERS, "RunTask"})
+
+# The loopback link: a node calling itself. As in OpenSearch's `TransportService.sendLocalRequest`
+# the request never touches a connection — no fault rule applies, no callee rule — and the tasks it
+# registers are `direct`, not `transport`.
+LOOPBACK: dict[str, Handler] = {
+    "ListTasks": lambda node, req: node.list_tasks(req, local=True),
+    "CancelTasks": lambda node, req: node.cancel_tasks(req, local=True),
+    "GetTask": lambda node, req: node.get_task(req, local=True),
+    "BanParent": lambda node, req: node.ban_parent(req, local=True),
+    "StoreResult": lambda node, req: node.store_result(req, local=True),
+    "Rethrottle": lambda node, req: node.rethrottle(req, local=True),
+    "RunTask": lambda node, req: node.run_task(req, local=True),
+    "StartTask": _start_task,
+    "Status": _status,
+    "DeployModel": lambda node, req: MlWorker.of(node).deploy_model(req, local=True),
+    "UndeployModel": lambda node, req: MlWorker.of(node).undeploy_model(req, local=True),
+    "RegisterModel": lambda node, req: MlWorker.of(node).register_model(req, local=True),
+    "TrainModel": lambda node, req: MlWorker.of(node).train_model(req, local=True),
+    "SyncUp": lambda node, req: MlWorker.of(node).sync_up(req, local=True),
+}
+
+
+async def loopback(node: Node, method: str, request: Any, *, timeout: float | None) -> Message:
+    """`node` calls itself: the handler at once, under the same timeout a peer's call would have
+    (`receive_timeout_transport_exception` when it passes)."""
+    request_id = node.transport.next_request_id()
+    started = trio.current_time()
+    with trio.move_on_after(math.inf if timeout is None else timeout):
+        return await LOOPBACK[method](node, request)
+    elapsed_ms = int((trio.current_time() - started) * 1000)
+    raise receive_timeout(node.local, ACTION_OF_METHOD[method], request_id, elapsed_ms)
 
 
 async def serve(

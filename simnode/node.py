@@ -8,16 +8,25 @@ on every node that holds one (`internal:admin/tasks/ban`), recursively, and lift
 children and the task are gone.
 
 Handlers take and return protobuf messages so that every transport (gRPC today, in-memory later)
-carries the same logic. `local=True` means the request came through the local shortcut and the
-task type is `direct`; over the transport it is `transport`.
+carries the same logic. `local=True` means the request came through the loopback link (`send` to
+this node itself) and the task type is `direct`; over the transport it is `transport`.
 
-Rules: only the trio loop touches the registry; every background activity runs in `self._nursery`;
-time comes from `Clock` (trio's clock, so a MockClock gives virtual time).
+Rules: only the trio loop touches the registry; every background activity runs in `self._nursery`,
+started by `spawn`, which contains a bug: any exception that escapes background work (a Python
+error, not only an `OpenSearchError`) is logged with its traceback on the node's log (stderr) and
+ends that work alone — the nursery, and with it the node, keeps serving. Work that belongs to a task
+or a request turns a bug into that task's or request's failure first (a 500 `exception`,
+`simnode.errors.internal_error`). Time comes from `Clock` (trio's clock, so a MockClock gives
+virtual time).
+
+Test hook: a `TaskSpec.bug` of "work" makes the task's work raise `SimulatedBug`, "cancel" makes
+the node's cancellation of the task raise it (`POST /_sim/tasks {"bug": ...}`, README).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -38,9 +47,13 @@ from simnode.errors import (
     OpenSearchError,
     OpenSearchTimeoutError,
     ResourceNotFoundError,
+    SimulatedBug,
     TaskCancelledError,
+    internal_error,
 )
 from simnode.registry import (
+    BUG_CANCEL,
+    BUG_WORK,
     DIRECT,
     ON_CANCEL_MODES,
     TRANSPORT,
@@ -68,6 +81,7 @@ GET_ACTION = "cluster:monitor/task/get"
 BAN_ACTION = "internal:admin/tasks/ban"
 RETHROTTLE_ACTION = "cluster:admin/reindex/rethrottle"
 DEFAULT_WAIT_FOR_COMPLETION_TIMEOUT = 30.0
+log = logging.getLogger("tasksim.node")
 # How much later than an enclosing transport deadline a wait for completion may time out.
 TRANSPORT_DEADLINE_FIRST = 0.1
 
@@ -88,6 +102,20 @@ class Clock:
 
     def now_millis(self) -> int:
         return self._epoch_millis + int((trio.current_time() - self._t0) * 1000)
+
+
+# The last (old state, new state) → ids that left. On the sim engine every node applies the same
+# publication (the same two immutable objects): computing it once keeps a publication O(N).
+_last_diff: list[Any] = [None, None, []]
+
+
+def _nodes_gone(old: ClusterState, new: ClusterState) -> list[str]:
+    """The ids of `old`'s nodes that `new` no longer has, in `old`'s order."""
+    if _last_diff[0] is old and _last_diff[1] is new:
+        return list(_last_diff[2])
+    gone = [n.id for n in old.nodes if new.get(n.id) is None]
+    _last_diff[:] = [old, new, gone]
+    return list(gone)
 
 
 def java_object_name(task: Task) -> str:
@@ -111,6 +139,7 @@ class _Running:
     rethrottled), and what it answers with."""
 
     task: Task
+    bug: str = ""  # the test hook: where a simulated bug is raised ("work", "cancel")
     cancelled: trio.Event = field(default_factory=trio.Event)
     wake: trio.Event = field(default_factory=trio.Event)
     worker: bulk_by_scroll.WorkerState | None = None
@@ -165,6 +194,34 @@ class Node:
         assert self._nursery is not None, "Node.run() is not running"
         return self._nursery
 
+    def spawn(self, what: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run `fn(*args)` in the node's nursery, contained: an exception that escapes it (a bug)
+        is logged with its traceback and ends this work alone, never the node."""
+
+        async def contained() -> None:
+            try:
+                await fn(*args)
+            except Exception as e:
+                self.log_bug(e, what)
+
+        self.nursery.start_soon(contained)
+
+    def log_bug(self, exc: BaseException, what: str) -> OpenSearchError:
+        """Log a bug in `what` with its traceback (the node's log); the error its task or request
+        fails with."""
+        log.error(
+            "a bug in %s on node [%s] (contained; the node keeps serving)",
+            what,
+            self.local.name,
+            exc_info=exc,
+        )
+        return internal_error(exc)
+
+    def _simulated_bug(self, task: Task, where: str) -> None:
+        running = self._running.get(task.id)
+        if running is not None and running.bug == where:
+            raise SimulatedBug(f"simulated bug in the {where} of task [{task.task_id}]")
+
     def _now(self) -> tuple[int, int]:
         assert self.clock is not None
         return self.clock.now_millis(), self.clock.now_nanos()
@@ -209,8 +266,7 @@ class Node:
             await self._children_waiters.setdefault(task.id, trio.Event()).wait()
 
     def set_cluster_state(self, state: ClusterState) -> None:
-        staying = {n.id for n in state.nodes}
-        gone = [n.id for n in self.cluster.nodes if n.id not in staying]
+        gone = _nodes_gone(self.cluster, state)
         self.cluster = state
         for node_id in gone:
             self.registry.remove_bans_of_node(node_id)
@@ -342,10 +398,15 @@ class Node:
                     await self.cancel_task_and_descendants(
                         task, req.reason or "by user request", req.wait_for_completion, headers
                     )
-                except OpenSearchError as e:
+                except Exception as e:  # an OpenSearchError, or a bug: this task's failure
+                    error = (
+                        e
+                        if isinstance(e, OpenSearchError)
+                        else self.log_bug(e, f"the cancellation of task [{task.task_id}]")
+                    )
                     failures.append(
                         pb.TaskFailure(
-                            node_id=self.local.id, task_id=task.id, reason=error_to_pb(e)
+                            node_id=self.local.id, task_id=task.id, reason=error_to_pb(error)
                         )
                     )
                     return
@@ -375,6 +436,7 @@ class Node:
                     running.worker.rethrottle(math.inf, nanos)
                     running.wake.set()
         if not child_nodes:
+            self._simulated_bug(task, BUG_CANCEL)
             if wait_for_completion:
                 await self.wait_done(task)
             return
@@ -387,18 +449,25 @@ class Node:
 
         async def protocol() -> None:
             try:
-                await self._ban_on_nodes(task, child_nodes, reason, wait_for_completion, headers)
-            except OpenSearchError as e:
-                failures.append(e)
+                try:
+                    self._simulated_bug(task, BUG_CANCEL)
+                    await self._ban_on_nodes(
+                        task, child_nodes, reason, wait_for_completion, headers
+                    )
+                except OpenSearchError as e:
+                    failures.append(e)
+                except Exception as e:  # a bug: this cancellation fails, the node serves on
+                    failures.append(self.log_bug(e, f"the cancellation of task [{task.task_id}]"))
+                finally:
+                    banned.set()
+                await self.wait_children_done(task)
+                await self.wait_done(task)
             finally:
-                banned.set()
-            await self.wait_children_done(task)
-            await self.wait_done(task)
-            completed.set()
+                completed.set()  # a waiting cancel request always ends
             # Bans are lifted once the children and the task are done, success or failure.
             await self._unban_on_nodes(task, child_nodes, headers)
 
-        self.nursery.start_soon(protocol)
+        self.spawn(f"the cancellation protocol of task [{task.task_id}]", protocol)
         await banned.wait()
         if failures:
             raise failures[0]
@@ -422,7 +491,7 @@ class Node:
 
         async def one(node_id: str) -> None:
             try:
-                await self._send(node_id, "BanParent", request, self.ban_parent)
+                await self.send(node_id, "BanParent", request)
             except OpenSearchError as e:
                 # A ban to a node that is gone is no failure (isNodeClosedException).
                 if e.type not in (
@@ -447,7 +516,7 @@ class Node:
 
         async def one(node_id: str) -> None:
             try:
-                await self._send(node_id, "BanParent", request, self.ban_parent)
+                await self.send(node_id, "BanParent", request)
             except OpenSearchError:
                 pass
 
@@ -455,18 +524,15 @@ class Node:
             for node_id in node_ids:
                 nursery.start_soon(one, node_id)
 
-    async def _send(
-        self,
-        node_id: str,
-        method: str,
-        request: Any,
-        local_handler: Callable[..., Awaitable[Any]],
-        *,
-        timeout: float | None = None,
+    async def send(
+        self, node_id: str, method: str, request: Any, *, timeout: float | None = None
     ) -> Any:
-        """Send to a node: the local shortcut for ourselves, the transport for a peer."""
+        """Send to a node of the cluster: a peer through the transport, this node itself through
+        the loopback link (simnode/handlers.py `loopback`: `direct` tasks, no faults)."""
         if node_id == self.local.id:
-            return await local_handler(request, local=True)
+            from simnode.handlers import loopback  # handlers imports this module
+
+            return await loopback(self, method, request, timeout=timeout)
         node = self._node(node_id)
         if node is None:
             raise NoSuchNodeError.of(node_id)
@@ -515,7 +581,7 @@ class Node:
         )
         for _ in range(copies):
             task = self._register_spec(req.spec, parent, headers, local=False)
-            self.nursery.start_soon(self._run_background, task, req.spec, headers)
+            self.spawn(f"task [{task.task_id}]", self._run_background, task, req.spec, headers)
             ids.append(str(task.task_id))
         return pb.StartTaskResponse(task_id=ids[0], task_ids=ids)
 
@@ -566,30 +632,14 @@ class Node:
         headers: Headers,
         channel_closed: trio.Event | None,
     ) -> _Outcome:
-        running = _Running(task)
+        running = _Running(task, bug=spec.bug)
         self._running[task.id] = running
         try:
             failures: list[OpenSearchError] = []
-            async with trio.open_nursery() as nursery:
-                if channel_closed is not None:
-                    nursery.start_soon(self._cancel_when_closed, task, channel_closed, headers)
-                async with trio.open_nursery() as work:
-                    if spec.children:
-
-                        def child_failed(scope: trio.CancelScope = work.cancel_scope) -> None:
-                            # A failed child fails the task at once: its own work stops too,
-                            # unless it is a zombie that ignores its cancellation for a while.
-                            if not (task.is_cancelled and spec.on_cancel == "ignore"):
-                                scope.cancel()
-
-                        work.start_soon(
-                            self._run_children, task, spec, headers, failures, child_failed
-                        )
-                    if spec.bulk_by_scroll.kind:
-                        work.start_soon(self._bulk_by_scroll, running, spec, headers, failures)
-                    else:
-                        work.start_soon(self._work, running, spec)
-                nursery.cancel_scope.cancel()
+            try:
+                await self._run_work(running, spec, headers, channel_closed, failures)
+            except Exception as e:  # a bug in the task's work: the task fails, the node serves on
+                failures.insert(0, self.log_bug(e, f"task [{task.task_id}]"))
             response_json, error = self._outcome(running, spec, failures)
             _, nanos = self._now()
             if spec.store_result:
@@ -599,6 +649,35 @@ class Node:
         finally:
             del self._running[task.id]
             self.unregister(task)
+
+    async def _run_work(
+        self,
+        running: _Running,
+        spec: pb.TaskSpec,
+        headers: Headers,
+        channel_closed: trio.Event | None,
+        failures: list[OpenSearchError],
+    ) -> None:
+        """The task's work, its children and its "channel was closed" watcher, until done."""
+        task = running.task
+        async with trio.open_nursery() as nursery:
+            if channel_closed is not None:
+                nursery.start_soon(self._cancel_when_closed, task, channel_closed, headers)
+            async with trio.open_nursery() as work:
+                if spec.children:
+
+                    def child_failed(scope: trio.CancelScope = work.cancel_scope) -> None:
+                        # A failed child fails the task at once: its own work stops too,
+                        # unless it is a zombie that ignores its cancellation for a while.
+                        if not (task.is_cancelled and spec.on_cancel == "ignore"):
+                            scope.cancel()
+
+                    work.start_soon(self._run_children, task, spec, headers, failures, child_failed)
+                if spec.bulk_by_scroll.kind:
+                    work.start_soon(self._bulk_by_scroll, running, spec, headers, failures)
+                else:
+                    work.start_soon(self._work, running, spec)
+            nursery.cancel_scope.cancel()
 
     @staticmethod
     def _outcome(
@@ -628,6 +707,7 @@ class Node:
         duration = math.inf if spec.duration_millis < 0 else spec.duration_millis / 1000
         mode = spec.on_cancel or "immediate"
         task = running.task
+        self._simulated_bug(task, BUG_WORK)
         with trio.move_on_after(duration):
             if mode == "immediate":
                 await running.cancelled.wait()
@@ -687,9 +767,11 @@ class Node:
                 spec=child.task, parent_task=str(parent.task_id), headers=headers_to_pb(headers)
             )
             if via_client and target == self.local.id:
+                # A client on the node itself (reindex's searches): a `transport` task, not the
+                # loopback link's `direct` one.
                 answer: pb.RunTaskResponse = await self.run_task(request, local=False)
                 return answer
-            result: pb.RunTaskResponse = await self._send(target, "RunTask", request, self.run_task)
+            result: pb.RunTaskResponse = await self.send(target, "RunTask", request)
             return result
         finally:
             if registered:
@@ -717,7 +799,7 @@ class Node:
         elif response_json is not None:
             request.response_json = response_json
         try:
-            await self._send(target, "StoreResult", request, self.store_result)
+            await self.send(target, "StoreResult", request)
         except OpenSearchError:
             pass
 

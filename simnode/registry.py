@@ -34,6 +34,10 @@ Headers = tuple[tuple[str, str], ...]
 # How a simulated task reacts when it is cancelled: at once, at its next checkpoint, or not for
 # a while (a "zombie" that stays listed with `cancelled: true`).
 ON_CANCEL_MODES = ("immediate", "checkpoint", "ignore")
+# The `bug` test hook of a simulated task: where a simulated tasksim bug is raised (simnode/node.py).
+BUG_WORK = "work"
+BUG_CANCEL = "cancel"
+BUG_HOOKS = (BUG_WORK, BUG_CANCEL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +225,9 @@ class Registry:
         self._last_id = 0
         self._bans: dict[TaskId, str] = {}
         self._ban_marks: dict[TaskId, int] = {}  # the last task id when the ban was set
+        # Told of every lifecycle change, `(event type, fields)` (simnode/history.py records
+        # them); None: nobody listens.
+        self.listener: Callable[[str, dict[str, Any]], None] | None = None
 
     # -- registration ----------------------------------------------------------------------------
 
@@ -257,6 +264,16 @@ class Registry:
             raise TaskCancelledError(f"Task cancelled before it started: {self._bans[parent]}")
         self._tasks[task.id] = task
         self._by_action.setdefault(task.action, {})[task.id] = task
+        if self.listener is not None:
+            self.listener(
+                "task_registered",
+                {
+                    "task": str(task.task_id),
+                    "action": action,
+                    "parent": str(parent) if parent.is_set() else None,
+                    "cancellable": cancellable,
+                },
+            )
         return task
 
     def unregister(self, task: Task) -> Task | None:
@@ -266,6 +283,8 @@ class Registry:
             del same[found.id]
             if not same:
                 del self._by_action[found.action]
+            if self.listener is not None:
+                self.listener("task_unregistered", {"task": str(found.task_id)})
         return found
 
     # -- lookup ----------------------------------------------------------------------------------
@@ -320,6 +339,8 @@ class Registry:
         if task.cancelled is not None:
             return False
         task.cancelled = CancelledInfo(reason, now_millis, now_nanos)
+        if self.listener is not None:
+            self.listener("task_cancelled", {"task": str(task.task_id), "reason": reason})
         return True
 
     def register_child_node(self, task: Task, node_id: str) -> None:
@@ -350,12 +371,15 @@ class Registry:
         OpenSearch records the ban only when the parent's node is in the cluster (`record`); the
         children are returned either way."""
         if record:
+            if self.listener is not None and parent not in self._bans:
+                self.listener("ban_set", {"parent": str(parent), "reason": reason})
             self._bans[parent] = reason
             self._ban_marks.setdefault(parent, self._last_id)
         return [t for t in self._tasks.values() if t.parent == parent and t.cancellable]
 
     def remove_ban(self, parent: TaskId) -> None:
-        self._bans.pop(parent, None)
+        if self._bans.pop(parent, None) is not None and self.listener is not None:
+            self.listener("ban_removed", {"parent": str(parent), "why": "unban"})
         self._ban_marks.pop(parent, None)
 
     def remove_bans_of_node(self, node_id: str) -> None:
@@ -363,6 +387,8 @@ class Registry:
         for parent in [p for p in self._bans if p.node_id == node_id]:
             del self._bans[parent]
             self._ban_marks.pop(parent, None)
+            if self.listener is not None:
+                self.listener("ban_removed", {"parent": str(parent), "why": "node_left"})
 
     @property
     def bans(self) -> dict[TaskId, str]:

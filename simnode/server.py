@@ -21,8 +21,11 @@ same server and is never intercepted.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -37,9 +40,10 @@ from simnode._wire import ml_pb2_grpc as ml_pb_grpc
 from simnode._wire import node_pb2 as pb
 from simnode._wire import node_pb2_grpc as pb_grpc
 from simnode.control import inspection, rule_set_from_pb, rule_set_to_pb
-from simnode.errors import OpenSearchError
+from simnode.errors import OpenSearchError, first_leaf, internal_error
 from simnode.faults import FaultTable
 from simnode.handlers import serve
+from simnode.history import NodeEvents, attach, registry_listener
 from simnode.node import Node
 from simnode.transport import (
     ERROR_METADATA_KEY,
@@ -60,6 +64,12 @@ SERVER_OPTIONS = [
 DEFAULT_MAX_WORKERS = 512
 # The services whose calls faults may touch (the `Control` service never).
 FAULTED_SERVICES = ("/tasksim.v1.Node/", "/tasksim.v1.MlNode/")
+
+# How long a history stream waits for a node's next event before it looks whether its caller is
+# still there.
+EVENTS_POLL = 0.5
+# How long it gathers more events after the first before it ships them (few large batches).
+EVENTS_LINGER = 0.05
 
 # The envelope of the call the current grpc worker thread is serving (set by the interceptor
 # right before the handler runs in the same thread, read once by `_bridge`).
@@ -173,13 +183,16 @@ class NodeServicer(pb_grpc.NodeServicer):
                 ok, result = trio.from_thread.run(runner, trio_token=token)
             finally:
                 state.answered = True
-        except OpenSearchError as e:
-            context.set_trailing_metadata(
-                ((ERROR_METADATA_KEY, error_to_pb(e).SerializeToString()),)
-            )
-            context.abort(grpc.StatusCode.UNKNOWN, f"{e.type}: {e.reason}")
         except trio.RunFinishedError:
             context.abort(grpc.StatusCode.UNAVAILABLE, "node shutting down")
+        except Exception as e:  # an OpenSearchError, or a bug: the caller gets a 500 `exception`
+            err = internal_error(e)  # an OpenSearchError (also inside a group) stays itself
+            if not isinstance(first_leaf(e), OpenSearchError):
+                self.node.log_bug(e, "a request")
+            context.set_trailing_metadata(
+                ((ERROR_METADATA_KEY, error_to_pb(err).SerializeToString()),)
+            )
+            context.abort(grpc.StatusCode.UNKNOWN, f"{err.type}: {err.reason}")
         if not ok:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
         return result
@@ -242,6 +255,7 @@ class ControlServicer(control_grpc.ControlServicer):
         self.node = node
         self.token = token
         self.faults = faults
+        self.events = NodeEvents(node.local.name, time.monotonic)
 
     def _on_trio(self, context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
         try:
@@ -265,9 +279,41 @@ class ControlServicer(control_grpc.ControlServicer):
         return rule_set_to_pb(self.faults.current)
 
     def Inspect(self, request: cpb.InspectRequest, context: grpc.ServicerContext) -> cpb.Inspection:
-        return self._on_trio(
-            context, lambda: inspection(self.node, self.faults, tasks=request.tasks)
-        )
+        def inspect() -> cpb.Inspection:
+            msg = inspection(self.node, self.faults, tasks=request.tasks)
+            msg.events_seq = self.events.last_seq
+            return msg
+
+        return self._on_trio(context, inspect)
+
+    def Events(
+        self, request: cpb.EventsRequest, context: grpc.ServicerContext
+    ) -> Iterator[cpb.EventBatch]:
+        """The node's history events as they happen (simnode/history.py `NodeEvents`); the first
+        subscriber turns recording on."""
+        events = self.events
+
+        def enable() -> None:
+            if not events.enabled:
+                events.enable()
+                attach(self.node, registry_listener(events.record))
+
+        self._on_trio(context, enable)
+        after = request.after_seq
+        pid = os.getpid()
+        while context.is_active():
+            batch = events.take(after, EVENTS_POLL, linger=EVENTS_LINGER)
+            if not batch:
+                continue
+            after = batch[-1]["seq"]
+            yield cpb.EventBatch(
+                node=events.node,
+                pid=pid,
+                events=[
+                    cpb.HistoryEvent(seq=e["seq"], t=e["t"], event_json=json.dumps(e))
+                    for e in batch
+                ],
+            )
 
 
 class MlNodeServicer(ml_pb_grpc.MlNodeServicer):

@@ -237,6 +237,15 @@ class GrpcTransport(CallDriver):
             action = f"internal:tasksim/control/{method}"
             raise self._translate(e, node, action, 0, elapsed_ms) from None
 
+    def control_stream(self, node: DiscoveryNode, method: str, request: Message) -> Any:
+        """A server-streaming call on the control channel (never faulted): a blocking iterator of
+        messages, for a worker thread; `.cancel()` ends it."""
+        address = node.transport_address
+        ch = self._control_channels.get(address)
+        if ch is None:
+            ch = self._control_channels[address] = _Channel(address, self._tls)
+        return getattr(ch.control, method)(request, wait_for_ready=True)
+
     @staticmethod
     def _translate(
         e: grpc.RpcError, node: DiscoveryNode, action: str, request_id: int, elapsed_ms: int

@@ -19,12 +19,13 @@ reads wall time or starts a thread, a socket or a process.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import threading
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
@@ -35,6 +36,7 @@ from coordinator.client import Response
 from coordinator.engine import HostState
 from coordinator.supervisor import NodeSpec, SupervisorError
 from simnode.discovery import DiscoveryNode
+from simnode.history import Recorder, attach
 from simnode.node import Clock, Node
 from simnode.sim.clock import VirtualClock, deterministic_scheduling, epoch_millis_for
 from simnode.sim.network import SimHost, SimNetwork, SimTransport
@@ -53,6 +55,7 @@ SIMULATED_STATS = NodeStats(
     load=(0.0, 0.0, 0.0),
     uptime_nanos=0,
 )
+GC_THRESHOLD = 50_000
 BASE_PORT = 9300  # the coordinating node; node i (in configured order) gets BASE_PORT + i
 
 
@@ -78,6 +81,9 @@ class SimHosts:
         self._hosts: dict[str, SimHost] = {}
         self._restarts: dict[str, int] = {}
         self._local: SimHost | None = None
+        # The run's history (simnode/history.py): every node's lifecycle and calls, recorded in
+        # place (no control stream: the nodes live in this run).
+        self.recorder: Recorder | None = None
 
     def clock(self) -> Clock:
         return Clock(epoch_millis=self.epoch_millis, t0=0.0)
@@ -107,6 +113,9 @@ class SimHosts:
     async def start(self, spec: NodeSpec) -> int:
         node = self._node(spec)
         assert isinstance(node.transport, SimTransport)
+        if self.recorder is not None:
+            self.recorder.record("record_start", node=spec.name, pid=0)
+            attach(node, self.recorder.listener(spec.name))
         self._specs[spec.name] = spec
         self._hosts[spec.name] = await self.network.start(node, node.transport)
         return node.local.port
@@ -121,12 +130,18 @@ class SimHosts:
         old = self._get(name)
         if old.alive:
             self.network.kill(old.node.local.id)
+            self._record_end(name, "process_ended")
         self._restarts[name] = self._restarts.get(name, 0) + 1
         return await self.start(self._specs[name])
 
     async def kill(self, name: str) -> None:
         host = self._get(name)
         self.network.kill(host.node.local.id)
+        self._record_end(name, "process_ended")
+
+    def _record_end(self, name: str, reason: str) -> None:
+        if self.recorder is not None:
+            self.recorder.record("record_end", node=name, reason=reason, last_seq=0, pid=0)
 
     async def pause(self, name: str) -> None:
         self._get(name).pause()
@@ -159,9 +174,10 @@ class SimHosts:
         return lambda _pid: SIMULATED_STATS
 
     async def stop(self) -> None:
-        for host in self._hosts.values():
+        for name, host in self._hosts.items():
             if host.alive:
                 self.network.kill(host.node.local.id)
+                self._record_end(name, "stopped")
         if self._local is not None and self._local.alive:
             self.network.kill(self._local.node.local.id)
 
@@ -276,22 +292,30 @@ class SimEngine:
 
     @asynccontextmanager
     async def cluster(
-        self, config: Any, *, demo: bool = False
+        self, config: Any, *, demo: bool = False, recorder: Recorder | None = None
     ) -> AsyncIterator[tuple[Any, AsgiClient]]:
-        """A running cluster of `config` (its seed forced to the engine's) and a REST client."""
+        """A running cluster of `config` (its seed forced to the engine's) and a REST client.
+        `recorder`: the run's history goes there (clock: `trio.current_time()` minus the start,
+        virtual seconds), the same events the real engine records."""
         from coordinator.cluster import Cluster
         from coordinator.http import build_app
         from coordinator.main import build_router
 
         config = replace(config, seed=self.seed)
-        cluster = Cluster(config, hosts=self.hosts(config))
+        hosts = self.hosts(config)
+        hosts.recorder = recorder
+        cluster = Cluster(config, hosts=hosts)
+        cluster.recorder = recorder
         async with trio.open_nursery() as nursery:
             await nursery.start(cluster.run)
+            # A big cluster is many long-lived objects: keep the collector from walking them
+            # again and again (unfrozen when the run ends, see `gc_tuned`).
+            gc.freeze()
             if demo:
                 from coordinator.demo import start_demo
 
                 await start_demo(cluster)
-            client = AsgiClient(build_app(build_router(cluster)))
+            client = AsgiClient(build_app(build_router(cluster), recorder=recorder))
             try:
                 yield cluster, client
             finally:
@@ -312,8 +336,21 @@ def run_sim(main: Callable[[SimEngine], Awaitable[T]], *, seed: int) -> T:
             finally:
                 nursery.cancel_scope.cancel()
 
-    with deterministic_scheduling(seed):
+    with deterministic_scheduling(seed), gc_tuned():
         return trio.run(root, clock=clock)
+
+
+@contextmanager
+def gc_tuned() -> Iterator[None]:
+    """For one simulated run: a young generation big enough for the run's many small objects,
+    and whatever the run froze (`gc.freeze` after a cluster starts) unfrozen at the end."""
+    before = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 # -- a world driven from synchronous code ------------------------------------------------------------
@@ -418,7 +455,7 @@ class SimWorld:
                     await trio.sleep_forever()
 
         try:
-            with deterministic_scheduling(self.seed):
+            with deterministic_scheduling(self.seed), gc_tuned():
                 trio.run(root, clock=clock)
         except BaseException as e:  # reported to the driver; a world never takes it down
             self._crash = e

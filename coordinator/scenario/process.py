@@ -52,7 +52,17 @@ class ClusterProcess:
     node_pids: set[int] = field(default_factory=set)
 
     @classmethod
-    async def start(cls, scenario_file: Path, seed: int, log: Path) -> ClusterProcess:
+    async def start(
+        cls,
+        scenario_file: Path,
+        seed: int,
+        log: Path,
+        *,
+        record: Path | None = None,
+        node_logs: Path | None = None,
+    ) -> ClusterProcess:
+        """`record`: the cluster writes its history there (`tasksim up --record`); `node_logs`:
+        where each node's stderr goes (`--log-dir`)."""
         root = str(Path(__file__).resolve().parent.parent.parent)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
@@ -71,6 +81,8 @@ class ClusterProcess:
             str(seed),
             "--config",
             str(scenario_file),
+            *(["--record", str(record)] if record is not None else []),
+            *(["--log-dir", str(node_logs)] if node_logs is not None else []),
         ]
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as stderr:

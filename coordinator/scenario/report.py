@@ -20,7 +20,12 @@ from coordinator.scenario.loader import ScenarioError
 from coordinator.scenario.runner import ScenarioResult, StepResult
 
 MARK = {"ok": "[green]✓[/]", "failed": "[red]✗[/]", "error": "[red]![/]", "skipped": "[dim]-[/]"}
-STATUS = {"passed": "[green]PASS[/]", "failed": "[red]FAIL[/]", "error": "[red]ERROR[/]"}
+STATUS = {
+    "passed": "[green]PASS[/]",
+    "failed": "[red]FAIL[/]",
+    "vacuous": "[yellow]VACUOUS[/]",
+    "error": "[red]ERROR[/]",
+}
 
 
 class Terminal:
@@ -62,6 +67,10 @@ class Terminal:
                 f"{data.get('version')}, resumed {escape(str(data.get('resumed', [])))}, "
                 f"restarted {escape(str(data.get('restarted', [])))}[/]"
             )
+        elif event == "history":
+            marks = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "vacuous": "[yellow]∅[/]"}
+            line = "  ".join(f"{marks[r.status]} {name}" for name, r in data.items())
+            self.console.print(f"  history: {line}", soft_wrap=True)
         elif event == "eventually":
             for name, outcome in data.items():
                 if outcome["held"]:
@@ -98,9 +107,11 @@ class Terminal:
             )
         self.console.print(table)
         passed = sum(r.status == "passed" for r in results)
+        vacuous = sum(r.status == "vacuous" for r in results)
         self.console.print(
             f"{passed} passed, {sum(r.status == 'failed' for r in results)} failed, "
-            f"{sum(r.status == 'error' for r in results)} error(s)"
+            + (f"{vacuous} vacuous, " if vacuous else "")
+            + f"{sum(r.status == 'error' for r in results)} error(s)"
         )
         for name, path in files.items():
             self.console.print(f"[dim]{name}: {escape(path)}[/]", soft_wrap=True)
@@ -114,6 +125,7 @@ def to_json(results: list[ScenarioResult], *, started: dt.datetime) -> dict[str,
             "total": len(results),
             "passed": sum(r.status == "passed" for r in results),
             "failed": sum(r.status == "failed" for r in results),
+            "vacuous": sum(r.status == "vacuous" for r in results),
             "errors": sum(r.status == "error" for r in results),
         },
         "scenarios": [dataclasses.asdict(r) for r in results],
@@ -143,7 +155,12 @@ def to_junit(results: list[ScenarioResult]) -> ET.ElementTree:
         steps = "\n".join(
             f"{s.status:>7} {s.label} ({s.duration:.2f}s) {s.detail}" for s in r.steps
         )
-        if r.status != "passed":
+        if r.status == "vacuous":  # it ran, but did not test what it says: not a pass
+            skipped = ET.SubElement(
+                case, "skipped", message="vacuous: " + (r.failures[0] if r.failures else "")
+            )
+            skipped.text = "\n".join(r.failures)
+        elif r.status != "passed":
             tag = "failure" if r.status == "failed" else "error"
             message = r.error or (r.failures[0] if r.failures else r.status)
             body = "\n".join(

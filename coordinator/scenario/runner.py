@@ -76,7 +76,7 @@ class ScenarioResult:
     name: str
     file: str
     seed: int
-    status: str = "error"  # passed | failed | error
+    status: str = "error"  # passed | failed | vacuous (a `sometimes` never held) | error
     duration: float = 0.0
     steps: list[StepResult] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -88,6 +88,8 @@ class ScenarioResult:
     url: str = ""
     timings: dict[str, float] = field(default_factory=dict)  # cluster start/stop
     pids: list[int] = field(default_factory=list)  # the processes of the cluster the run started
+    history: str = ""  # the history the cluster recorded (history.jsonl)
+    timeline: str = ""  # its timeline (timeline.html)
 
 
 @dataclass
@@ -109,12 +111,17 @@ class ScenarioRun:
         url: str | None = None,
         log_dir: Path | None = None,
         progress: Progress | None = None,
+        history_dir: Path | None = None,
     ) -> None:
         self.scenario = scenario
         self.file = file
         self.seed = seed if seed is not None else scenario.default_seed()
         self.external_url = url
         self.log_dir = log_dir or Path("tasksim-reports") / "logs"
+        # `<report dir>/<scenario name>/`: history.jsonl, timeline.html, logs/ (the report dir is
+        # the parent of a log dir named `logs`, as `tasksim run` has it; else the log dir itself)
+        base = self.log_dir.parent if self.log_dir.name == "logs" else self.log_dir
+        self.history_dir = history_dir or base / scenario.name
         self.progress = progress or (lambda _event, _data: None)
         self.result = ScenarioResult(scenario.name, str(file), self.seed)
         self.result.repro = f"tasksim run {file} --seed {self.seed}"
@@ -154,7 +161,14 @@ class ScenarioRun:
                 log = self.log_dir / f"{self.scenario.name}.log"
                 self.progress("cluster", {"seed": self.seed})
                 t = time.monotonic()
-                cluster = await ClusterProcess.start(self.file, self.seed, log)
+                record = self.history_dir / "history.jsonl"
+                record.unlink(missing_ok=True)
+                node_logs = self.history_dir / "logs"
+                for old in node_logs.glob("*.log"):
+                    old.unlink()
+                cluster = await ClusterProcess.start(
+                    self.file, self.seed, log, record=record, node_logs=node_logs
+                )
                 self.result.timings["cluster_start"] = round(time.monotonic() - t, 3)
                 self.result.url = cluster.url
             else:
@@ -178,6 +192,7 @@ class ScenarioRun:
                     if leftovers:
                         self.result.status = "error"
                         self.result.error = "; ".join(leftovers)
+                    self._check_history()
             self.result.duration = time.monotonic() - started
         return self.result
 
@@ -273,6 +288,65 @@ class ScenarioRun:
             "active": faults["faults"],
             "hits": hits,
         }
+
+    def _check_history(self) -> None:
+        """Run the checkers over the history the cluster wrote; draw its timeline."""
+        from coordinator.history.checkers import check_all
+        from coordinator.history.logs import write_node_logs
+        from coordinator.history.timeline import write_timeline
+        from simnode.history import HistoryError, read
+
+        path = self.history_dir / "history.jsonl"
+        try:
+            history = read(path)
+        except (OSError, HistoryError) as e:
+            self.result.checks["history"] = {"error": f"no history: {e}"}
+            return
+        results = check_all(history)
+        self.result.history = str(path)
+        try:
+            write_node_logs(history, self.history_dir / "logs")
+        except OSError as e:
+            self.result.checks["node_logs_error"] = str(e)
+        self.result.checks["history"] = {n: r.to_json() for n, r in results.items()}
+        failed = [v for r in results.values() for v in r.violations]
+        for v in failed:
+            self.result.failures.append(f"history check {v.checker} at {v.t:.3f}s: {v.message}")
+        if failed and self.result.status == "passed":
+            self.result.status = "failed"
+        never = self._sometimes(history)
+        if never and self.result.status == "passed":
+            self.result.status = "vacuous"
+            self.result.failures.extend(f"sometimes {label}: never happened" for label in never)
+        timeline = self.history_dir / "timeline.html"
+        try:
+            write_timeline(history, results, timeline, title=self.scenario.name)
+            self.result.timeline = str(timeline)
+        except OSError as e:
+            self.result.checks["history"]["timeline_error"] = str(e)
+        self.progress("history", results)
+
+    def _sometimes(self, history: Any) -> list[str]:
+        """The `sometimes` conditions that never held in the history (their labels)."""
+        report = []
+        never = []
+        for spec in self.scenario.checks.sometimes:
+            try:
+                where = render(spec.where, self.ctx)
+            except KeyError:
+                where = spec.where
+            count = sum(
+                1
+                for e in history.events
+                if e["type"] == spec.event
+                and all(str(e.get(k)) == str(v) for k, v in where.items())
+            )
+            report.append({"event": spec.event, "where": where, "held": count > 0, "count": count})
+            if not count:
+                never.append(spec.label())
+        if report:
+            self.result.checks["sometimes"] = report
+        return never
 
     # -- steps ------------------------------------------------------------------------------------
 

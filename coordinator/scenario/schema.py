@@ -13,7 +13,8 @@ A `request` or `wait_until` step may `capture` values of its answer for later st
 `capture: {model: model_id}` makes `${model}` the answer's `model_id` (a dotted JSON path).
 
 Any step may say `at: 1.5s`: it does not start before that time since the scenario started.
-`checks` hold `always` (during the run) and `eventually` (after the final heal, within a deadline).
+`checks` hold `always` (during the run) and `eventually` (after the final heal, within a deadline);
+`sometimes` names events that must happen at least once in the run's history (else: vacuous).
 
 Validation is strict and complete before a process starts: unknown keys, bad durations, unknown
 node names, unknown or misplaced step references and `${...}` templates are all reported with the
@@ -44,6 +45,7 @@ from coordinator.params import parse_time_value
 from coordinator.scenario.loader import LoadError, Marks, ScenarioError, error_at, load, loads
 from simnode.discovery import BUILT_IN_ROLES, DEFAULT_ATTRIBUTES, DEFAULT_ROLES
 from simnode.errors import OpenSearchError
+from simnode.history import EVENT_FIELDS
 
 COORDINATOR = "coordinator"
 MAX_NODES = 16
@@ -366,12 +368,39 @@ class EventuallySpec(_Strict):
     ]
 
 
+def _event_only(value: Any) -> Any:
+    return {"event": value} if isinstance(value, str) else value
+
+
+class SometimesSpec(_Strict):
+    """Something that must happen at least once in the run's history (simnode/history.py): an
+    event of type `event` whose fields equal `where` (`{event: rpc_drop, where: {to: node-2}}`,
+    or just `ban_set`). If it never happens the scenario did not test what it says: `vacuous`."""
+
+    event: str
+    where: dict[str, Any] = {}
+
+    @field_validator("event")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in EVENT_FIELDS:
+            raise ValueError(
+                f"unknown history event {value!r} (one of: {', '.join(sorted(EVENT_FIELDS))})"
+            )
+        return value
+
+    def label(self) -> str:
+        where = ", ".join(f"{k}={v}" for k, v in self.where.items())
+        return self.event + (f" where {where}" if where else "")
+
+
 class Checks(_Strict):
     always: list[Literal["nodes_accounted", "no_child_under_ban"]] = [
         "nodes_accounted",
         "no_child_under_ban",
     ]
     eventually: EventuallySpec = EventuallySpec()
+    sometimes: list[Annotated[SometimesSpec, BeforeValidator(_event_only)]] = []
 
 
 class Scenario(_Strict):

@@ -103,6 +103,8 @@ class RunningCluster:
     auth: tuple[str, str] | None = None
     # Everything the coordinator printed so far (stdout and stderr), line by line.
     output: list[str] = field(default_factory=list)
+    # The history the cluster records (`tasksim up --record`), when it records one.
+    history: Path | None = None
 
     engine = "real"
 
@@ -118,7 +120,7 @@ class RunningCluster:
     @property
     def sim(self) -> Faults:
         """Fault injection, ground truth and `POST /_sim/tasks` over this cluster's REST API."""
-        return Faults(self.url)
+        return Faults(self.url, history=self.history)
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
@@ -260,6 +262,8 @@ def start_cluster(
             roles = [] if m2.group(4) == "-" else m2.group(4).split(",")
             cluster.nodes.append(Node(m2.group(1), m2.group(2), m2.group(3), roles))
         if len(cluster.nodes) == nodes + 1:
+            if "--record" in args:
+                cluster.history = Path(args[args.index("--record") + 1])
             return cluster
     stop_cluster(proc)
     raise RuntimeError("tasksim did not become ready:\n" + "\n".join(seen))

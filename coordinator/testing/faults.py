@@ -25,12 +25,18 @@ the run stays a function of the seed. Nothing here decides what a fault does: th
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import re
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from coordinator.client import Clock, Response, Send, SimClient
+from simnode.history import write
 
 KILLED = "killed"
 PAUSED = "paused"
@@ -176,7 +182,12 @@ class ThreadPending:
 
 
 class Faults(SimClient):
-    """The fault client of one cluster, with plans, a guaranteed heal and background requests."""
+    """The fault client of one cluster, with plans, a guaranteed heal and background requests.
+
+    `history`: the file the cluster records its history in (`tasksim up --record`). An example
+    that fails inside `healing()` then leaves the slice of the history it covered in
+    `$TASKSIM_HISTORY_DIR` (default `tasksim-reports/histories`), named in the failure's notes —
+    only once per failure: for the final replay of a hypothesis example, not while shrinking."""
 
     def __init__(
         self,
@@ -186,9 +197,11 @@ class Faults(SimClient):
         send: Send | None = None,
         clock: Clock | None = None,
         background: Background | None = None,
+        history: Path | None = None,
     ) -> None:
         super().__init__(url, timeout=timeout, send=send, clock=clock)
         self._background = background
+        self.history = history
 
     def in_background(
         self,
@@ -222,8 +235,79 @@ class Faults(SimClient):
 
     @contextlib.contextmanager
     def healing(self) -> Iterator[Faults]:
-        """Heal on the way out, also when the block raised (examples share the cluster)."""
+        """Heal on the way out, also when the block raised (examples share the cluster); a
+        failure notes where the history of the example is."""
+        started = time.time()
         try:
             yield self
-        finally:
-            self.heal_checked()
+        except BaseException as e:
+            try:
+                self.heal_checked()
+            finally:
+                self.note_history(e, started)
+            raise
+        self.heal_checked()
+
+    def note_history(self, error: BaseException, started: float) -> Path | None:
+        """Save the history since `started` (wall-clock seconds) for a failed example and add
+        its path to `error`'s notes. Nothing while hypothesis shrinks (only its final replay)."""
+        if self.history is None or not _final_example():
+            return None
+        try:
+            path = save_history(self.history, started, _test_name())
+        except (OSError, ValueError) as e:
+            error.add_note(f"tasksim: the example's history could not be saved: {e}")
+            return None
+        if path is not None:
+            error.add_note(
+                f"tasksim: the history of this example: {path} (see it: tasksim timeline {path})"
+            )
+        return path
+
+
+FLUSH_WAIT = 1.2  # the cluster writes its history out every 0.5 s
+
+
+def _final_example() -> bool:
+    try:
+        from hypothesis.control import current_build_context
+
+        return bool(current_build_context().is_final)
+    except Exception:  # not inside a hypothesis test: a plain failure
+        return True
+
+
+def _test_name() -> str:
+    current = os.environ.get("PYTEST_CURRENT_TEST", "example").split(" ")[0]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", current.split("::")[-1] or "example")[:80]
+
+
+def save_history(source: Path, started: float, name: str) -> Path | None:
+    """Copy the events of `source` recorded since `started` (wall-clock seconds) to a new file in
+    `$TASKSIM_HISTORY_DIR`; its path (None when the cluster records no wall-clock start)."""
+    time.sleep(FLUSH_WAIT)  # what happened last reaches the file
+    lines = source.read_text(encoding="utf-8").splitlines()
+    if not lines:
+        return None
+    head = json.loads(lines[0])
+    origin = head.get("started_unix")
+    if origin is None:
+        return None
+    since = started - float(origin) - 0.05
+    events = []
+    for line in lines[1:]:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # the line being written
+        if float(event.get("t", 0.0)) >= since:
+            events.append(event)
+    out_dir = Path(os.environ.get("TASKSIM_HISTORY_DIR", "tasksim-reports/histories"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+    n = 1
+    while path.exists():
+        n += 1
+        path = out_dir / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{n}.jsonl"
+    write(path, head, events)
+    return path.resolve()

@@ -140,9 +140,11 @@ def tasksim_engine(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="module")
 def tasksim_cluster(
-    request: pytest.FixtureRequest, tasksim_engine: str
+    request: pytest.FixtureRequest, tasksim_engine: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TasksimCluster]:
-    """A tasksim cluster for this module (see the `tasksim` marker), on its engine."""
+    """A tasksim cluster for this module (see the `tasksim` marker), on its engine. A real one
+    records its history: an example that fails in `sim.healing()` leaves the part it covered on
+    disk (a simulated one replays from its seed instead)."""
     options = _options(request.node)
     if tasksim_engine == "sim":
         clusters = _sim_clusters(options)
@@ -155,7 +157,11 @@ def tasksim_cluster(
         options.get("nodes", 3),
         seed=options.get("seed", 7),
         fault_detection=options.get("fault_detection", True),
-        args=tuple(options.get("args", ())),
+        args=(
+            *options.get("args", ()),
+            "--record",
+            str(tmp_path_factory.mktemp("tasksim-history") / "cluster.jsonl"),
+        ),
     ) as cluster:
         yield cluster
 

@@ -255,10 +255,13 @@ class Inspection(_message.Message):
     BANS_FIELD_NUMBER: _builtins.int
     TASKS_FIELD_NUMBER: _builtins.int
     HITS_FIELD_NUMBER: _builtins.int
+    EVENTS_SEQ_FIELD_NUMBER: _builtins.int
     node: _builtins.str
     node_id: _builtins.str
     pid: _builtins.int
     rules_version: _builtins.int
+    events_seq: _builtins.int
+    """the number of its last history event (0: none)"""
     @_builtins.property
     def bans(self) -> _containers.RepeatedCompositeFieldContainer[Global___BanEntry]: ...
     @_builtins.property
@@ -277,11 +280,91 @@ class Inspection(_message.Message):
         bans: _abc.Iterable[Global___BanEntry] | None = ...,
         tasks: _abc.Iterable[Global___TaskEntry] | None = ...,
         hits: _abc.Iterable[Global___RuleHits] | None = ...,
+        events_seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bans", b"bans", "hits", b"hits", "node", b"node", "node_id", b"node_id", "pid", b"pid", "rules_version", b"rules_version", "tasks", b"tasks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bans", b"bans", "events_seq", b"events_seq", "hits", b"hits", "node", b"node", "node_id", b"node_id", "pid", b"pid", "rules_version", b"rules_version", "tasks", b"tasks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Inspection: _TypeAlias = Inspection  # noqa: Y015
+
+@_typing.final
+class EventsRequest(_message.Message):
+    """A node's history events (simnode/history.py), shipped as they happen. The first call turns
+    recording on; `after_seq` acknowledges every event up to it (the node forgets them).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_SEQ_FIELD_NUMBER: _builtins.int
+    after_seq: _builtins.int
+    def __init__(
+        self,
+        *,
+        after_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EventsRequest: _TypeAlias = EventsRequest  # noqa: Y015
+
+@_typing.final
+class HistoryEvent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    T_FIELD_NUMBER: _builtins.int
+    EVENT_JSON_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    """numbered from 1 per node process"""
+    t: _builtins.float
+    """the node's monotonic clock (seconds)"""
+    event_json: _builtins.str
+    """the whole event as JSON (type and fields)"""
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        t: _builtins.float = ...,
+        event_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_json", b"event_json", "seq", b"seq", "t", b"t"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HistoryEvent: _TypeAlias = HistoryEvent  # noqa: Y015
+
+@_typing.final
+class EventBatch(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    PID_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    node: _builtins.str
+    pid: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___HistoryEvent]:
+        """may be empty: a heartbeat"""
+
+    def __init__(
+        self,
+        *,
+        node: _builtins.str = ...,
+        pid: _builtins.int = ...,
+        events: _abc.Iterable[Global___HistoryEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "node", b"node", "pid", b"pid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EventBatch: _TypeAlias = EventBatch  # noqa: Y015

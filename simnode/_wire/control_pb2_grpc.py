@@ -49,6 +49,11 @@ class ControlStub:
                 request_serializer=tasksim_dot_v1_dot_control__pb2.InspectRequest.SerializeToString,
                 response_deserializer=tasksim_dot_v1_dot_control__pb2.Inspection.FromString,
                 _registered_method=True)
+        self.Events = channel.unary_stream(
+                '/tasksim.v1.Control/Events',
+                request_serializer=tasksim_dot_v1_dot_control__pb2.EventsRequest.SerializeToString,
+                response_deserializer=tasksim_dot_v1_dot_control__pb2.EventBatch.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -72,6 +77,12 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Events(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -89,6 +100,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.Inspect,
                     request_deserializer=tasksim_dot_v1_dot_control__pb2.InspectRequest.FromString,
                     response_serializer=tasksim_dot_v1_dot_control__pb2.Inspection.SerializeToString,
+            ),
+            'Events': grpc.unary_stream_rpc_method_handler(
+                    servicer.Events,
+                    request_deserializer=tasksim_dot_v1_dot_control__pb2.EventsRequest.FromString,
+                    response_serializer=tasksim_dot_v1_dot_control__pb2.EventBatch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -172,6 +188,33 @@ class Control:
             '/tasksim.v1.Control/Inspect',
             tasksim_dot_v1_dot_control__pb2.InspectRequest.SerializeToString,
             tasksim_dot_v1_dot_control__pb2.Inspection.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Events(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tasksim.v1.Control/Events',
+            tasksim_dot_v1_dot_control__pb2.EventsRequest.SerializeToString,
+            tasksim_dot_v1_dot_control__pb2.EventBatch.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,7 @@ class ControlStub:
     SetRules: _grpc.UnaryUnaryMultiCallable[_control_pb2.FaultRuleSet, _control_pb2.RulesAck]
     GetRules: _grpc.UnaryUnaryMultiCallable[_control_pb2.GetRulesRequest, _control_pb2.FaultRuleSet]
     Inspect: _grpc.UnaryUnaryMultiCallable[_control_pb2.InspectRequest, _control_pb2.Inspection]
+    Events: _grpc.UnaryStreamMultiCallable[_control_pb2.EventsRequest, _control_pb2.EventBatch]
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -46,6 +47,7 @@ class ControlAsyncStub(ControlStub):
     SetRules: _aio.UnaryUnaryMultiCallable[_control_pb2.FaultRuleSet, _control_pb2.RulesAck]  # type: ignore[assignment]
     GetRules: _aio.UnaryUnaryMultiCallable[_control_pb2.GetRulesRequest, _control_pb2.FaultRuleSet]  # type: ignore[assignment]
     Inspect: _aio.UnaryUnaryMultiCallable[_control_pb2.InspectRequest, _control_pb2.Inspection]  # type: ignore[assignment]
+    Events: _aio.UnaryStreamMultiCallable[_control_pb2.EventsRequest, _control_pb2.EventBatch]  # type: ignore[assignment]
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -68,5 +70,12 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.InspectRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.Inspection, _abc.Awaitable[_control_pb2.Inspection]]: ...
+
+    @_abc_1.abstractmethod
+    def Events(
+        self,
+        request: _control_pb2.EventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_control_pb2.EventBatch], _abc.AsyncIterator[_control_pb2.EventBatch]]: ...
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -459,6 +459,7 @@ class TaskSpec(_message.Message):
     RESPONSE_JSON_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     BULK_BY_SCROLL_FIELD_NUMBER: _builtins.int
+    BUG_FIELD_NUMBER: _builtins.int
     action: _builtins.str
     cancellable: _builtins.bool
     duration_millis: _builtins.int
@@ -475,6 +476,10 @@ class TaskSpec(_message.Message):
     """store the result in the `.tasks` index when done"""
     response_json: _builtins.str
     """the response the task answers with when it succeeds"""
+    bug: _builtins.str
+    """A documented test hook (`"bug"` of `POST /_sim/tasks`): raise a Python error, a simulated
+    tasksim bug, in the task's "work" or in the node's "cancel"lation of the task. "" = none.
+    """
     @_builtins.property
     def children(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChildSpec]: ...
     @_builtins.property
@@ -501,10 +506,11 @@ class TaskSpec(_message.Message):
         response_json: _builtins.str | None = ...,
         error: Global___ErrorCause | None = ...,
         bulk_by_scroll: Global___BulkByScrollSpec | None = ...,
+        bug: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_response_json", b"_response_json", "_status_json", b"_status_json", "bulk_by_scroll", b"bulk_by_scroll", "error", b"error", "response_json", b"response_json", "status_json", b"status_json"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_response_json", b"_response_json", "_status_json", b"_status_json", "action", b"action", "bulk_by_scroll", b"bulk_by_scroll", "cancellable", b"cancellable", "checkpoint_millis", b"checkpoint_millis", "children", b"children", "description", b"description", "duration_millis", b"duration_millis", "error", b"error", "ignore_cancel_millis", b"ignore_cancel_millis", "on_cancel", b"on_cancel", "response_json", b"response_json", "status_json", b"status_json", "store_result", b"store_result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_response_json", b"_response_json", "_status_json", b"_status_json", "action", b"action", "bug", b"bug", "bulk_by_scroll", b"bulk_by_scroll", "cancellable", b"cancellable", "checkpoint_millis", b"checkpoint_millis", "children", b"children", "description", b"description", "duration_millis", b"duration_millis", "error", b"error", "ignore_cancel_millis", b"ignore_cancel_millis", "on_cancel", b"on_cancel", "response_json", b"response_json", "status_json", b"status_json", "store_result", b"store_result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__error: _TypeAlias = _typing.Literal["error"]  # noqa: Y015
     _WhichOneofArgType__error: _TypeAlias = _typing.Literal["_error", b"_error"]  # noqa: Y015

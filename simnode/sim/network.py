@@ -48,7 +48,7 @@ from simnode.driver import (
     node_not_connected,
     receive_timeout,
 )
-from simnode.errors import OpenSearchError
+from simnode.errors import OpenSearchError, first_leaf, internal_error
 from simnode.faults import FaultTable, LinkEvent
 from simnode.handlers import METHODS, serve
 from simnode.node import Node
@@ -141,7 +141,7 @@ class SimTransport(CallDriver):
     def _send(self, call: Call) -> None:
         delivery = _Delivery(call, self)
         call.link = delivery
-        self.network.spawn(self.network._deliver, delivery)
+        self.network._send(delivery)
 
     def _cancel(self, call: Call) -> None:
         delivery: _Delivery | None = call.link
@@ -235,7 +235,7 @@ class SimNetwork:
         host.paused = False
         host._resumed.set()
         for delivery in list(host.serving):
-            self._respond_now(delivery, node_disconnected(delivery.call.node, delivery.call.action))
+            self._respond(delivery, node_disconnected(delivery.call.node, delivery.call.action))
         host.serving.clear()
         host.scope.cancel()
 
@@ -245,6 +245,17 @@ class SimNetwork:
         low, high = self.jitter
         return low + self.rng.random() * (high - low) if high > 0 else 0.0
 
+    def _send(self, delivery: _Delivery) -> None:
+        """Put a call on its way. The common case — a running caller, a live callee — is one task
+        in the callee's nursery for the whole round trip; otherwise `_deliver` waits first."""
+        call = delivery.call
+        caller = delivery.caller.host
+        host = self.host_of(call.node)
+        if (caller is None or not caller.paused) and host is not None and host.alive:
+            self._start_serving(host, delivery, arrived=False)
+        else:
+            self.spawn(self._deliver, delivery)
+
     async def _deliver(self, delivery: _Delivery) -> None:
         call = delivery.call
         caller = delivery.caller.host
@@ -252,53 +263,73 @@ class SimNetwork:
             await caller.running()  # a paused process sends nothing
             if not caller.alive:
                 return
-        self.messages += 1
-        if self.on_message is not None:
-            self.on_message("request", call)
         await trio.sleep(self._latency())
         host = self.host_of(call.node)
         if host is None or not host.alive or host.nursery is None:
+            self._count("request", call)
             self._respond(delivery, node_not_connected(call.node))
             return
         if delivery.gave_up:
             return  # the caller went away before the request arrived: nothing to serve
+        self._start_serving(host, delivery, arrived=True)
+
+    def _start_serving(self, host: SimHost, delivery: _Delivery, *, arrived: bool) -> None:
+        assert host.nursery is not None
         delivery.host = host
         host.serving[delivery] = None
-        host.nursery.start_soon(self._serve, host, delivery)
+        host.nursery.start_soon(self._serve, host, delivery, arrived)
 
-    async def _serve(self, host: SimHost, delivery: _Delivery) -> None:
+    def _count(self, kind: str, call: Call) -> None:
+        self.messages += 1
+        if self.on_message is not None:
+            self.on_message(kind, call)
+
+    async def _serve(self, host: SimHost, delivery: _Delivery, arrived: bool) -> None:
+        """The callee's side of one call, from the request's arrival to the answer's: a kill of
+        the host ends it (the caller is told `node_disconnected_exception` by `kill`)."""
         call = delivery.call
+        if not arrived:
+            await trio.sleep(self._latency())
+        self._count("request", call)
         await host.running()  # a paused process reads nothing
-        outcome: Any
-        with trio.CancelScope(deadline=call.deadline) as scope:
-            delivery.scope = scope
-            if delivery.gave_up:
-                scope.cancel()
-            try:
-                outcome = await serve(
-                    host.node,
-                    host.transport.faults,
-                    call.method,
-                    call.request,
-                    src=call.env.src,
-                    seq=call.env.seq,
-                    link=delivery,
+        outcome: Any = None
+        if not delivery.gave_up:
+            with trio.CancelScope(deadline=call.deadline) as scope:
+                delivery.scope = scope
+                try:
+                    outcome = await serve(
+                        host.node,
+                        host.transport.faults,
+                        call.method,
+                        call.request,
+                        src=call.env.src,
+                        seq=call.env.seq,
+                        link=delivery,
+                    )
+                except Exception as e:  # an OpenSearchError, or a bug: as the gRPC server does
+                    outcome = internal_error(e)
+                    if not isinstance(first_leaf(e), OpenSearchError):
+                        host.node.log_bug(e, "a request")
+            if scope.cancelled_caught:
+                outcome = receive_timeout(
+                    call.node, call.action, call.request_id, call.elapsed_ms()
                 )
-            except OpenSearchError as e:
-                outcome = e
-        if scope.cancelled_caught:
-            outcome = receive_timeout(call.node, call.action, call.request_id, call.elapsed_ms())
         await host.running()  # a paused process answers nothing
+        await trio.sleep(self._latency())
         if host.serving.pop(delivery, "gone") == "gone":
             return  # killed meanwhile: the caller was told already
-        self._respond(delivery, outcome)
+        self._count("response", call)
+        caller = delivery.caller.host
+        if caller is not None and caller.paused:
+            self.spawn(self._carry_response, delivery, outcome)
+        else:
+            self._respond_now(delivery, outcome)
 
     def _respond(self, delivery: _Delivery, outcome: Any) -> None:
         self.spawn(self._carry_response, delivery, outcome)
 
     async def _carry_response(self, delivery: _Delivery, outcome: Any) -> None:
-        self.messages += 1
-        await trio.sleep(self._latency())
+        """An answer that cannot be handed over at once (a paused caller, a refused request)."""
         caller = delivery.caller.host
         if caller is not None:
             await caller.running()
@@ -308,8 +339,6 @@ class SimNetwork:
 
     def _respond_now(self, delivery: _Delivery, outcome: Any) -> None:
         call = delivery.call
-        if self.on_message is not None:
-            self.on_message("response", call)
         if call.finished.is_set():
             return
         call.outcome = outcome

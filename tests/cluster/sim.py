@@ -60,7 +60,7 @@ def bans(cluster: RunningCluster) -> dict[str, dict[str, str]]:
     return {entry["name"]: entry["bans"] for entry in body["nodes"].values()}
 
 
-def wait_until(check: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.05) -> T:
+def wait_until(check: Callable[[], T], *, timeout: float = 60.0, interval: float = 0.05) -> T:
     """Poll until `check()` returns something truthy; fail with the last value after `timeout`."""
     deadline = time.monotonic() + timeout
     value = check()

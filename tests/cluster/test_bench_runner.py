@@ -52,6 +52,9 @@ def test_runner_writes_every_section(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
     results = json.loads((tmp_path / "results.json").read_text())
+    recording = results["recording"]
+    assert recording["nodes"] == 2 and recording["events_recorded"] > 0
+    assert {k: v["n"] for k, v in recording["latency_ms"].items()} == {"plain": 20, "recording": 20}
     assert [row["nodes"] for row in results["latency"]] == [1, 2]
     for row in results["latency"]:
         assert row["nodes_answering"] == row["nodes"] + 1  # the coordinating node answers too

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from opensearchpy import NotFoundError, OpenSearch, TransportError
 
-from tests.harness import RunningCluster
+from tests.harness import RunningCluster, running_cluster
 from tests.ml_util import (
     MINILM,
     deploy,
@@ -56,10 +56,16 @@ def workers(cluster: RunningCluster) -> list[str]:
     return [cluster.node(f"node-{i}").id for i in (1, 2, 3)]
 
 
-# -- before any task (must run first in this module) ------------------------------------------------
+# -- before any task -------------------------------------------------------------------------------
 
 
-def test_before_any_task_the_index_does_not_exist(cluster: RunningCluster) -> None:
+def test_before_any_task_the_index_does_not_exist() -> None:
+    # A cluster of its own: on the module's, any other test may have created ML tasks already.
+    with running_cluster(nodes=1, seed=72) as cluster:
+        check_no_task_index(cluster)
+
+
+def check_no_task_index(cluster: RunningCluster) -> None:
     status, body = send(cluster, "POST", f"{ML}/tasks/_search", {"query": {"match_all": {}}})
     assert status == 404
     assert body["error"]["type"] == "index_not_found_exception"

@@ -5,7 +5,8 @@ a cut-off worker that dies (UNREACHABLE → FAILED).
 "Cut off" is a SIGSTOPped worker: it holds its sockets and answers nothing, which the sync-up sees as
 failed probes — exactly what a network partition produces (the probes time out). The default
 follower checks (1 s, 10 s timeout, 3 retries) keep it in the cluster for the ~30 s these tests
-need. The tests run in file order on one cluster: the first kills node-2, the others use node-3.
+need. The tests share one cluster in any order (the first kills node-2, the second uses node-3);
+the one that kills node-3 runs its own.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psutil
@@ -25,9 +27,9 @@ ML = "/_plugins/_ml"
 DEPLOY_N = "cluster:admin/opensearch/ml/deploy_model_on_nodes[n]"
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RunningCluster]:
-    with running_cluster(nodes=3, seed=71) as c:
+@contextmanager
+def ml_cluster(seed: int) -> Iterator[RunningCluster]:
+    with running_cluster(nodes=3, seed=seed) as c:
         settings(
             c,
             plugins__ml_commons__sync_up_job_interval_in_seconds=1,
@@ -36,6 +38,12 @@ def cluster() -> Iterator[RunningCluster]:
             tasksim__ml__sync_up_timeout_seconds=0.5,
             tasksim__ml__unreachable_after_seconds=1.5,
         )
+        yield c
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RunningCluster]:
+    with ml_cluster(seed=71) as c:
         yield c
 
 
@@ -127,7 +135,13 @@ def test_the_only_worker_cut_off_is_unreachable_then_heals(cluster: RunningClust
     assert cluster.get(f"{ML}/models/{model_id}")[1]["model_state"] == "DEPLOYED"
 
 
-def test_a_cut_off_worker_that_dies_fails_the_task(cluster: RunningCluster) -> None:
+def test_a_cut_off_worker_that_dies_fails_the_task() -> None:
+    # A cluster of its own: node-3 dies here, and the other tests need it, in any order.
+    with ml_cluster(seed=73) as cluster:
+        a_cut_off_worker_dies(cluster)
+
+
+def a_cut_off_worker_dies(cluster: RunningCluster) -> None:
     node3 = cluster.node("node-3")
     model_id, task_id, process = _suspended_deploy(cluster, deploy_seconds=30)
     process.suspend()

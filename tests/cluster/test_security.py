@@ -11,25 +11,30 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import psutil
 import pytest
 from opensearchpy import AuthenticationException, OpenSearch
 
+from coordinator.security import TRANSPORT_SERVER_NAME, self_signed
+from simnode._wire import control_pb2 as cpb
+from simnode._wire import control_pb2_grpc as control_grpc
+from simnode._wire import ml_pb2 as mlpb
+from simnode._wire import ml_pb2_grpc as ml_pb_grpc
 from simnode._wire import node_pb2 as pb
 from simnode._wire import node_pb2_grpc as pb_grpc
-from tests.harness import ROOT, RunningCluster, running_cluster, start_cluster, stop_cluster
+from tests.harness import ROOT, Node, RunningCluster, running_cluster, start_cluster, stop_cluster
 
 CHALLENGE = 'Basic realm="OpenSearch Security"'
 
 
 @pytest.fixture(scope="module")
 def secure() -> Iterator[RunningCluster]:
-    with running_cluster(
-        "--security", "--transport-tls", "--demo", nodes=2, auth=("admin", "admin")
-    ) as c:
+    with running_cluster("--security", "--demo", nodes=2, auth=("admin", "admin")) as c:
         yield c
 
 
@@ -175,19 +180,65 @@ def test_plain_http_to_the_https_port_gets_no_answer(secure: RunningCluster) -> 
     assert not data.startswith(b"HTTP/")  # closed (maybe after a TLS alert), as OpenSearch does
 
 
-def test_transport_refuses_a_peer_without_the_cluster_certificate(secure: RunningCluster) -> None:
-    node = secure.node("node-1")
-    for channel in (
-        grpc.insecure_channel(node.address),
-        grpc.secure_channel(node.address, grpc.ssl_channel_credentials()),  # no client cert
-    ):
-        with channel:
-            stub = pb_grpc.NodeStub(channel)
-            with pytest.raises(grpc.RpcError) as e:
-                stub.StartTask(
-                    pb.RunTaskRequest(spec=pb.TaskSpec(action="x", duration_millis=1)), timeout=10
-                )
-            assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+def _transport_files(secure: RunningCluster) -> tuple[bytes, bytes]:
+    """The cluster's transport certificate and key, as its node processes were given them."""
+    cmd = secure.node_processes()[0].cmdline()
+    cert = Path(cmd[cmd.index("--tls-cert") + 1]).read_bytes()
+    key = Path(cmd[cmd.index("--tls-key") + 1]).read_bytes()
+    return cert, key
+
+
+# One call of every service a node serves: Node, MlNode, Control (fault rules, ground truth).
+def _calls(channel: grpc.Channel) -> dict[str, Callable[[], object]]:
+    return {
+        "Node": lambda: pb_grpc.NodeStub(channel).ListTasks(pb.TasksRequest(), timeout=30),
+        "MlNode": lambda: ml_pb_grpc.MlNodeStub(channel).SyncUp(mlpb.SyncUpRequest(), timeout=30),
+        "Control": lambda: control_grpc.ControlStub(channel).GetRules(
+            cpb.GetRulesRequest(), timeout=30
+        ),
+    }
+
+
+def _refused(channel: grpc.Channel, who: str, node: Node) -> None:
+    for service, call in _calls(channel).items():
+        with pytest.raises(grpc.RpcError) as e:
+            call()
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE, (node.name, who, service)
+
+
+def test_security_turns_on_mutual_tls_on_the_transport(secure: RunningCluster) -> None:
+    """`--security` alone (no --transport-tls): no process without the cluster's key may call any
+    service of any node's transport port, the coordinating node's included."""
+    assert len(secure.nodes) == 3  # the coordinating node and node-1, node-2
+    for node in secure.nodes:
+        with grpc.insecure_channel(node.address) as channel:
+            _refused(channel, "plaintext", node)
+    cert, key = _transport_files(secure)
+    with tempfile.TemporaryDirectory(prefix="tasksim-foreign-") as tmp:
+        foreign = self_signed(
+            Path(tmp), common_name=TRANSPORT_SERVER_NAME, extra_dns=[TRANSPORT_SERVER_NAME]
+        )
+        foreign_cert, foreign_key, _ = foreign.read()
+    override = [("grpc.ssl_target_name_override", TRANSPORT_SERVER_NAME)]
+    strangers = {
+        "TLS, no client certificate": grpc.ssl_channel_credentials(root_certificates=cert),
+        "TLS, a certificate of its own": grpc.ssl_channel_credentials(
+            root_certificates=cert, private_key=foreign_key, certificate_chain=foreign_cert
+        ),
+    }
+    own = grpc.ssl_channel_credentials(
+        root_certificates=cert, private_key=key, certificate_chain=cert
+    )
+    for node in secure.nodes:
+        for who, credentials in strangers.items():
+            with grpc.secure_channel(node.address, credentials, options=override) as channel:
+                _refused(channel, who, node)
+        # The same calls with the cluster's own certificate are served: the refusals above are
+        # the transport's authentication, not calls that could never succeed.
+        with grpc.secure_channel(node.address, own, options=override) as channel:
+            for call in _calls(channel).values():
+                call()
+    assert "  transport: mutual TLS between the coordinator and every node" in secure.output
 
 
 # -- binding --------------------------------------------------------------------------------------

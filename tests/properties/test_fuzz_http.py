@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import threading
 import urllib.parse
@@ -315,8 +316,8 @@ def test_malformed_http_never_crashes_the_front(
     if answer:
         assert answer.startswith(b"HTTP/1.")
         status = int(answer.split(b" ", 2)[1])
-        # 501: HTTP's answer to a transfer coding it does not implement (RFC 9112 §6.1)
-        assert 100 <= status < 500 or status == 501, answer[:300]
+        # What the HTTP parser rejects is OpenSearch's 400 (`dispatchBadRequest`), never a 5xx.
+        assert 100 <= status < 500, answer[:300]
 
 
 def test_h2c_upgrade_is_answered_in_http11(cluster: RunningCluster) -> None:
@@ -359,9 +360,15 @@ def test_request_then_garbage_then_eof_keeps_the_server_up(cluster: RunningClust
 # -- afterwards ---------------------------------------------------------------------------------
 
 
-def test_zz_nothing_crashed_and_nothing_leaked(cluster: RunningCluster, work: list[str]) -> None:
-    """Runs last in this module (name order within the file is definition order; this one is
-    defined last)."""
+@pytest.fixture(scope="module", autouse=True)
+def afterwards(cluster: RunningCluster, work: list[str]) -> Iterator[None]:
+    """After every test of this module, whatever their order: nothing crashed, nothing leaked
+    (a failure here is reported as an error of the module's last test)."""
+    yield
+    nothing_crashed_and_nothing_leaked(cluster)
+
+
+def nothing_crashed_and_nothing_leaked(cluster: RunningCluster) -> None:
     assert cluster.process.poll() is None
     assert len(cluster.node_processes()) == 3
     status, body = cluster.get("/_tasks?detailed=true&group_by=none")
@@ -382,5 +389,19 @@ def test_zz_nothing_crashed_and_nothing_leaked(cluster: RunningCluster, work: li
     # hypercorn's own race (two of its tasks writing one socket after a malformed request,
     # hypercorn issue #203's family) is logged by hypercorn and contained to that connection by
     # coordinator.http.contain_connection_failures; any other traceback is a failure.
-    for block in output.split("Traceback (most recent call last):")[1:]:
-        assert HYPERCORN_SEND_RACE in block, block[-3000:]
+    for chain in traceback_chains(output):
+        assert HYPERCORN_SEND_RACE in chain, chain[-3000:]
+
+
+CHAINED = re.compile(
+    r"\n\s*(During handling of the above exception, another exception occurred|"
+    r"The above exception was the direct cause of the following exception):\s*\n\s*"
+    r"Traceback \(most recent call last\):"
+)
+
+
+def traceback_chains(output: str) -> list[str]:
+    """Every logged traceback, a chained one (`During handling of the above exception...`) as
+    one: the race may be the last link of a chain that starts with an ordinary 405."""
+    joined = CHAINED.sub(lambda m: f"\n{m.group(1)}: (chained)", output)
+    return joined.split("Traceback (most recent call last):")[1:]

@@ -141,3 +141,46 @@ def test_an_unknown_engine_is_a_usage_error(tmp_path: Path) -> None:
     done = run_user_module(tmp_path, source)
     assert done.returncode != 0
     assert "unknown tasksim engine 'vm'" in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+# A property that fails on purpose: node-2 paused must be a node failure, but the test says not.
+FAILING_TEST = """
+import pytest
+from hypothesis import given, strategies as st
+from coordinator.testing import cluster_settings
+
+pytestmark = pytest.mark.tasksim(nodes=2, fault_detection=False)
+
+
+@cluster_settings(max_examples=2)
+@given(timeout=st.sampled_from(["300ms", "400ms"]))
+def test_wrong_on_purpose(tasksim_cluster, timeout):
+    sim = tasksim_cluster.sim
+    with sim.healing():
+        sim.pause("node-2")
+        status, body = tasksim_cluster.get(f"/_tasks?timeout={timeout}")
+        assert body.get("node_failures", []) == []
+"""
+
+
+@pytest.mark.cluster
+def test_a_failing_example_leaves_its_history(tmp_path: Path) -> None:
+    (tmp_path / "test_user.py").write_text(FAILING_TEST)
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"]
+    if not entry_point_installed():
+        args[3:3] = ["-p", "coordinator.testing.plugin"]
+    histories = tmp_path / "histories"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TASKSIM_HISTORY_DIR=str(histories))
+    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "tasksim: the history of this example:" in done.stdout, done.stdout
+    [saved] = list(histories.glob("test_wrong_on_purpose-*.jsonl"))  # the final replay only
+    assert str(saved) in done.stdout
+    from simnode.history import read
+
+    history = read(saved)
+    kinds = [e["type"] for e in history.events]
+    # the example's own events: the pause, the list that reported node-2, the heal's resume
+    assert "pause" in kinds and "resume" in kinds
+    lists = [e for e in history.events if e["type"] == "ok" and "/_tasks?timeout" in e["path"]]
+    assert lists and lists[-1]["summary"]["node_failures"]

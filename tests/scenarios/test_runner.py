@@ -78,7 +78,7 @@ def test_a_wrong_expectation_fails_with_a_clear_report(tmp_path: Path) -> None:
     assert "FAIL" in out and "0 passed, 1 failed, 0 error(s)" in out
     assert f"seed 101; run it again: tasksim run {wrong} --seed 101" in out
     report = json.loads((reports / "report.json").read_text())
-    assert report["summary"] == {"total": 1, "passed": 0, "failed": 1, "errors": 0}
+    assert report["summary"] == {"total": 1, "passed": 0, "failed": 1, "vacuous": 0, "errors": 0}
     [scenario] = report["scenarios"]
     assert scenario["status"] == "failed"
     assert scenario["failures"] == [f"step 3. request GET /_tasks?timeout=1s: {problem}"]
@@ -93,6 +93,45 @@ def test_a_wrong_expectation_fails_with_a_clear_report(tmp_path: Path) -> None:
     failure = case.find("failure")
     assert failure is not None and problem in (failure.get("message") or "")
     assert f"repro: tasksim run {wrong} --seed 101" in (failure.text or "")
+
+
+def test_every_run_leaves_a_history_checkers_a_timeline_and_node_logs(tmp_path: Path) -> None:
+    """`sometimes` that never held makes the scenario vacuous (not passed: exit 1, JUnit skipped);
+    the report directory holds the history, its timeline and a readable log per node."""
+    scenario = tmp_path / "never.yaml"
+    scenario.write_text(
+        HUNG.replace("name: hung-node-list-timeout", "name: never-killed")
+        + "checks:\n  sometimes: [{event: pause, where: {node: node-2}}, {event: kill}]\n"
+    )
+    reports = tmp_path / "reports"
+    done = tasksim("run", str(scenario), "--report-dir", str(reports))
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    assert "VACUOUS" in out and "0 passed, 0 failed, 1 vacuous, 0 error(s)" in out
+    report = json.loads((reports / "report.json").read_text())
+    [result] = report["scenarios"]
+    assert result["status"] == "vacuous"
+    assert result["failures"] == ["sometimes kill: never happened"]
+    assert [(s["event"], s["held"]) for s in result["checks"]["sometimes"]] == [
+        ("pause", True),
+        ("kill", False),
+    ]
+    history = result["checks"]["history"]
+    assert history["task_lifecycle"]["status"] == "passed"
+    assert history["list_completeness"]["status"] == "passed"
+    assert history["no_orphans"]["status"] == "vacuous"  # nothing was cancelled
+    where = reports / "never-killed"
+    assert result["history"] == str(where / "history.jsonl")
+    lines = (where / "history.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["format"] == "tasksim-history" and len(lines) > 20
+    page = (where / "timeline.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "never-killed" in page
+    log = (where / "logs" / "node-2.log").read_text()
+    assert "process pause" in log and "cluster:monitor/tasks/lists[n]" in log
+    suite = ET.parse(reports / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    case = suite.find("testcase")
+    assert case is not None and case.find("skipped") is not None
 
 
 def test_invalid_scenarios_exit_2_and_nothing_runs(tmp_path: Path) -> None:

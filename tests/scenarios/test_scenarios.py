@@ -31,3 +31,6 @@ def test_scenario_passes(path: Path, tmp_path: Path) -> None:
     assert result.faults["active"] == []
     assert set(result.faults["applied"].values()) == {result.faults["version"]}
     assert result.checks["always"]["no_child_under_ban"]["samples"] > 0
+    # its own history was recorded and checked (a violation would have failed it above)
+    assert result.history == str(tmp_path / scenario.name / "history.jsonl")
+    assert result.checks["history"]["task_lifecycle"]["status"] == "passed"

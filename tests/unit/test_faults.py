@@ -128,6 +128,26 @@ def test_fault_table_sequences_hits_and_listeners() -> None:
     assert table.hits == {"cut": 1}
 
 
+def test_an_older_rule_set_arriving_late_changes_nothing() -> None:
+    """A partition's push that timed out lands after the heal's: the heal stands."""
+    table = FaultTable(local="node-1")
+    changes: list[int] = []
+    table.on_change(lambda: changes.append(table.version))
+    cut = RuleSet(version=5, seed="7", rules=(rule("blackhole", id="cut"),))
+    healed = RuleSet(version=6, seed="7")
+    assert table.install(healed) is True
+    assert table.install(cut) is False
+    assert table.current == healed and changes == [6]
+    assert table.decide(table.envelope("node-2", "RunTask")).verdict is Verdict.PASS
+    # The same version again (a catch-up) and newer ones are installed; so is anything by a
+    # restarted process, which starts from version 0.
+    assert table.install(healed) is True
+    assert table.install(RuleSet(version=7, seed="7", rules=cut.rules)) is True
+    assert changes == [6, 6, 7]
+    fresh = FaultTable(local="node-1")
+    assert fresh.install(cut) is True and fresh.version == 5
+
+
 # -- the call state table ---------------------------------------------------------------------------
 
 
@@ -173,7 +193,17 @@ def test_drop_response_lets_the_receiver_act_and_the_caller_wait() -> None:
     assert (state, effects) == (CallState.MUTED, (Effect.SEND,))
     state, effects = step(state, LinkEvent.RESPONSE)
     assert (state, effects) == (CallState.LOST, ())
-    assert step(state, LinkEvent.CLEAR) == (CallState.LOST, ())  # a lost answer stays lost
+    assert step(state, LinkEvent.CLEAR) == (CallState.LOST, ())  # it waits for its deadline
+    # Without a deadline it would wait forever: on heal its connection is reset (issue 14, #7).
+    assert step(state, LinkEvent.LOSE, unbounded=True) == (CallState.LOST, ())
+    assert step(state, LinkEvent.CLEAR, unbounded=True) == (CallState.DONE, (Effect.FAIL_CALLER,))
+
+
+def test_a_lost_request_without_a_deadline_fails_its_caller_when_the_link_heals() -> None:
+    state, effects = start_call(Verdict.DROP_REQUEST)
+    assert (state, effects) == (CallState.LOST, ())
+    assert step(state, LinkEvent.CLEAR, unbounded=True) == (CallState.DONE, (Effect.FAIL_CALLER,))
+    assert step(state, LinkEvent.CLEAR) == (CallState.LOST, ())
 
 
 def test_disconnect_of_an_in_flight_call_breaks_both_ends() -> None:
@@ -190,11 +220,12 @@ _EVENTS = st.sampled_from(list(LinkEvent))
 _STARTS = st.sampled_from([v for v in Verdict if v is not Verdict.FAIL])
 
 
-@given(_STARTS, st.lists(_EVENTS, max_size=12))
-def test_call_invariants(start: Verdict, events: list[LinkEvent]) -> None:
+@given(_STARTS, st.lists(_EVENTS, max_size=12), st.booleans())
+def test_call_invariants(start: Verdict, events: list[LinkEvent], unbounded: bool) -> None:
     """Whatever the link does: the request is sent at most once, the caller is answered at most
     once and never after it gave up, a cancellation follows a send, a response follows a send, and
-    once the link is clear nothing stays owed to a caller that gave up."""
+    once the link is clear nothing stays owed to a caller that gave up, and a caller without a
+    deadline that still waits is answered or has its RPC in flight: it never waits forever."""
     state, effects = start_call(start)
     log: list[Effect] = list(effects)
     sent = Effect.SEND in effects
@@ -204,7 +235,7 @@ def test_call_invariants(start: Verdict, events: list[LinkEvent]) -> None:
             continue  # only an RPC that was sent completes, once
         if event is LinkEvent.GIVE_UP and (gave_up or answered):
             continue  # a caller gives up once, and not after its answer
-        state, effects = step(state, event)
+        state, effects = step(state, event, unbounded=unbounded)
         log.extend(effects)
         sent = sent or Effect.SEND in effects
         responded = responded or event is LinkEvent.RESPONSE
@@ -219,7 +250,13 @@ def test_call_invariants(start: Verdict, events: list[LinkEvent]) -> None:
     if Effect.DELIVER in log:
         assert responded
     # Heal, then the caller gives up if it still waits: nothing may remain owed.
-    state, _ = step(state, LinkEvent.CLEAR)
+    state, effects = step(state, LinkEvent.CLEAR, unbounded=unbounded)
+    if unbounded:
+        assert state in (CallState.DONE, CallState.OPEN)
+        if state is CallState.OPEN:  # in flight: its response will end it
+            assert Effect.SEND in log or Effect.SEND in effects
+            assert not responded
+    answered = answered or any(e in (Effect.DELIVER, Effect.FAIL_CALLER) for e in effects)
     if not answered:
         state, _ = step(state, LinkEvent.GIVE_UP)
     if responded or not sent or gave_up or not answered:

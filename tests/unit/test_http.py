@@ -10,6 +10,7 @@ import pytest
 import trio
 
 from coordinator.http import RestRequest, RestResponse, Router, build_app, dump_json, filter_path
+from coordinator.security import BasicAuth, User
 
 # -- a minimal ASGI client --------------------------------------------------------------------------
 
@@ -21,8 +22,9 @@ def call(
     *,
     headers: list[tuple[str, str]] | None = None,
     body: bytes = b"",
+    auth: BasicAuth | None = None,
 ) -> tuple[int, dict[str, str], str]:
-    app = build_app(router)
+    app = build_app(router, auth=auth)
     path, _, query = target.partition("?")
     scope: dict[str, Any] = {
         "type": "http",
@@ -118,6 +120,32 @@ def test_no_handler_is_400_without_status_field() -> None:
     status, _, text = call(router(), "GET", "/_nope?x=1")
     assert status == 400
     assert json.loads(text) == {"error": "no handler found for uri [/_nope] and method [GET]"}
+
+
+@pytest.mark.parametrize("path", ["/_ta\nsks", "/_tasks\n", "/_tasks\r", "/_ta\rsks", "/_tasks\t"])
+def test_control_characters_in_the_path_are_kept_and_routed_as_sent(path: str) -> None:
+    # `%0A` in the middle got Starlette's text/plain 404; at the end it was served as `/_tasks`,
+    # and `%0D` and `%09` were dropped (urllib's urlsplit strips them from `request.url`).
+    status, headers, text = call(router(), "GET", path)
+    assert status == 400
+    assert headers["content-type"] == "application/json; charset=UTF-8"
+    assert json.loads(text) == {"error": f"no handler found for uri [{path}] and method [GET]"}
+
+
+def test_a_control_character_path_is_authenticated_first() -> None:
+    auth = BasicAuth([User("admin", "admin")])
+    status, headers, _ = call(router(), "GET", "/_ta\nsks", auth=auth)
+    assert status == 401 and headers["www-authenticate"] == 'Basic realm="OpenSearch Security"'
+
+
+def test_an_unknown_method_is_opensearch_405_unexpected_http_method() -> None:
+    status, headers, text = call(router(), "FOO", "/_tasks")
+    assert (status, headers["allow"]) == (405, "GET")
+    assert headers["content-type"] == "application/json; charset=UTF-8"
+    assert json.loads(text) == {"error": "Unexpected HTTP method, allowed: [GET]", "status": 405}
+    status, headers, text = call(router(), "PRI", "*")
+    assert status == 405 and "allow" not in headers
+    assert json.loads(text) == {"error": "Unexpected HTTP method", "status": 405}
 
 
 # -- the order of checks ----------------------------------------------------------------------------
