@@ -124,8 +124,8 @@ def test_engines_runs_each_test_once_per_engine(tmp_path: Path) -> None:
     assert source != USER_TEST
     done = run_user_module(tmp_path, source, "--collect-only")
     assert done.returncode == 0, done.stdout + done.stderr
-    ids = [line.strip() for line in done.stdout.splitlines() if "::" in line]
-    assert ids == [
+    ids = sorted(line.strip() for line in done.stdout.splitlines() if "::" in line)
+    assert ids == sorted(
         f"test_user.py::{name}[{engine}]"
         for engine in ("real", "sim")
         for name in (
@@ -133,7 +133,7 @@ def test_engines_runs_each_test_once_per_engine(tmp_path: Path) -> None:
             "test_unreachable_nodes_are_node_failures",
             "test_a_partition_heals_after_the_test",
         )
-    ], done.stdout
+    ), done.stdout
 
 
 def test_an_unknown_engine_is_a_usage_error(tmp_path: Path) -> None:
