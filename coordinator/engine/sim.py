@@ -506,8 +506,13 @@ class SimWorld:
             raise RuntimeError(f"the simulated world is not running: {self._crash!r}")
         job = _Job(fn)
         self._token.run_sync_soon(self._submit, job)
-        job.done.wait()
-        if self._crash is not None and not job.done.is_set():
+        # The world answers at a quiescent point; if it ends first (a crash while it shut down,
+        # with this call queued and never started), say so instead of waiting forever.
+        while not job.done.wait(1.0):
+            if self._stopped.is_set():
+                job.done.wait(1.0)  # the world's last act releases what it finished
+                break
+        if not job.done.is_set():
             raise RuntimeError(f"the simulated world crashed: {self._crash!r}")
         if job.error is not None:
             raise job.error
