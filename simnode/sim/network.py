@@ -277,7 +277,10 @@ class SimNetwork:
         assert host.nursery is not None
         delivery.host = host
         host.serving[delivery] = None
-        host.nursery.start_soon(self._serve, host, delivery, arrived)
+        # In the node's own nursery, as the node's work: when the node is killed, that nursery
+        # stays open until its handlers have unwound, so a handler that starts background work
+        # (a ban starting a cancellation) in the moment of its death does not find it closed.
+        host.node.nursery.start_soon(self._serve, host, delivery, arrived)
 
     def _count(self, kind: str, call: Call) -> None:
         self.messages += 1
