@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import threading
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import trio
 
@@ -508,8 +509,13 @@ class SimWorld:
             raise RuntimeError(f"the simulated world is not running: {self._crash!r}")
         job = _Job(fn)
         self._token.run_sync_soon(self._submit, job)
-        job.done.wait()
-        if self._crash is not None and not job.done.is_set():
+        # The world answers at a quiescent point; if it ends first (a crash while it shut down,
+        # with this call queued and never started), say so instead of waiting forever.
+        while not job.done.wait(1.0):
+            if self._stopped.is_set():
+                job.done.wait(1.0)  # the world's last act releases what it finished
+                break
+        if not job.done.is_set():
             raise RuntimeError(f"the simulated world crashed: {self._crash!r}")
         if job.error is not None:
             raise job.error
@@ -532,6 +538,20 @@ class SimWorld:
             lambda: client.request(method, path, body, headers=headers, timeout=timeout)
         )
 
+    def spawn(self, fn: Callable[[], Awaitable[T]]) -> SimPending[T]:
+        """Start `fn()` in the world in the background (a request that waits for a fault to heal,
+        say) and return once it has run as far as it can without time passing. It moves on only
+        while the driver waits in a call, like the rest of the world; `result()` waits for it."""
+        pending: SimPending[T] = SimPending(self)
+
+        async def start() -> None:
+            assert self._nursery is not None
+            pending._event = trio.Event()
+            self._nursery.start_soon(pending._run, fn)
+
+        self.call(start)
+        return pending
+
     def sleep(self, seconds: float) -> None:
         """Let `seconds` of virtual time pass."""
         self.call(lambda: trio.sleep(seconds))
@@ -540,3 +560,46 @@ class SimWorld:
         """The world's virtual time (seconds since it started)."""
         assert self.clock is not None
         return self.clock.current_time()
+
+
+class SimPending(Generic[T]):
+    """A call running in the background of a `SimWorld` (`SimWorld.spawn`)."""
+
+    def __init__(self, world: SimWorld) -> None:
+        self.world = world
+        self._event: trio.Event | None = None
+        self._finished = False
+        self._result: Any = None
+        self._error: BaseException | None = None
+
+    async def _run(self, fn: Callable[[], Awaitable[T]]) -> None:
+        try:
+            self._result = await fn()
+        except BaseException as e:
+            self._error = e
+            if isinstance(e, trio.Cancelled):
+                raise
+        finally:
+            self._finished = True
+            assert self._event is not None
+            self._event.set()
+
+    def done(self) -> bool:
+        return self._finished
+
+    def result(self, timeout: float | None = None) -> T:
+        """Its answer, once it has one; `TimeoutError` after `timeout` virtual seconds without."""
+        if not self._finished:
+            event = self._event
+            assert event is not None
+
+            async def wait() -> None:
+                with trio.move_on_after(math.inf if timeout is None else timeout):
+                    await event.wait()
+
+            self.world.call(wait)
+        if not self._finished:
+            raise TimeoutError(f"no answer within {timeout}s (virtual)")
+        if self._error is not None:
+            raise self._error
+        return self._result  # type: ignore[no-any-return]

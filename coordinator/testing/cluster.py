@@ -5,7 +5,8 @@ command, from the same installation as this module — waits for its ready line,
 when the test failed, sends SIGTERM, then SIGKILL, to the coordinator and to every node process it
 started. `RunningCluster` is what a test holds: the URL, the nodes (name, id, address, roles), plain
 `request/get/post` (errors are answers, never exceptions), the node processes (psutil), and `sim`,
-the fault client (coordinator/client.py).
+the fault client (coordinator/client.py). `TasksimCluster` is that harness API as a protocol: a
+simulated cluster (simcluster.py, the `sim` engine) offers the same.
 
 It starts processes and reads their output; it never decides what a cluster does and never imports
 from the project's own tests.
@@ -31,10 +32,11 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
+from coordinator.client import WALL_CLOCK, Clock
 from coordinator.testing.faults import Faults
 
 # The directory that holds the `coordinator` and `simnode` packages: node processes run this code.
@@ -51,6 +53,46 @@ class Node:
     roles: list[str]
 
 
+class TasksimCluster(Protocol):
+    """What a test holds, on either engine: `RunningCluster` (real) or `SimCluster` (sim)."""
+
+    @property
+    def engine(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def nodes(self) -> list[Node]: ...
+
+    @property
+    def names(self) -> list[str]: ...
+
+    @property
+    def sim(self) -> Faults: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def node(self, name: str) -> Node: ...
+
+    def name_of(self, node_id: str) -> str: ...
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> tuple[int, Any, dict[str, str]]: ...
+
+    def get(self, path: str, **kw: Any) -> tuple[int, Any]: ...
+
+    def post(self, path: str, **kw: Any) -> tuple[int, Any]: ...
+
+
 @dataclass
 class RunningCluster:
     process: subprocess.Popen[str]
@@ -64,9 +106,16 @@ class RunningCluster:
     # The history the cluster records (`tasksim up --record`), when it records one.
     history: Path | None = None
 
+    engine = "real"
+
     @property
     def url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def clock(self) -> Clock:
+        """The machine's clock: a real cluster runs on wall time."""
+        return WALL_CLOCK
 
     @property
     def sim(self) -> Faults:

@@ -15,9 +15,11 @@ A `NodeFault` makes one node unreachable in one of five ways:
 `node_disconnected_exception`.) `holds_messages` tells the kinds that keep what was sent — delivered
 late on heal — from those that fail fast; a killed node loses its tasks.
 
-`Faults` is the fault client (`coordinator.client.SimClient`) plus `apply(plan, timeout=...)` and
-`healing()`, a context manager that heals on exit — what each hypothesis example needs, since the
-examples share one cluster. Nothing here decides what a fault does: the cluster's nemesis does.
+`Faults` is the fault client (`coordinator.client.SimClient`) plus `apply(plan, timeout=...)`,
+`healing()`, a context manager that heals on exit — what each hypothesis example needs when the
+examples share one cluster — and `in_background(...)`, a request that may wait for a heal (a cancel
+waiting for its bans): a thread on the real engine, a task of the world on the sim engine, so that
+the run stays a function of the seed. Nothing here decides what a fault does: the nemesis does.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ import contextlib
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from coordinator.client import SimClient
+from coordinator.client import Clock, Response, Send, SimClient
 from simnode.history import write
 
 KILLED = "killed"
@@ -127,17 +130,92 @@ class HealFailed(AssertionError):
     pass
 
 
+class Pending(Protocol):
+    """A request running in the background."""
+
+    def done(self) -> bool: ...
+
+    def result(self, timeout: float | None = None) -> Response:
+        """Its answer; `TimeoutError` when it has none after `timeout` seconds of the clock."""
+        ...
+
+
+class Background(Protocol):
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Pending: ...
+
+
+class ThreadPending:
+    """A request sent from a thread of its own (the real engine's background)."""
+
+    def __init__(self, client: SimClient, method: str, path: str, **kw: Any) -> None:
+        self._answer: Response | None = None
+        self._error: BaseException | None = None
+
+        def send() -> None:
+            try:
+                self._answer = client.request(method, path, **kw)
+            except Exception as e:  # reported by `result()`, in the caller's thread
+                self._error = e
+
+        self._thread = threading.Thread(target=send, name=f"tasksim {method} {path}", daemon=True)
+        self._thread.start()
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def result(self, timeout: float | None = None) -> Response:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"no answer within {timeout}s")
+        if self._error is not None:
+            raise self._error
+        assert self._answer is not None
+        return self._answer
+
+
 class Faults(SimClient):
-    """The fault client of one cluster, with plans and a guaranteed heal.
+    """The fault client of one cluster, with plans, a guaranteed heal and background requests.
 
     `history`: the file the cluster records its history in (`tasksim up --record`). An example
     that fails inside `healing()` then leaves the slice of the history it covered in
     `$TASKSIM_HISTORY_DIR` (default `tasksim-reports/histories`), named in the failure's notes —
     only once per failure: for the final replay of a hypothesis example, not while shrinking."""
 
-    def __init__(self, url: str, *, timeout: float = 60.0, history: Path | None = None) -> None:
-        super().__init__(url, timeout=timeout)
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 60.0,
+        send: Send | None = None,
+        clock: Clock | None = None,
+        background: Background | None = None,
+        history: Path | None = None,
+    ) -> None:
+        super().__init__(url, timeout=timeout, send=send, clock=clock)
+        self._background = background
         self.history = history
+
+    def in_background(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Pending:
+        """Send a request and return at once; `.result(timeout)` waits for its answer."""
+        if self._background is not None:
+            return self._background(method, path, body, headers=headers, timeout=timeout)
+        return ThreadPending(self, method, path, body=body, headers=headers, timeout=timeout)
 
     def apply(
         self, plan: FaultPlan | NodeFault | Iterable[NodeFault], *, timeout: float = 1.0

@@ -10,13 +10,12 @@ runs on the node its spec names. Reading the cluster is the only I/O (`Snapshot.
 
 from __future__ import annotations
 
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from coordinator.client import SimClient
+from coordinator.client import WALL_CLOCK, Clock, SimClient
 
 T = TypeVar("T")
 
@@ -297,12 +296,20 @@ class Snapshot:
 
 
 def wait_for(
-    check: Callable[[], T], done: Callable[[T], bool], *, timeout: float, interval: float = 0.05
+    check: Callable[[], T],
+    done: Callable[[T], bool],
+    *,
+    timeout: float,
+    interval: float = 0.05,
+    clock: Clock = WALL_CLOCK,
 ) -> T:
-    """Poll `check()` until `done(value)`; return the last value either way (the caller asserts)."""
-    deadline = time.monotonic() + timeout
+    """Poll `check()` until `done(value)`; return the last value either way (the caller asserts).
+
+    `clock` is the cluster's (`sim.clock`): the machine's on the real engine, the world's virtual
+    time on the sim engine, where a poll costs no wall time and the answer is the same every run."""
+    deadline = clock.now() + timeout
     value = check()
-    while not done(value) and time.monotonic() < deadline:
-        time.sleep(interval)
+    while not done(value) and clock.now() < deadline:
+        clock.sleep(interval)
         value = check()
     return value

@@ -13,8 +13,8 @@ state on a faulty link) and is carried by this module instead of gRPC:
   one rng keyed by the run's seed and taken in the (deterministic) order of the run.
 - Kill: the host's scope is cancelled (its tasks, handlers and registry are gone); every call it was
   serving answers `node_disconnected_exception`, a call that arrives later `node_not_connected`.
-  Calls the dead node had made are cancelled with it, and their callees hear it (a `RunTask` child
-  sees "channel was closed"), as they would when a process dies and its connections reset.
+  Calls the dead node had made are cancelled with it, and their callees hear it at once (a `RunTask`
+  child sees "channel was closed"), as they do when a process dies and its connections reset.
 - Pause: the host's "process" is frozen at its edges: a request to it waits before its handler
   starts, an answer it produced waits before it leaves, a call it makes waits before it is sent,
   and a cancellation sent to it waits to be heard — until resume. Work already running inside the
@@ -281,7 +281,10 @@ class SimNetwork:
         assert host.nursery is not None
         delivery.host = host
         host.serving[delivery] = None
-        host.nursery.start_soon(self._serve, host, delivery, arrived)
+        # In the node's own nursery, as the node's work: when the node is killed, that nursery
+        # stays open until its handlers have unwound, so a handler that starts background work
+        # (a ban starting a cancellation) in the moment of its death does not find it closed.
+        host.node.nursery.start_soon(self._serve, host, delivery, arrived)
 
     def _count(self, kind: str, call: Call) -> None:
         self.messages += 1
@@ -349,8 +352,15 @@ class SimNetwork:
         delivery.caller._event(call, LinkEvent.RESPONSE)
 
     async def _give_up(self, delivery: _Delivery) -> None:
-        """The caller went away: the callee hears it (after a latency; a paused one at resume)."""
-        await trio.sleep(self._latency())
+        """The caller went away: the callee hears it (after a latency; a paused one at resume).
+
+        A caller that went away because its process was killed is heard at once: its connections
+        reset with its death, before the kill is over (the real engine's kill returns once the
+        process is reaped, and its peers have seen the resets by then), as its own callers hear
+        `node_disconnected` at once (`kill`)."""
+        caller = delivery.caller.host
+        if caller is None or caller.alive:
+            await trio.sleep(self._latency())
         host = delivery.host
         if host is not None:
             await host.running()

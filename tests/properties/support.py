@@ -1,5 +1,7 @@
-"""What the unreachability properties share: starting a tree and waiting until all of it runs, and
-putting the shared cluster back to a clean state after every example."""
+"""What the unreachability properties share: starting a tree and waiting until all of it runs,
+putting the shared cluster back to a clean state after every example, and how late an answer may
+be on each engine. Every wait polls on the cluster's clock (`sim.clock`): wall time on the real
+engine, the world's virtual time on the sim engine."""
 
 from __future__ import annotations
 
@@ -11,17 +13,23 @@ from typing import Any
 
 from hypothesis import event
 
-from coordinator.testing import FaultPlan, Faults, Snapshot, TaskTree
+from coordinator.testing import FaultPlan, Faults, Snapshot, TasksimCluster, TaskTree
 from coordinator.testing.model import wait_for
 
 # Every action of the simulated work (coordinator.testing.strategies.WORK_ACTIONS).
 WORK = "indices:*,internal:tasksim/*"
-# Beyond a request's timeout, how late its answer may be on two busy shared cores.
-SLACK = 3.0
+# Beyond a request's timeout, how late its answer may be: on two busy shared cores (real), and in
+# virtual time (sim), where only the simulated message latencies (under a millisecond each) count.
+SLACK = {"real": 3.0, "sim": 0.01}
 # How long a tree may take to start, and the cluster to settle (no work, no ban) after a heal and
-# a cancel: only a failure waits that long, and a loaded machine meets them.
+# a cancel: only a failure waits that long, and a loaded machine meets them (on the cluster's
+# clock: virtual seconds on the sim engine, which cost nothing).
 START_WITHIN = 30.0
 SETTLE_WITHIN = 30.0
+
+
+def slack(cluster: TasksimCluster) -> float:
+    return SLACK[cluster.engine]
 
 
 def note_plan(plan: FaultPlan) -> None:
@@ -41,6 +49,7 @@ def start_tree(
         lambda: Snapshot.read(sim),
         lambda s: len(s.descendants(root)) == tree.size(),
         timeout=START_WITHIN,
+        clock=sim.clock,
     )
     if len(snap.descendants(root)) != tree.size():
         raise AssertionError(
@@ -92,7 +101,7 @@ def reset(sim: Faults, *, allow_lost_unbans: bool) -> Snapshot:
     def clean(s: Snapshot) -> bool:
         return not s.work() and not s.ban_list() and s.readable == set(s.ids)
 
-    snap = wait_for(lambda: Snapshot.read(sim), clean, timeout=SETTLE_WITHIN)
+    snap = wait_for(lambda: Snapshot.read(sim), clean, timeout=SETTLE_WITHIN, clock=sim.clock)
     assert not snap.work(), f"work left after the heal and a cancel: {sorted(snap.work())}"
     if snap.ban_list() and allow_lost_unbans:
         event("a ban whose unban was lost, cleared by a restart")
@@ -106,7 +115,7 @@ def reset(sim: Faults, *, allow_lost_unbans: bool) -> Snapshot:
                 restart.add(holder if holder != "coordinator" else owner)
         for name in sorted(restart - {"coordinator"}):
             sim.restart(name)
-        snap = wait_for(lambda: Snapshot.read(sim), clean, timeout=SETTLE_WITHIN)
+        snap = wait_for(lambda: Snapshot.read(sim), clean, timeout=SETTLE_WITHIN, clock=sim.clock)
     assert not snap.ban_list(), f"bans left after the heal: {snap.ban_list()}"
     return snap
 

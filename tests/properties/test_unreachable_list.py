@@ -17,6 +17,10 @@ Fault detection is off for this module (`tasksim up --no-fault-detection`): U st
 so the targets are what the request names and each cause is decided by the fault alone. (With the
 follower checks on, a killed node leaves the cluster within a second and is no longer targeted;
 tests/properties/test_unreachable_cancel.py runs with them on.)
+
+Each property runs on both engines: on the real one against the module's cluster (few examples,
+each costs real seconds), on the sim one in a fresh world per example, its seed drawn by
+hypothesis, with 200 examples and the timing bounds exact up to the simulated latencies.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coordinator.testing import (
-    RunningCluster,
+    SimClusters,
     Snapshot,
+    TasksimCluster,
     cluster_settings,
     fault_plans,
     list_requests,
@@ -46,15 +51,15 @@ from coordinator.testing.model import (
     is_transient,
     simple_match,
 )
-from tests.properties.support import SLACK, example, note_plan, start_tree
+from tests.properties.support import example, note_plan, slack, start_tree
 
-pytestmark = [pytest.mark.cluster, pytest.mark.tasksim(nodes=3, fault_detection=False)]
+pytestmark = pytest.mark.tasksim(nodes=3, fault_detection=False)
 
 NODES = ["node-1", "node-2", "node-3"]
 
 
 def check_list_answer(
-    cluster: RunningCluster,
+    cluster: TasksimCluster,
     req: ListRequest,
     plan: FaultPlan,
     status: int,
@@ -113,17 +118,31 @@ def check_list_answer(
         assert with_child == answered, f"[n] children on {with_child}, answered: {answered}"
 
     assert req.timeout is not None
-    assert elapsed <= req.timeout + SLACK, f"answered after {elapsed:.2f}s ({req})"
+    assert elapsed <= req.timeout + slack(cluster), f"answered after {elapsed:.4f}s ({req})"
     if any(f.times_out for f in plan.faults if f.node in targets):
-        assert elapsed >= req.timeout - 0.05, f"answered after {elapsed:.2f}s, before the timeout"
+        early = 0.05 if cluster.engine == "real" else 1e-9  # sim: floating point only
+        assert elapsed >= req.timeout - early, f"answered after {elapsed:.4f}s, before the timeout"
 
 
+@pytest.mark.cluster
 @cluster_settings(max_examples=20)
 @given(data=st.data())
 def test_a_list_accounts_for_every_targeted_node(
-    tasksim_cluster: RunningCluster, data: st.DataObject
+    tasksim_cluster: TasksimCluster, data: st.DataObject
 ) -> None:
-    cluster = tasksim_cluster
+    a_list_accounts_for_every_targeted_node(tasksim_cluster, data)
+
+
+@cluster_settings(max_examples=200)
+@given(data=st.data())
+def test_a_list_accounts_for_every_targeted_node_sim(
+    tasksim_sim: SimClusters, data: st.DataObject
+) -> None:
+    with tasksim_sim.example(data) as cluster:
+        a_list_accounts_for_every_targeted_node(cluster, data)
+
+
+def a_list_accounts_for_every_targeted_node(cluster: TasksimCluster, data: st.DataObject) -> None:
     sim = cluster.sim
     tree = data.draw(task_trees(cluster.names, max_tasks=8), label="tree")
     plan = data.draw(fault_plans(NODES), label="faults")
@@ -141,14 +160,27 @@ def test_a_list_accounts_for_every_targeted_node(
     check_list_answer(cluster, req, plan, resp.status, resp.body, resp.elapsed, before, after)
 
 
+@pytest.mark.cluster
 @cluster_settings(max_examples=8)
 @given(data=st.data())
 def test_x_opaque_id_is_on_every_child_task_on_every_node_that_answered(
-    tasksim_cluster: RunningCluster, data: st.DataObject
+    tasksim_cluster: TasksimCluster, data: st.DataObject
 ) -> None:
+    x_opaque_id_is_on_every_child_task(tasksim_cluster, data)
+
+
+@cluster_settings(max_examples=200)
+@given(data=st.data())
+def test_x_opaque_id_is_on_every_child_task_on_every_node_that_answered_sim(
+    tasksim_sim: SimClusters, data: st.DataObject
+) -> None:
+    with tasksim_sim.example(data) as cluster:
+        x_opaque_id_is_on_every_child_task(cluster, data)
+
+
+def x_opaque_id_is_on_every_child_task(cluster: TasksimCluster, data: st.DataObject) -> None:
     """The tree's X-Opaque-Id is on all of its tasks, and a list request's own X-Opaque-Id on its
     entry task and on its [n] child on every node that answered, while U is unreachable."""
-    cluster = tasksim_cluster
     sim = cluster.sim
     tree = data.draw(task_trees(cluster.names, max_tasks=6), label="tree")
     plan = data.draw(fault_plans(NODES), label="faults")
