@@ -66,44 +66,43 @@ async def _status(node: Node, req: Any) -> Message:
 
 Handler = Callable[[Node, Any], Awaitable[Message]]
 
-# Every method of the `Node` and `MlNode` services but `RunTask` (see `serve`) and `Watch` (the
-# gRPC transport's keeper stream, not a node operation).
-HANDLERS: dict[str, Handler] = {
-    "ListTasks": lambda node, req: node.list_tasks(req, local=False),
-    "CancelTasks": lambda node, req: node.cancel_tasks(req, local=False),
-    "GetTask": lambda node, req: node.get_task(req, local=False),
-    "BanParent": lambda node, req: node.ban_parent(req, local=False),
-    "StoreResult": lambda node, req: node.store_result(req, local=False),
-    "Rethrottle": lambda node, req: node.rethrottle(req, local=False),
-    "StartTask": _start_task,
-    "SetClusterState": _set_cluster_state,
-    "Status": _status,
-    "DeployModel": lambda node, req: MlWorker.of(node).deploy_model(req, local=False),
-    "UndeployModel": lambda node, req: MlWorker.of(node).undeploy_model(req, local=False),
-    "RegisterModel": lambda node, req: MlWorker.of(node).register_model(req, local=False),
-    "TrainModel": lambda node, req: MlWorker.of(node).train_model(req, local=False),
-    "SyncUp": lambda node, req: MlWorker.of(node).sync_up(req, local=False),
-}
+
+def _table(*, local: bool) -> dict[str, Handler]:
+    """Every method a node serves, for calls over the transport (`local=False`: `transport`
+    tasks) or through the loopback link (`local=True`: `direct` tasks)."""
+
+    def ml(part: str) -> Handler:
+        return lambda node, req: getattr(MlWorker.of(node), part)(req, local=local)
+
+    return {
+        "ListTasks": lambda node, req: node.list_tasks(req, local=local),
+        "CancelTasks": lambda node, req: node.cancel_tasks(req, local=local),
+        "GetTask": lambda node, req: node.get_task(req, local=local),
+        "BanParent": lambda node, req: node.ban_parent(req, local=local),
+        "StoreResult": lambda node, req: node.store_result(req, local=local),
+        "Rethrottle": lambda node, req: node.rethrottle(req, local=local),
+        "StartTask": _start_task,
+        "Status": _status,
+        "DeployModel": ml("deploy_model"),
+        "UndeployModel": ml("undeploy_model"),
+        "RegisterModel": ml("register_model"),
+        "TrainModel": ml("train_model"),
+        "SyncUp": ml("sync_up"),
+    }
+
+
+# Over the transport: every method of the `Node` and `MlNode` services but `RunTask` (see `serve`:
+# its caller going away is a "channel closed", not a cancellation) and `Watch` (the gRPC
+# transport's keeper stream, not a node operation); the cluster state is published to peers only.
+HANDLERS: dict[str, Handler] = {**_table(local=False), "SetClusterState": _set_cluster_state}
 METHODS = frozenset({*HANDLERS, "RunTask"})
 
 # The loopback link: a node calling itself. As in OpenSearch's `TransportService.sendLocalRequest`
 # the request never touches a connection — no fault rule applies, no callee rule — and the tasks it
 # registers are `direct`, not `transport`.
 LOOPBACK: dict[str, Handler] = {
-    "ListTasks": lambda node, req: node.list_tasks(req, local=True),
-    "CancelTasks": lambda node, req: node.cancel_tasks(req, local=True),
-    "GetTask": lambda node, req: node.get_task(req, local=True),
-    "BanParent": lambda node, req: node.ban_parent(req, local=True),
-    "StoreResult": lambda node, req: node.store_result(req, local=True),
-    "Rethrottle": lambda node, req: node.rethrottle(req, local=True),
+    **_table(local=True),
     "RunTask": lambda node, req: node.run_task(req, local=True),
-    "StartTask": _start_task,
-    "Status": _status,
-    "DeployModel": lambda node, req: MlWorker.of(node).deploy_model(req, local=True),
-    "UndeployModel": lambda node, req: MlWorker.of(node).undeploy_model(req, local=True),
-    "RegisterModel": lambda node, req: MlWorker.of(node).register_model(req, local=True),
-    "TrainModel": lambda node, req: MlWorker.of(node).train_model(req, local=True),
-    "SyncUp": lambda node, req: MlWorker.of(node).sync_up(req, local=True),
 }
 
 
