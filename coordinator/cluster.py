@@ -185,7 +185,7 @@ class Cluster:
             except SupervisorError as e:
                 errors.append(str(e))
                 return
-            self._members[spec.name] = self._discovery_node(spec, port)
+            self._members[spec.name] = spec.discovery_node(port)
 
         async with trio.open_nursery() as nursery:
             for spec in specs:
@@ -195,17 +195,6 @@ class Cluster:
         # Keep the configured order (node-1, node-2, ...), whatever order they became ready in.
         self._members = {s.name: self._members[s.name] for s in specs}
         self._set_members(list(self._members))
-
-    def _discovery_node(self, spec: NodeSpec, port: int) -> DiscoveryNode:
-        return DiscoveryNode(
-            id=spec.id,
-            name=spec.name,
-            host=spec.host,
-            ip=spec.host,
-            port=port,
-            roles=spec.roles,
-            attributes=spec.attributes,
-        )
 
     def _set_members(self, names: list[str]) -> None:
         nodes = (self.local.local, *(self._members[n] for n in names))

@@ -26,7 +26,7 @@ from typing import IO, Any
 import trio
 
 import simnode
-from simnode.discovery import DEFAULT_ATTRIBUTES, DEFAULT_ROLES
+from simnode.discovery import DEFAULT_ATTRIBUTES, DEFAULT_ROLES, DiscoveryNode
 
 READY_TIMEOUT = 30.0
 STOP_GRACE = 2.0
@@ -129,6 +129,18 @@ class NodeSpec:
     attributes: tuple[tuple[str, str], ...] = DEFAULT_ATTRIBUTES
     host: str = "127.0.0.1"
     port: int = 0
+
+    def discovery_node(self, port: int) -> DiscoveryNode:
+        """The node as the cluster state names it, once it listens on `port`."""
+        return DiscoveryNode(
+            id=self.id,
+            name=self.name,
+            host=self.host,
+            ip=self.host,
+            port=port,
+            roles=self.roles,
+            attributes=self.attributes,
+        )
 
 
 @dataclass

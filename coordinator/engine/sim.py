@@ -35,7 +35,6 @@ from coordinator.cat import NodeStats
 from coordinator.client import Response
 from coordinator.engine import HostState
 from coordinator.supervisor import NodeSpec, SupervisorError
-from simnode.discovery import DiscoveryNode
 from simnode.history import Recorder, attach
 from simnode.node import Clock, Node
 from simnode.offload import run_inline
@@ -98,17 +97,11 @@ class SimHosts:
     def _node(self, spec: NodeSpec) -> Node:
         port = self._ports.get(spec.name) or BASE_PORT + len(self._ports) + 1
         self._ports.setdefault(spec.name, port)
-        local = DiscoveryNode(
-            id=spec.id,
-            name=spec.name,
-            host=spec.host,
-            ip=spec.host,
-            port=port,
-            roles=spec.roles,
-            attributes=spec.attributes,
-        )
         return Node(
-            local, self.network.transport(), max_live_tasks=self.max_live_tasks, clock=self.clock()
+            spec.discovery_node(port),
+            self.network.transport(),
+            max_live_tasks=self.max_live_tasks,
+            clock=self.clock(),
         )
 
     async def start(self, spec: NodeSpec) -> int:

@@ -28,7 +28,7 @@ from coordinator.cluster import Cluster, ClusterConfig
 from coordinator.engine.real import ProcessHosts
 from coordinator.supervisor import NodeProcess
 from simnode._wire import control_pb2 as cpb
-from simnode.discovery import DiscoveryNode, node_id_for
+from simnode.discovery import node_id_for
 from simnode.errors import OpenSearchError
 from simnode.history import Event, JsonlWriter, Recorder, header
 
@@ -116,9 +116,7 @@ class Recording:
         pid = proc.pid
         self._following[name] = (pid, 0)
         self.recorder.record("record_start", node=name, pid=pid)
-        address = DiscoveryNode(
-            id=proc.spec.id, name=name, host=proc.spec.host, ip=proc.spec.host, port=proc.port
-        )
+        address = proc.spec.discovery_node(proc.port)
         stream = self.hosts.transport.control_stream(address, "Events", cpb.EventsRequest())
 
         def consume() -> None:
@@ -168,9 +166,7 @@ class Recording:
             proc = self.hosts.supervisor.nodes.get(name)
             if proc is None or not proc.alive or proc.paused:
                 return
-            address = DiscoveryNode(
-                id=proc.spec.id, name=name, host=proc.spec.host, ip=proc.spec.host, port=proc.port
-            )
+            address = proc.spec.discovery_node(proc.port)
             try:
                 msg = await self.hosts.transport.call_control(
                     address, "Inspect", cpb.InspectRequest(), timeout=timeout
