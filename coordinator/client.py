@@ -104,6 +104,22 @@ def _names(value: str | Iterable[str] | None) -> str | list[str]:
 # -- senders ----------------------------------------------------------------------------------------
 
 
+def encode_body(body: Any) -> bytes | None:
+    """What a sender puts on the wire: bytes as they are, anything else as JSON (None: no body)."""
+    if body is None:
+        return None
+    return body if isinstance(body, bytes) else json.dumps(body).encode()
+
+
+def decode_answer(raw: bytes) -> Any:
+    """An answer's body as a sender hands it back: parsed JSON, or the text when it is not JSON."""
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 class Send(Protocol):
     """A synchronous sender: one HTTP exchange. A client-side timeout raises `TimeoutError`."""
 
@@ -169,10 +185,9 @@ class UrllibSend:
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> Response:
-        data = None
+        data = encode_body(body)
         hdrs = dict(headers or {})
-        if body is not None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        if data is not None:
             hdrs.setdefault("Content-Type", "application/json")
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=hdrs)
         started = time.monotonic()
@@ -185,13 +200,7 @@ class UrllibSend:
             if isinstance(e.reason, TimeoutError):
                 raise TimeoutError(f"{method} {path}: no answer within the client timeout") from e
             raise
-        elapsed = time.monotonic() - started
-        text = raw.decode("utf-8", errors="replace")
-        try:
-            parsed: Any = json.loads(text)
-        except ValueError:
-            parsed = text
-        return Response(status, parsed, rh, elapsed)
+        return Response(status, decode_answer(raw), rh, time.monotonic() - started)
 
 
 # -- one implementation of every call, run synchronously or awaited --------------------------------
@@ -261,8 +270,10 @@ class _Calls:
     ) -> Response:
         raise NotImplementedError
 
-    async def _checked(self, method: str, path: str, body: Any = None) -> Any:
-        resp = await self._exchange(method, path, body, None, None)
+    async def _checked(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> Any:
+        resp = await self._exchange(method, path, body, headers, None)
         if resp.status >= 400:
             raise SimClientError(resp.status, resp.body)
         return resp.body
@@ -342,10 +353,8 @@ class _Calls:
     async def start_task(self, body: dict[str, Any], *, opaque_id: str | None = None) -> list[str]:
         """`POST /_sim/tasks` (coordinator/simspec.py): start task trees; their root task ids."""
         headers = {"X-Opaque-Id": opaque_id} if opaque_id is not None else None
-        resp = await self._exchange("POST", "/_sim/tasks", body, headers, None)
-        if resp.status >= 400:
-            raise SimClientError(resp.status, resp.body)
-        return list(resp.body.get("tasks") or [resp.body["task"]])
+        answer = await self._checked("POST", "/_sim/tasks", body, headers)
+        return list(answer.get("tasks") or [answer["task"]])
 
 
 class SimClient(_Calls):

@@ -20,7 +20,6 @@ reads wall time or starts a thread, a socket or a process.
 from __future__ import annotations
 
 import gc
-import json
 import math
 import threading
 import urllib.parse
@@ -32,7 +31,7 @@ from typing import Any, Generic, TypeVar
 import trio
 
 from coordinator.cat import NodeStats
-from coordinator.client import Response
+from coordinator.client import Response, decode_answer, encode_body
 from coordinator.engine import HostState
 from coordinator.supervisor import NodeSpec, SupervisorError
 from simnode.history import Recorder, attach
@@ -199,9 +198,10 @@ class AsgiClient:
         timeout: float | None = None,
     ) -> Response:
         hdrs = {k.lower(): v for k, v in (headers or {}).items()}
-        data = b""
-        if body is not None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        data = encode_body(body)
+        if data is None:
+            data = b""
+        else:
             hdrs.setdefault("content-type", "application/json")
         hdrs.setdefault("host", f"{self.server[0]}:{self.server[1]}")
         hdrs["content-length"] = str(len(data))
@@ -256,12 +256,9 @@ class AsgiClient:
                     raise TimeoutError(f"{method} {path}: no answer within the client timeout")
         finally:
             done.set()
-        text = b"".join(chunks).decode("utf-8", errors="replace")
-        try:
-            parsed: Any = json.loads(text)
-        except ValueError:
-            parsed = text
-        return Response(status, parsed, answer_headers, trio.current_time() - started)
+        return Response(
+            status, decode_answer(b"".join(chunks)), answer_headers, trio.current_time() - started
+        )
 
 
 # -- the engine -------------------------------------------------------------------------------------
