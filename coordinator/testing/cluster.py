@@ -93,8 +93,45 @@ class TasksimCluster(Protocol):
     def post(self, path: str, **kw: Any) -> tuple[int, Any]: ...
 
 
+class ClusterNodes:
+    """What both engines' clusters derive from their `nodes` and `request`: node look-ups by name
+    and id, and `get`/`post`."""
+
+    nodes: list[Node]
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> tuple[int, Any, dict[str, str]]:
+        raise NotImplementedError
+
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
+
+    @property
+    def names(self) -> list[str]:
+        """Every node name, the coordinating node first."""
+        return [n.name for n in self.nodes]
+
+    def name_of(self, node_id: str) -> str:
+        return next((n.name for n in self.nodes if n.id == node_id), node_id)
+
+    def get(self, path: str, **kw: Any) -> tuple[int, Any]:
+        status, body, _ = self.request("GET", path, **kw)
+        return status, body
+
+    def post(self, path: str, **kw: Any) -> tuple[int, Any]:
+        status, body, _ = self.request("POST", path, **kw)
+        return status, body
+
+
 @dataclass
-class RunningCluster:
+class RunningCluster(ClusterNodes):
     process: subprocess.Popen[str]
     port: int
     nodes: list[Node] = field(default_factory=list)
@@ -121,17 +158,6 @@ class RunningCluster:
     def sim(self) -> Faults:
         """Fault injection, ground truth and `POST /_sim/tasks` over this cluster's REST API."""
         return Faults(self.url, history=self.history)
-
-    def node(self, name: str) -> Node:
-        return next(n for n in self.nodes if n.name == name)
-
-    @property
-    def names(self) -> list[str]:
-        """Every node name, the coordinating node first."""
-        return [n.name for n in self.nodes]
-
-    def name_of(self, node_id: str) -> str:
-        return next((n.name for n in self.nodes if n.id == node_id), node_id)
 
     def request(
         self,
@@ -163,14 +189,6 @@ class RunningCluster:
             return status, json.loads(text), hdrs
         except ValueError:
             return status, text, hdrs
-
-    def get(self, path: str, **kw: Any) -> tuple[int, Any]:
-        status, body, _ = self.request("GET", path, **kw)
-        return status, body
-
-    def post(self, path: str, **kw: Any) -> tuple[int, Any]:
-        status, body, _ = self.request("POST", path, **kw)
-        return status, body
 
     def node_processes(self) -> list[psutil.Process]:
         try:

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from coordinator.client import Response
 from coordinator.cluster import ClusterConfig, FaultDetection, NodeConfig
 from coordinator.engine.sim import SimPending, SimWorld
-from coordinator.testing.cluster import Node
+from coordinator.testing.cluster import ClusterNodes, Node
 from coordinator.testing.faults import Faults
 from coordinator.testing.model import ClusterShape
 
@@ -74,7 +74,7 @@ def sim_config(
 
 
 @dataclass
-class SimCluster:
+class SimCluster(ClusterNodes):
     """A simulated cluster, held as a `RunningCluster` is."""
 
     world: SimWorld
@@ -118,17 +118,6 @@ class SimCluster:
             lambda: client.request(method, path, body, headers=headers, timeout=timeout)
         )
 
-    def node(self, name: str) -> Node:
-        return next(n for n in self.nodes if n.name == name)
-
-    @property
-    def names(self) -> list[str]:
-        """Every node name, the coordinating node first."""
-        return [n.name for n in self.nodes]
-
-    def name_of(self, node_id: str) -> str:
-        return next((n.name for n in self.nodes if n.id == node_id), node_id)
-
     def request(
         self,
         method: str,
@@ -141,14 +130,6 @@ class SimCluster:
         """(status, parsed JSON or text, headers) — errors are answers too, never exceptions."""
         resp = self.world.request(method, path, body, headers=headers, timeout=timeout)
         return resp.status, resp.body, resp.headers
-
-    def get(self, path: str, **kw: Any) -> tuple[int, Any]:
-        status, body, _ = self.request("GET", path, **kw)
-        return status, body
-
-    def post(self, path: str, **kw: Any) -> tuple[int, Any]:
-        status, body, _ = self.request("POST", path, **kw)
-        return status, body
 
 
 def start_simulated(config: ClusterConfig, *, seed: int, demo: bool = False) -> SimCluster:
