@@ -141,6 +141,18 @@ def run(
         interrupted = True
     if interrupted:
         terminal.console.print("[red]interrupted: the cluster was healed and stopped[/]")
+    return _finish(results, report_dir, terminal, started=started, interrupted=interrupted)
+
+
+def _finish(
+    results: list[ScenarioResult],
+    report_dir: Path,
+    terminal: report.Terminal,
+    *,
+    started: dt.datetime,
+    interrupted: bool,
+) -> int:
+    """Write the reports, print the summary; the exit code of the run."""
     files = report.write(results, report_dir, started=started)
     terminal.summary(results, files)
     if interrupted:
@@ -169,11 +181,7 @@ def run_simulated(
     except KeyboardInterrupt:
         interrupted = True
         terminal.console.print("[red]interrupted[/]")
-    files = report.write(results, report_dir, started=started)
-    terminal.summary(results, files)
-    if interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_OK if all(r.status in ("passed", "skipped") for r in results) else EXIT_FAILED
+    return _finish(results, report_dir, terminal, started=started, interrupted=interrupted)
 
 
 def run_sweep(
