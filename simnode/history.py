@@ -9,9 +9,9 @@ Version 1 is documented in the README; a change that removes or renames a field 
 
 What lives here: the event types and their required fields, `Recorder` (the one way to record:
 `record(type, **fields)` with a time source passed in, so both engines record the same history),
-the node side of recording (`NodeEvents`: a node's events, numbered, waiting to be shipped over
-the control channel, and the `Registry` listener that turns task lifecycle into events), and the
-JSONL reader and writer.
+the `Registry` listener that turns task lifecycle into events, and the JSONL reader and writer.
+(A node process's queue of events waiting for the control channel is the gRPC server's:
+simnode/server.py `NodeEvents`.)
 
 It never imports trio or grpc and never reads a clock by itself: `clock` is an argument.
 """
@@ -19,8 +19,6 @@ It never imports trio or grpc and never reads a clock by itself: `clock` is an a
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,54 +145,6 @@ class Recorder:
 
 
 # -- the node side ----------------------------------------------------------------------------------
-
-
-class NodeEvents:
-    """A node's events, numbered from 1, kept until the control channel shipped them.
-
-    The trio thread appends (`record`); a gRPC worker thread takes batches (`take`), waiting for
-    new ones. Nothing is recorded until `enable()` (a subscriber arrived), so a node nobody
-    records costs nothing. Times are `clock()` on the node (the coordinator rebases them).
-    """
-
-    def __init__(self, node: str, clock: Callable[[], float]) -> None:
-        self.node = node
-        self.clock = clock
-        self.enabled = False
-        self._events: list[tuple[int, Event]] = []
-        self._seq = 0
-        self._cond = threading.Condition()
-
-    def enable(self) -> None:
-        self.enabled = True
-
-    def record(self, type: str, **fields: Any) -> None:
-        if not self.enabled:
-            return
-        event: Event = {"t": self.clock(), "type": type, "node": self.node, **fields}
-        with self._cond:
-            self._seq += 1
-            event["seq"] = self._seq
-            self._events.append((self._seq, event))
-            self._cond.notify_all()
-
-    def take(self, after: int, timeout: float, *, linger: float = 0.0) -> list[Event]:
-        """The events numbered above `after` (waits up to `timeout` for one, then `linger` more
-        seconds for what follows it, so that a busy node ships few large batches); older ones
-        are dropped, as the caller acknowledged them by asking for what follows."""
-        with self._cond:
-            if not self._events or self._events[-1][0] <= after:
-                self._cond.wait(timeout)
-            fresh = bool(self._events) and self._events[-1][0] > after
-        if fresh and linger > 0:
-            time.sleep(linger)
-        with self._cond:
-            self._events = [(s, e) for s, e in self._events if s > after]
-            return [e for _, e in self._events]
-
-    @property
-    def last_seq(self) -> int:
-        return self._seq
 
 
 def attach(node: Any, listen: Callable[[str, dict[str, Any]], None]) -> None:

@@ -43,7 +43,7 @@ from simnode.control import inspection, rule_set_from_pb, rule_set_to_pb
 from simnode.errors import OpenSearchError, first_leaf, internal_error
 from simnode.faults import FaultTable
 from simnode.handlers import serve
-from simnode.history import NodeEvents, attach, registry_listener
+from simnode.history import Event, attach, registry_listener
 from simnode.node import Node
 from simnode.transport import (
     ERROR_METADATA_KEY,
@@ -246,6 +246,54 @@ class NodeServicer(pb_grpc.NodeServicer):
         context.add_callback(done.set)
         done.wait()
         return iter(())
+
+
+class NodeEvents:
+    """A node's events, numbered from 1, kept until the control channel shipped them.
+
+    The trio thread appends (`record`); a gRPC worker thread takes batches (`take`), waiting for
+    new ones. Nothing is recorded until `enable()` (a subscriber arrived), so a node nobody
+    records costs nothing. Times are `clock()` on the node (the coordinator rebases them).
+    """
+
+    def __init__(self, node: str, clock: Callable[[], float]) -> None:
+        self.node = node
+        self.clock = clock
+        self.enabled = False
+        self._events: list[tuple[int, Event]] = []
+        self._seq = 0
+        self._cond = threading.Condition()
+
+    def enable(self) -> None:
+        self.enabled = True
+
+    def record(self, type: str, **fields: Any) -> None:
+        if not self.enabled:
+            return
+        event: Event = {"t": self.clock(), "type": type, "node": self.node, **fields}
+        with self._cond:
+            self._seq += 1
+            event["seq"] = self._seq
+            self._events.append((self._seq, event))
+            self._cond.notify_all()
+
+    def take(self, after: int, timeout: float, *, linger: float = 0.0) -> list[Event]:
+        """The events numbered above `after` (waits up to `timeout` for one, then `linger` more
+        seconds for what follows it, so that a busy node ships few large batches); older ones
+        are dropped, as the caller acknowledged them by asking for what follows."""
+        with self._cond:
+            if not self._events or self._events[-1][0] <= after:
+                self._cond.wait(timeout)
+            fresh = bool(self._events) and self._events[-1][0] > after
+        if fresh and linger > 0:
+            time.sleep(linger)
+        with self._cond:
+            self._events = [(s, e) for s, e in self._events if s > after]
+            return [e for _, e in self._events]
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
 
 
 class ControlServicer(control_grpc.ControlServicer):
