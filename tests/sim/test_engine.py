@@ -98,7 +98,12 @@ def test_one_seed_replays_the_same_run_and_another_explores_another() -> None:
             )
             async with engine.cluster(THREE) as (_cluster, client):
                 await client.request("POST", "/_sim/tasks", TREE)
-                for path in ("/_tasks?detailed", "/_cat/tasks?v", "/_tasks?group_by=parents"):
+                for path in (
+                    "/_tasks?detailed",
+                    "/_cat/tasks?v",
+                    "/_tasks?group_by=parents",
+                    "/_cat/nodes?v",  # no machine numbers: a simulated node has no process
+                ):
                     answer = await client.request("GET", path)
                     events.append(json.dumps(answer.body, sort_keys=True))
                 await client.request("POST", "/_tasks/_cancel?actions=*reindex")
@@ -121,6 +126,10 @@ def test_no_thread_and_no_socket_in_a_run(monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.setattr(socket, "socket", no_socket)
         await client.request("POST", "/_sim/tasks", TREE)
         await client.request("GET", "/_tasks?timeout=1s")
+        # pretty and filter_path answers are rendered off the loop on the real engine (a worker
+        # thread): inline here
+        pretty = await client.request("GET", "/_tasks?pretty&filter_path=nodes.*.name")
+        assert pretty.status == 200 and set(pretty.body) == {"nodes"}
         await client.request("POST", "/_sim/nodes/node-2/kill")
         await client.request("POST", "/_sim/faults/_heal")
         assert threading.active_count() == threads
@@ -270,3 +279,16 @@ def test_a_bug_in_a_task_on_a_simulated_node_fails_that_task_alone() -> None:
         assert listed.status == 200 and failures(listed.body) == []
 
     sim(fn)
+
+
+def test_cat_nodes_shows_the_numbers_of_an_idle_simulated_node_not_the_machine_s() -> None:
+    async def fn(cluster: Any, client: AsgiClient) -> list[dict[str, str]]:
+        columns = "name,heap.max,ram.max,file_desc.max,cpu,load_1m"
+        answer = await client.request("GET", f"/_cat/nodes?format=json&h={columns}")
+        assert answer.status == 200
+        return answer.body  # type: ignore[no-any-return]
+
+    numbers = {"heap.max": "512mb", "ram.max": "4gb", "file_desc.max": "65536", "cpu": "0"}
+    rows = sim(fn)
+    assert [r["name"] for r in rows] == ["coordinator", "node-1", "node-2", "node-3"]
+    assert all(r == {"name": r["name"], **numbers, "load_1m": "0.00"} for r in rows), rows
