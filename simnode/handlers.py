@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 from google.protobuf.message import Message
@@ -34,12 +34,33 @@ from simnode.node import Node
 from simnode.wire import cluster_state_from_pb
 
 
-class CalleeLink(Protocol):
-    """How the callee learns that its caller went away."""
+class CalleeLink:
+    """How the callee learns that its caller went away (its deadline, its cancellation, its
+    death), for one call, on any transport: `caller_gone()` cancels the handler's `scope` — or,
+    once the handler asked for `channel_closed()`, sets that event instead. Touched on the node's
+    trio loop only."""
+
+    def __init__(self) -> None:
+        self.gone = False
+        self.scope: trio.CancelScope | None = None
+        self.closed: trio.Event | None = None
+
+    def caller_gone(self) -> None:
+        self.gone = True
+        if self.scope is not None:
+            self.scope.cancel()
+        if self.closed is not None:
+            self.closed.set()
 
     def channel_closed(self) -> trio.Event:
         """From now on, the caller going away does not cancel the handler: it sets this event."""
-        ...
+        assert self.scope is not None
+        self.scope.deadline = math.inf
+        self.scope = None
+        self.closed = trio.Event()
+        if self.gone:
+            self.closed.set()
+        return self.closed
 
 
 # The last cluster state message decoded, and what it decoded to. The in-memory links of the sim

@@ -22,7 +22,6 @@ same server and is never intercepted.
 from __future__ import annotations
 
 import json
-import math
 import os
 import threading
 import time
@@ -42,7 +41,7 @@ from simnode._wire import node_pb2_grpc as pb_grpc
 from simnode.control import inspection, rule_set_from_pb, rule_set_to_pb
 from simnode.errors import OpenSearchError, first_leaf, internal_error
 from simnode.faults import FaultTable
-from simnode.handlers import serve
+from simnode.handlers import CalleeLink, serve
 from simnode.history import Event, attach, registry_listener
 from simnode.node import Node
 from simnode.transport import (
@@ -109,34 +108,15 @@ class _FaultInterceptor(grpc.ServerInterceptor):
         )
 
 
-class _CallState:
-    """Trio-side state of one RPC; touched only on the trio thread, except `answered`: set by the
-    handler thread once the trio side returned, so that the termination callback of a call that was
-    answered normally costs no trip into the loop (nothing is left there to cancel). It is the
-    callee link of simnode/handlers.py: termination cancels the handler's scope, or sets the
-    "channel closed" event once the handler asked for one."""
+class _CallState(CalleeLink):
+    """One RPC's callee link (simnode/handlers.py), touched only on the trio thread, except
+    `answered`: set by the handler thread once the trio side returned, so that the termination
+    callback of a call that was answered normally costs no trip into the loop (nothing is left
+    there to cancel). Termination (client cancel, client death, deadline) is `caller_gone`."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.answered = False
-        self.terminated = False
-        self.scope: trio.CancelScope | None = None
-        self.closed: trio.Event | None = None
-
-    def terminate(self) -> None:
-        self.terminated = True
-        if self.scope is not None:
-            self.scope.cancel()
-        if self.closed is not None:
-            self.closed.set()
-
-    def channel_closed(self) -> trio.Event:
-        assert self.scope is not None
-        self.scope.deadline = math.inf
-        self.scope = None
-        self.closed = trio.Event()
-        if self.terminated:
-            self.closed.set()
-        return self.closed
 
 
 class NodeServicer(pb_grpc.NodeServicer):
@@ -155,7 +135,7 @@ class NodeServicer(pb_grpc.NodeServicer):
             if state.answered:
                 return
             try:
-                token.run_sync_soon(state.terminate)
+                token.run_sync_soon(state.caller_gone)
             except trio.RunFinishedError:
                 pass
 
@@ -170,7 +150,7 @@ class NodeServicer(pb_grpc.NodeServicer):
                 if remaining is not None:
                     scope.deadline = trio.current_time() + remaining
                 state.scope = scope
-                if state.terminated:
+                if state.gone:
                     scope.cancel()
                 answer = await serve(
                     self.node, self.faults, method, request, src=src, seq=seq, link=state

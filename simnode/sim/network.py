@@ -30,7 +30,6 @@ that iteration order (and therefore scheduling) does not depend on memory addres
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable
 from typing import Any
@@ -50,40 +49,20 @@ from simnode.driver import (
 )
 from simnode.errors import OpenSearchError, first_leaf, internal_error
 from simnode.faults import FaultTable, LinkEvent, RuleSet
-from simnode.handlers import METHODS, serve
+from simnode.handlers import METHODS, CalleeLink, serve
 from simnode.node import Node
 
 DEFAULT_JITTER = (0.0002, 0.0005)  # seconds of virtual latency per message, min and max
 
 
-class _Delivery:
-    """One call's trip to its callee and back; the callee link of simnode/handlers.py."""
-
-    __slots__ = ("call", "caller", "closed", "gave_up", "host", "scope")
+class _Delivery(CalleeLink):
+    """One call's trip to its callee and back, and its callee link (simnode/handlers.py)."""
 
     def __init__(self, call: Call, caller: SimTransport) -> None:
+        super().__init__()
         self.call = call
         self.caller = caller
         self.host: SimHost | None = None
-        self.scope: trio.CancelScope | None = None
-        self.closed: trio.Event | None = None
-        self.gave_up = False
-
-    def channel_closed(self) -> trio.Event:
-        assert self.scope is not None
-        self.scope.deadline = math.inf
-        self.scope = None
-        self.closed = trio.Event()
-        if self.gave_up:
-            self.closed.set()
-        return self.closed
-
-    def hear_give_up(self) -> None:
-        self.gave_up = True
-        if self.scope is not None:
-            self.scope.cancel()
-        if self.closed is not None:
-            self.closed.set()
 
 
 class SimHost:
@@ -273,7 +252,7 @@ class SimNetwork:
             self._count("request", call)
             self._respond(delivery, node_not_connected(call.node))
             return
-        if delivery.gave_up:
+        if delivery.gone:
             return  # the caller went away before the request arrived: nothing to serve
         self._start_serving(host, delivery, arrived=True)
 
@@ -300,7 +279,7 @@ class SimNetwork:
         self._count("request", call)
         await host.running()  # a paused process reads nothing
         outcome: Any = None
-        if not delivery.gave_up:
+        if not delivery.gone:
             with trio.CancelScope(deadline=call.deadline) as scope:
                 delivery.scope = scope
                 try:
@@ -364,7 +343,7 @@ class SimNetwork:
         host = delivery.host
         if host is not None:
             await host.running()
-        delivery.hear_give_up()
+        delivery.caller_gone()
 
     # -- the control channel ---------------------------------------------------------------------
 
