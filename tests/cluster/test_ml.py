@@ -221,7 +221,9 @@ def test_get_model_404(cluster: RunningCluster) -> None:
 
 def test_deploy_runs_on_every_worker_and_completes(cluster: RunningCluster) -> None:
     model_id = registered_model(cluster)
-    settings(cluster, tasksim__ml__deploy_seconds=4)
+    # Long enough that the checks made while it runs (tasks, model state) fit in it on a loaded
+    # machine: with 4 s, a loaded run found the model DEPLOYED before it looked.
+    settings(cluster, tasksim__ml__deploy_seconds=15)
     task_id = deploy(cluster, model_id)
     running = wait_state(cluster, task_id, "RUNNING")
     assert running["worker_node"] == workers(cluster)
@@ -249,7 +251,7 @@ def test_deploy_runs_on_every_worker_and_completes(cluster: RunningCluster) -> N
     _, model = cluster.get(f"{ML}/models/{model_id}")
     assert model["model_state"] == "DEPLOYING"
     assert model["planning_worker_nodes"] == workers(cluster)
-    done = wait_state(cluster, task_id, "COMPLETED", "COMPLETED_WITH_ERROR", "FAILED")
+    done = wait_state(cluster, task_id, "COMPLETED", "COMPLETED_WITH_ERROR", "FAILED", timeout=60)
     assert done["state"] == "COMPLETED" and "error" not in done
     _, model = cluster.get(f"{ML}/models/{model_id}")
     assert model["model_state"] == "DEPLOYED"
