@@ -63,6 +63,10 @@ VIRTUAL_LIMIT = 86_400.0
 BASE_PORT = 9300  # the coordinating node; node i (in configured order) gets BASE_PORT + i
 
 
+def _dead(_kind: str, _fields: dict[str, Any]) -> None:
+    """The listener of a killed node: it says nothing."""
+
+
 class SimHosts:
     """In-process node hosts on a `SimNetwork`."""
 
@@ -127,13 +131,17 @@ class SimHosts:
     async def restart(self, name: str) -> int:
         old = self._get(name)
         if old.alive:
-            self.network.kill(old.node.local.id)
-            self._record_end(name, "process_ended")
+            self._kill(old, name)
         self._restarts[name] = self._restarts.get(name, 0) + 1
         return await self.start(self._specs[name])
 
     async def kill(self, name: str) -> None:
-        host = self._get(name)
+        self._kill(self._get(name), name)
+
+    def _kill(self, host: SimHost, name: str) -> None:
+        # A killed process records nothing more. Here its tasks' `finally` blocks still run when
+        # the network cancels them; silenced first, so the history shows what a real kill shows.
+        attach(host.node, _dead)
         self.network.kill(host.node.local.id)
         self._record_end(name, "process_ended")
 
