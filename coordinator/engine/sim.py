@@ -437,11 +437,19 @@ class SimWorld:
     """
 
     def __init__(
-        self, config: Any, *, seed: int, demo: bool = False, limit: float = VIRTUAL_LIMIT
+        self,
+        config: Any,
+        *,
+        seed: int,
+        demo: bool = False,
+        limit: float = VIRTUAL_LIMIT,
+        record: bool = False,
     ) -> None:
         self.config = config
         self.seed = seed
         self.limit = limit  # the virtual time one call may take (`SimStuck` beyond)
+        # With `record`, the world's history (simnode/history.py), `t` in virtual seconds.
+        self.recorder = Recorder(self.now) if record else None
         self.demo = demo
         self._token: trio.lowlevel.TrioToken | None = None
         self._nursery: trio.Nursery | None = None
@@ -484,7 +492,10 @@ class SimWorld:
                 self._nursery = nursery
                 await nursery.start(network.run)
                 self._pending += 1  # the start-up is the first call
-                async with engine.cluster(self.config, demo=self.demo) as (cluster, client):
+                async with engine.cluster(self.config, demo=self.demo, recorder=self.recorder) as (
+                    cluster,
+                    client,
+                ):
                     self.cluster, self.client = cluster, client
                     self._pending -= 1
                     self._ready.set()
