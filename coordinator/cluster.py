@@ -18,12 +18,14 @@ state names the first `cluster_manager` node as the elected one, as users expect
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from coordinator import settings
 from coordinator.engine import NodeHosts
 from coordinator.indices import Indices, Timing
 from coordinator.results import GetTaskResult, TaskResultsIndex
@@ -124,6 +126,8 @@ class Cluster:
         self._applied: dict[str, int] = {}
         # The run's history (coordinator/history/recording.py), when it is recorded.
         self.recorder: Recorder | None = None
+        # Called after `PUT _cluster/settings` changed a setting (the ML service listens).
+        self.settings_listeners: list[Callable[[], None]] = []
 
     @property
     def local(self) -> Node:
@@ -206,6 +210,8 @@ class Cluster:
             cluster_manager_node_id=manager,
             nodes=nodes,
             tasks_index_node_id=self.local.local.id,
+            persistent_settings=self.state.persistent_settings,
+            transient_settings=self.state.transient_settings,
         )
 
     async def publish(self, *, timeout: float = PUBLISH_TIMEOUT) -> None:
@@ -260,6 +266,44 @@ class Cluster:
                 error=error_from_pb(req.error) if req.HasField("error") else None,
             )
         )
+
+    # -- cluster settings (the metadata's persistent and transient settings) -------------------
+
+    def setting(self, key: str) -> Any:
+        """A cluster setting's value in effect (coordinator/settings.py parses it)."""
+        st = self.state
+        return settings.value(key, dict(st.persistent_settings), dict(st.transient_settings))
+
+    def auto_create_index(self, index: str) -> str | None:
+        """`action.auto_create_index`: None when `index` may be created by a write, else the
+        reason of the `index_not_found_exception` OpenSearch answers."""
+        auto: settings.AutoCreate = self.setting("action.auto_create_index")
+        return auto.allows(index)
+
+    def destructive_requires_name(self) -> bool:
+        """`action.destructive_requires_name`: deleting `_all` or wildcards is refused."""
+        return bool(self.setting("action.destructive_requires_name"))
+
+    async def update_settings(self, persistent: Any, transient: Any) -> settings.Update:
+        """`PUT _cluster/settings`: validate and apply (all or nothing), then publish the new
+        cluster state, as the elected cluster manager does. Raises `settings.SettingsError`."""
+        async with self._lock:
+            st = self.state
+            result = settings.update(
+                dict(st.persistent_settings), dict(st.transient_settings), persistent, transient
+            )
+            if result.changed:
+                self.state = replace(
+                    st,
+                    version=st.version + 1,
+                    persistent_settings=tuple(sorted(result.persistent.items())),
+                    transient_settings=tuple(sorted(result.transient.items())),
+                )
+                await self.publish()
+        if result.changed:
+            for listener in self.settings_listeners:
+                listener()
+        return result
 
     # -- membership ------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from coordinator import (
     rest_faults,
     rest_ml,
     rest_ops,
+    rest_settings,
     rest_sim,
     rest_tasks,
 )
@@ -82,7 +83,16 @@ class Ready:
 
 def build_router(cluster: Cluster) -> Router:
     router = Router()
-    for module in (rest_cluster, rest_tasks, rest_sim, rest_faults, rest_ops, rest_cat, rest_ml):
+    for module in (
+        rest_cluster,
+        rest_tasks,
+        rest_sim,
+        rest_faults,
+        rest_ops,
+        rest_cat,
+        rest_ml,
+        rest_settings,
+    ):
         module.register(router, cluster)
     return router
 
