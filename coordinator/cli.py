@@ -277,6 +277,18 @@ def _serve(
             click.echo(f"  {r.open_files.describe()}")
         sys.stdout.flush()
 
+    warned: list[int] = []
+
+    def tls_client(bound: int) -> None:
+        """A TLS client reached the plain-HTTP port: say once what to start instead."""
+        if not warned:
+            warned.append(bound)
+            click.echo(
+                f"tasksim: a TLS (https) client reached the plain-HTTP port {bound}; start with "
+                f"--security for https://localhost:{bound} with admin:admin",
+                err=True,
+            )
+
     trio.run(
         lambda: run(
             config,
@@ -288,6 +300,7 @@ def _serve(
             limits=limits,
             http_tls=http_tls,
             record=record,
+            on_tls_client=tls_client,
         )
     )
 
