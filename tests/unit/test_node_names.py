@@ -1,0 +1,47 @@
+"""`tasksim up --node-names`: the docs' node names, as a list or a `{n}` pattern."""
+
+from __future__ import annotations
+
+import pytest
+
+from coordinator.cli import expand_node_names
+
+
+def test_a_list_gives_the_names_and_the_count() -> None:
+    assert expand_node_names("opensearch-node1,opensearch-node2", None) == [
+        "opensearch-node1",
+        "opensearch-node2",
+    ]
+    assert expand_node_names("opensearch-node1,opensearch-node2", 2) == [
+        "opensearch-node1",
+        "opensearch-node2",
+    ]
+    assert expand_node_names("solo", None) == ["solo"]
+
+
+def test_a_pattern_is_numbered_from_one() -> None:
+    assert expand_node_names("opensearch-node{n}", 3) == [
+        "opensearch-node1",
+        "opensearch-node2",
+        "opensearch-node3",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "count", "message"),
+    [
+        ("a,b", 3, "--nodes 3 and --node-names (2 names) disagree"),
+        ("a", 2, "--nodes 2 and --node-names (1 name) disagree"),
+        ("a,a", None, "--node-names: 'a' is given twice"),
+        ("a,,b", None, "--node-names: '' is not a node name (letters, digits, '.', '_', '-')"),
+        ("a b", None, "--node-names: 'a b' is not a node name (letters, digits, '.', '_', '-')"),
+        ("coordinator", None, "--node-names: 'coordinator' is the coordinating node's name"),
+        ("n{n}", 65, "--nodes must be a whole number from 1 to 64 for n{n}"),
+        (",".join(f"n{i}" for i in range(65)), None,
+         "--node-names gives 65 names; 1 to 64 are allowed"),
+    ],
+)  # fmt: skip
+def test_bad_names_are_one_line(spec: str, count: int | None, message: str) -> None:
+    with pytest.raises(ValueError) as e:
+        expand_node_names(spec, count)
+    assert str(e.value) == message
