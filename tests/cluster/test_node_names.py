@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -41,3 +43,23 @@ def test_a_count_that_disagrees_is_one_usage_line() -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr == "tasksim: --nodes 3 and --node-names (2 names) disagree\n"
+
+
+def test_the_readme_first_https_command_and_the_docs_curl() -> None:
+    """README: `tasksim up --security --node-names opensearch-node1,opensearch-node2 --demo`, then
+    the docs' `curl -XGET https://localhost:9200/_tasks -u admin:admin --insecure` (on this port)."""
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl is not installed")
+    args = ("--security", "--node-names", "opensearch-node1,opensearch-node2", "--demo")
+    with running_cluster(*args, nodes=2, seed=154, auth=("admin", "admin")) as cluster:
+        out = subprocess.run(
+            [curl, "-XGET", f"https://localhost:{cluster.port}/_tasks", "-u", "admin:admin",
+             "--insecure"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        body = json.loads(out.stdout)
+        names = sorted(n["name"] for n in body["nodes"].values())
+        assert set(names) <= {"coordinator", "opensearch-node1", "opensearch-node2"}
+        assert "opensearch-node1" in names and "opensearch-node2" in names
