@@ -41,7 +41,7 @@ from simnode.discovery import (
     cluster_uuid_for,
     node_id_for,
 )
-from simnode.errors import OpenSearchError
+from simnode.errors import IndexNotFoundError, OpenSearchError
 from simnode.history import Recorder, attach
 from simnode.node import Node
 from simnode.transport import TransportTls
@@ -274,15 +274,24 @@ class Cluster:
         st = self.state
         return settings.value(key, dict(st.persistent_settings), dict(st.transient_settings))
 
-    def auto_create_index(self, index: str) -> str | None:
-        """`action.auto_create_index`: None when `index` may be created by a write, else the
-        reason of the `index_not_found_exception` OpenSearch answers."""
+    def check_auto_create(self, index: str) -> None:
+        """`AutoCreateIndex.shouldAutoCreate`: call before a write creates `index`; raises the
+        404 `index_not_found_exception` OpenSearch answers when `action.auto_create_index` says
+        no (`no such index [x] and [action.auto_create_index] is [false]`)."""
         auto: settings.AutoCreate = self.setting("action.auto_create_index")
-        return auto.allows(index)
+        reason = auto.allows(index)
+        if reason is not None:
+            err = IndexNotFoundError.of(index)
+            err.reason = reason
+            err.args = (reason,)
+            raise err
 
-    def destructive_requires_name(self) -> bool:
-        """`action.destructive_requires_name`: deleting `_all` or wildcards is refused."""
-        return bool(self.setting("action.destructive_requires_name"))
+    def check_destructive(self, expression: str) -> None:
+        """`DestructiveOperations.failDestructive`: call before deleting the indices `expression`
+        names; with `action.destructive_requires_name` a wildcard or `_all` is a 400."""
+        settings.fail_destructive(
+            expression, bool(self.setting("action.destructive_requires_name"))
+        )
 
     async def update_settings(self, persistent: Any, transient: Any) -> settings.Update:
         """`PUT _cluster/settings`: validate and apply (all or nothing), then publish the new

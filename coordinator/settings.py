@@ -366,6 +366,16 @@ class AutoCreate:
         )
 
 
+def fail_destructive(expression: str, requires_name: bool) -> None:
+    """`DestructiveOperations.failDestructive`: with `action.destructive_requires_name`, a delete
+    of `_all`, of no index or of any name with `*` is refused."""
+    if not requires_name:
+        return
+    names = [n for n in expression.split(",") if n]
+    if not names or any(n == "_all" or "*" in n for n in names):
+        raise SettingsError("Wildcard expressions or all indices are not allowed")
+
+
 def auto_create_setting(raw: Value, key: str) -> AutoCreate:
     text = _text(raw)
     try:

@@ -305,3 +305,46 @@ def test_java_double() -> None:
     assert [s.java_double(x) for x in (0.0, 1.0, 0.8, 100.0, 1e7, 0.05)] == [
         "0.0", "1.0", "0.8", "100.0", "1.0E7", "0.05",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("expression", "refused"),
+    [("_all", True), ("*", True), ("logs-*", True), ("a,b*", True), ("", True),
+     ("logs", False), ("a,b", False)],
+)  # fmt: skip
+def test_destructive_requires_name(expression: str, refused: bool) -> None:
+    s.fail_destructive(expression, requires_name=False)  # off by default: anything goes
+    if refused:
+        with pytest.raises(IllegalArgumentError) as e:
+            s.fail_destructive(expression, requires_name=True)
+        assert e.value.reason == "Wildcard expressions or all indices are not allowed"
+    else:
+        s.fail_destructive(expression, requires_name=True)
+
+
+def test_the_cluster_checks_read_its_published_settings() -> None:
+    from dataclasses import replace
+
+    from coordinator.cluster import Cluster, ClusterConfig
+    from simnode.errors import IndexNotFoundError
+
+    cluster = Cluster(ClusterConfig.with_nodes(1))  # not started: only its state is read
+    cluster.check_auto_create("logs")
+    cluster.check_destructive("_all")
+    cluster.state = replace(
+        cluster.state,
+        persistent_settings=(("action.auto_create_index", "-logs*,+*"),),
+        transient_settings=(("action.destructive_requires_name", "true"),),
+    )
+    with pytest.raises(IndexNotFoundError) as e:
+        cluster.check_auto_create("logs-1")
+    assert e.value.status == 404
+    assert e.value.reason == (
+        "no such index [logs-1] and [action.auto_create_index] contains [-logs*] which forbids "
+        "automatic creation of the index"
+    )
+    assert dict(e.value.metadata)["index"] == "logs-1"
+    cluster.check_auto_create("metrics")
+    with pytest.raises(IllegalArgumentError):
+        cluster.check_destructive("_all")
+    cluster.check_destructive("logs-1")
