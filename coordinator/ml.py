@@ -54,6 +54,7 @@ from coordinator.ml_state import (
     function_name,
     is_done,
     model_not_found,
+    open_circuit_breaker,
     parse_search,
     pretrained_function,
     reachability_event,
@@ -453,6 +454,12 @@ class MlService:
                 n.strip() for n in str(self.setting("tasksim.ml.deploy_fail_nodes")).split(",")
             }
             load_millis = int(self.setting("tasksim.ml.deploy_seconds") * 1000)
+            breaker = open_circuit_breaker(
+                self.setting("tasksim.ml.jvm_heap_used_percent"),
+                self.setting("plugins.ml_commons.jvm_heap_memory_threshold"),
+                self.setting("tasksim.ml.native_memory_used_percent"),
+                self.setting("plugins.ml_commons.native_memory_threshold"),
+            )
             errors: dict[str, str] = {}
 
             async def one(node_id: str) -> None:
@@ -464,7 +471,7 @@ class MlService:
                     load_millis=load_millis,
                     fail_reason=CIRCUIT_BREAKER_OPEN
                     if node is not None and node.name in failing
-                    else "",
+                    else breaker or "",
                     parent_task=str(on_nodes.task_id),
                     headers=headers_to_pb(headers),
                 )

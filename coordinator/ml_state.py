@@ -846,3 +846,20 @@ def _sort_value(name: str, doc: StoredDoc) -> Any:
 # -- the memory circuit breaker --------------------------------------------------------------------
 
 CIRCUIT_BREAKER_OPEN: Final = "Memory Circuit Breaker is open, please check your resources!"
+NATIVE_CIRCUIT_BREAKER_OPEN: Final = (
+    "Native Memory Circuit Breaker is open, please check your resources!"
+)
+
+
+def open_circuit_breaker(
+    heap_used: int, heap_threshold: int, native_used: int, native_threshold: int
+) -> str | None:
+    """`MLCircuitBreakerService.checkOpenCB` for the two memory breakers: a breaker is open when
+    the usage is above its threshold (`plugins.ml_commons.jvm_heap_memory_threshold`,
+    `native_memory_threshold`: 100 never opens, 0 opens at any usage); the JVM heap breaker is
+    looked at first. The message, or None when both are closed."""
+    if heap_used > heap_threshold:
+        return CIRCUIT_BREAKER_OPEN
+    if native_used > native_threshold:
+        return NATIVE_CIRCUIT_BREAKER_OPEN
+    return None

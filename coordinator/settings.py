@@ -630,6 +630,18 @@ _TASKSIM: Final = (
         doc="how long the sync-up waits for one node",
     ),
     Setting(
+        "tasksim.ml.jvm_heap_used_percent",
+        "50",
+        int_setting(0, 100),
+        doc="every node's simulated JVM heap use, against plugins.ml_commons.jvm_heap_memory_threshold",
+    ),
+    Setting(
+        "tasksim.ml.native_memory_used_percent",
+        "50",
+        int_setting(0, 100),
+        doc="every node's simulated memory use, against plugins.ml_commons.native_memory_threshold",
+    ),
+    Setting(
         "tasksim.ml.deploy_fail_nodes",
         "",
         string_setting,
