@@ -706,21 +706,37 @@ def _shown(value: Value) -> str | list[str]:
 
 
 def render(flat: Mapping[str, Value], *, flat_settings: bool) -> dict[str, Any]:
-    """`Settings.toXContent`: sorted flat keys, or nested objects."""
+    """`Settings.toXContent`: sorted flat keys, or the nested objects of `getAsStructuredMap`
+    (a key that is both a value and a prefix, `logger.a` and `logger.a.b`, keeps the longer one
+    dotted: `{"logger": {"a": "DEBUG", "a.b": "TRACE"}}`)."""
     if flat_settings:
         return {k: _shown(flat[k]) for k in sorted(flat)}
     out: dict[str, Any] = {}
     for name in sorted(flat):
-        node = out
-        *parents, leaf = name.split(".")
-        for p in parents:
-            child = node.setdefault(p, {})
-            if not isinstance(child, dict):  # `a` and `a.b` both set: keep the flat key
-                node = {}
-                break
-            node = child
-        node[leaf] = _shown(flat[name])
+        _structure(out, "", name, _shown(flat[name]))
     return out
+
+
+def _structure(node: dict[str, Any], prefix: str, key: str, shown: Any) -> None:
+    """`Settings.processSetting`, step by step."""
+    while True:
+        head, dot, rest = key.partition(".")
+        if not dot:
+            inner = node.get(prefix + key)
+            if isinstance(inner, dict):  # a map is there: it goes dotted beside the value
+                for k, v in inner.items():
+                    node[f"{prefix}{key}.{k}"] = v
+            node[prefix + key] = shown
+            return
+        existing = node.get(prefix + head)
+        if existing is None:
+            child: dict[str, Any] = {}
+            node[prefix + head] = child
+            node, prefix, key = child, "", rest
+        elif isinstance(existing, dict):
+            node, prefix, key = existing, "", rest
+        else:  # a value is there: fall back to the dotted key
+            prefix, key = f"{prefix}{head}.", rest
 
 
 # -- updates ----------------------------------------------------------------------------------------

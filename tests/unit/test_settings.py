@@ -348,3 +348,34 @@ def test_the_cluster_checks_read_its_published_settings() -> None:
     with pytest.raises(IllegalArgumentError):
         cluster.check_destructive("_all")
     cluster.check_destructive("logs-1")
+
+
+def test_nested_rendering_of_a_key_that_is_also_a_prefix() -> None:
+    flat: dict[str, s.Value] = {
+        "logger.org.opensearch": "DEBUG",
+        "logger.org.opensearch.tasks": "TRACE",
+        "logger.org.opensearch.tasks.x": "WARN",
+        "search.max_buckets": "3",
+    }
+    assert s.render(flat, flat_settings=False) == {
+        "logger": {
+            "org": {
+                "opensearch": "DEBUG",
+                "opensearch.tasks": "TRACE",
+                "opensearch.tasks.x": "WARN",
+            }
+        },
+        "search": {"max_buckets": "3"},
+    }
+
+
+def test_the_settings_travel_in_the_published_cluster_state() -> None:
+    from simnode.discovery import ClusterState
+    from simnode.wire import cluster_state_from_pb, cluster_state_to_pb
+
+    state = ClusterState(
+        version=4,
+        persistent_settings=(("a.list", ("x", "y")), ("a.one", "1"), ("a.empty", "")),
+        transient_settings=(("b.none", ()),),
+    )
+    assert cluster_state_from_pb(cluster_state_to_pb(state)) == state
