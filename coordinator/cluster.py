@@ -293,9 +293,15 @@ class Cluster:
             expression, bool(self.setting("action.destructive_requires_name"))
         )
 
-    async def update_settings(self, persistent: Any, transient: Any) -> settings.Update:
+    async def update_settings(
+        self, persistent: Any, transient: Any, *, ack_timeout: float | None = None
+    ) -> tuple[settings.Update, bool]:
         """`PUT _cluster/settings`: validate and apply (all or nothing), then publish the new
-        cluster state, as the elected cluster manager does. Raises `settings.SettingsError`."""
+        cluster state, as the elected cluster manager does. Returns the update and whether every
+        node acknowledged the new state within `ack_timeout` (default `PUBLISH_TIMEOUT`) — the
+        answer's `acknowledged`. Raises `settings.SettingsError`."""
+        timeout = PUBLISH_TIMEOUT if ack_timeout is None else min(ack_timeout, PUBLISH_TIMEOUT)
+        acknowledged = True
         async with self._lock:
             st = self.state
             result = settings.update(
@@ -308,11 +314,16 @@ class Cluster:
                     persistent_settings=tuple(sorted(result.persistent.items())),
                     transient_settings=tuple(sorted(result.transient.items())),
                 )
-                await self.publish()
+                await self.publish(timeout=timeout)
+                acknowledged = all(
+                    self._applied.get(n.id, 0) >= self.state.version
+                    for n in self.state.nodes
+                    if n.id != self.local.local.id
+                )
         if result.changed:
             for listener in self.settings_listeners:
                 listener()
-        return result
+        return result, acknowledged
 
     # -- membership ------------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 As OpenSearch's RestClusterUpdateSettingsAction / RestClusterGetSettingsAction: the body's
 `persistent` and `transient` objects (flat or nested keys), the answer `{acknowledged, persistent,
-transient}` with what the request set, `flat_settings`, `include_defaults` (a `defaults` section).
+transient}` with what the request set (`acknowledged: false` when a node did not apply the new
+cluster state within `timeout`), `flat_settings`, `include_defaults` (a `defaults` section).
 What a setting is and what an update does is decided by coordinator/settings.py; the settings live
 in the cluster state's metadata (coordinator/cluster.py publishes them). Nothing here decides
 behaviour.
@@ -45,8 +46,9 @@ def register(router: Router, cluster: Cluster) -> None:
 
     async def put_settings(request: RestRequest) -> RestResponse:
         flat = request.params.param_bool("flat_settings", False)
-        for name in ("master_timeout", "cluster_manager_timeout", "timeout"):
+        for name in ("master_timeout", "cluster_manager_timeout"):
             request.params.param_time(name)
+        ack_timeout = request.params.param_time("timeout")
         request.finish(body_allowed=True)
         body = request.json_body()
         if not isinstance(body, dict):
@@ -59,12 +61,14 @@ def register(router: Router, cluster: Cluster) -> None:
             SETTINGS_UPDATE_ACTION, local=False, headers=request.task_headers
         )
         try:
-            result = await cluster.update_settings(persistent, transient)
+            result, acknowledged = await cluster.update_settings(
+                persistent, transient, ack_timeout=ack_timeout
+            )
         finally:
             cluster.local.unregister(me)
         return RestResponse(
             {
-                "acknowledged": True,
+                "acknowledged": acknowledged,
                 "persistent": settings.render(result.persistent_updates, flat_settings=flat),
                 "transient": settings.render(result.transient_updates, flat_settings=flat),
             }

@@ -193,3 +193,29 @@ def test_settings_stay_in_the_cluster_state_across_a_node_restart(cluster: Runni
     _, after = send(cluster, "GET", "/_cluster/state/metadata,version")
     assert after["version"] > before["version"]
     assert after["metadata"]["settings"] == {"cluster.routing.allocation.enable": "primaries"}
+
+
+def test_a_node_that_does_not_apply_the_state_in_time_makes_it_unacknowledged(
+    cluster: RunningCluster,
+) -> None:
+    """OpenSearch answers `acknowledged: false` when a node has not applied the new cluster state
+    within the request's `timeout`; the settings are applied all the same."""
+    cluster.sim.pause("node-1")
+    try:
+        status, answer = send(
+            cluster,
+            "PUT",
+            "/_cluster/settings?timeout=500ms",
+            {"transient": {"search.max_buckets": 9}},
+        )
+        assert status == 200
+        assert answer == {
+            "acknowledged": False,
+            "persistent": {},
+            "transient": {"search": {"max_buckets": "9"}},
+        }
+        assert settings(cluster)["transient"] == {"search.max_buckets": "9"}
+    finally:
+        cluster.sim.resume("node-1")
+    # the same value again changes no state: acknowledged at once
+    assert put_ok(cluster, {"transient": {"search.max_buckets": 9}})["acknowledged"] is True
