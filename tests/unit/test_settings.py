@@ -4,6 +4,7 @@ Booleans, DiskThresholdSettings, EnableAllocationDecider, AutoCreateIndex, MLCom
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -322,13 +323,14 @@ def test_destructive_requires_name(expression: str, refused: bool) -> None:
         s.fail_destructive(expression, requires_name=True)
 
 
-def test_the_cluster_checks_read_its_published_settings() -> None:
+def test_the_cluster_checks_read_its_published_settings(tmp_path: Path) -> None:
     from dataclasses import replace
 
     from coordinator.cluster import Cluster, ClusterConfig
     from simnode.errors import IndexNotFoundError
 
-    cluster = Cluster(ClusterConfig.with_nodes(1))  # not started: only its state is read
+    # not started (no process, no port): only its state is read; its log dir is the test's
+    cluster = Cluster(ClusterConfig.with_nodes(1, log_dir=tmp_path))
     cluster.check_auto_create("logs")
     cluster.check_destructive("_all")
     cluster.state = replace(
