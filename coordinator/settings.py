@@ -316,6 +316,14 @@ def enum_setting(values: Iterable[str], message: str) -> Parser:
     return parse
 
 
+def backpressure_mode_setting(raw: Value, key: str) -> str:
+    """`SearchBackpressureMode.fromName`: the exact name."""
+    text = _text(raw)
+    if text not in ("monitor_only", "enforced", "disabled"):
+        raise SettingsError(f"Invalid SearchBackpressureMode: {text}")
+    return text
+
+
 _LOG_LEVELS: Final = ("OFF", "FATAL", "ERROR", "WARN", "INFO", "DEBUG", "TRACE", "ALL")
 
 
@@ -461,6 +469,11 @@ _CORE: Final = (
     Setting("search.allow_expensive_queries", "true", bool_setting),
     Setting("indices.recovery.max_bytes_per_sec", "40mb", byte_size_setting),
     Setting("task_resource_tracking.enabled", "true", bool_setting),
+    Setting("task_resource_consumers.enabled", "false", bool_setting),
+    Setting("search_backpressure.mode", "monitor_only", backpressure_mode_setting),
+    Setting("search_backpressure.node_duress.num_successive_breaches", "3", int_setting(1)),
+    Setting("search_backpressure.node_duress.cpu_threshold", "0.9", double_setting(0.0, 1.0)),
+    Setting("search_backpressure.node_duress.heap_threshold", "0.7", double_setting(0.0, 1.0)),
     Setting("logger.level", "INFO", log_level_setting, _STATIC),
     Setting("logger.", "INFO", log_level_setting, prefix=True),
 )

@@ -170,6 +170,10 @@ def test_unknown_static_and_final_settings(body: dict[str, Any], scope: str, mes
         ("cluster.persistent_tasks.allocation.enable", "primaries",
          "Illegal value [PRIMARIES] for [cluster.persistent_tasks.allocation.enable]"),
         ("logger.org.opensearch.tasks", "LOUD", "Unknown level constant [LOUD]."),
+        ("search_backpressure.mode", "Enforced", "Invalid SearchBackpressureMode: Enforced"),
+        ("search_backpressure.node_duress.cpu_threshold", "1.1",
+         "Failed to parse value [1.1] for setting [search_backpressure.node_duress.cpu_threshold] "
+         "must be <= 1.0"),
         ("action.auto_create_index", "+a,,b",
          "Can't parse [+a,,b] for setting [action.auto_create_index] must be either "
          "[true, false, or a comma separated list of index patterns]"),
