@@ -55,7 +55,8 @@ def register(router: Router, cluster: Cluster) -> None:
             body = {}
         persistent = body.get("persistent") or {}
         transient = body.get("transient") or {}
-        if not persistent and not transient:
+        # ClusterUpdateSettingsRequest.validate: the settings, not the objects (`{"a": {}}` is none)
+        if not settings.flatten(persistent) and not settings.flatten(transient):
             raise ActionRequestValidationError.of("no settings to update")
         me = cluster.local.register(
             SETTINGS_UPDATE_ACTION, local=False, headers=request.task_headers

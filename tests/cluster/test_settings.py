@@ -173,6 +173,17 @@ def test_rejected_updates_change_nothing(
     assert settings(cluster) == before
 
 
+@pytest.mark.parametrize(
+    "body", [{}, {"persistent": {}}, {"persistent": {"plugins": {}}, "transient": {"a": {}}},
+             {"plugins.ml_commons.native_memory_threshold": 1}],
+)  # fmt: skip
+def test_no_settings_to_update(cluster: RunningCluster, body: dict[str, Any]) -> None:
+    status, answer = send(cluster, "PUT", "/_cluster/settings", body)
+    assert status == 400
+    assert answer["error"]["type"] == "action_request_validation_exception"
+    assert answer["error"]["reason"] == "Validation Failed: 1: no settings to update;"
+
+
 def test_null_resets_and_wildcards(cluster: RunningCluster) -> None:
     put_ok(
         cluster, {"persistent": {f"{ML}native_memory_threshold": 50, f"{ML}max_model_on_node": 3}}
