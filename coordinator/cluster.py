@@ -3,7 +3,8 @@
 The coordinator process is itself a node of the cluster: a coordinating-only node (roles `[]` by
 default) with its own registry (`Cluster.local`) and gRPC server, so that REST-entry tasks such as
 `cluster:monitor/tasks/lists` live in a real registry and peers can reach it. Around it: the node
-processes (the `Supervisor`), and the cluster state — who is in the cluster — which this process
+processes (the `Supervisor`), and the cluster state — who is in the cluster, and the cluster
+settings of `PUT _cluster/settings` (coordinator/settings.py decides them) — which this process
 publishes to every node.
 
 Membership follows OpenSearch's follower checks (`cluster.fault_detection.follower_check.*`: every
