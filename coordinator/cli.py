@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import sys
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 import trio
 
-from coordinator.cluster import ClusterConfig, FaultDetection
+from coordinator.cluster import ClusterConfig, FaultDetection, NodeConfig
 from coordinator.limits import Limits, SettingsError
 from coordinator.main import Ready, run
 from coordinator.security import (
@@ -107,6 +108,14 @@ def cli() -> None:
     metavar="KEY=VALUE",
     help="a limit, e.g. -E http.max_content_length=10mb (see README: Limits)",
 )
+@click.option(
+    "--node-names",
+    "node_names",
+    default=None,
+    metavar="NAMES",
+    help="the nodes' names: a comma list (opensearch-node1,opensearch-node2; its length is the "
+    "node count) or a pattern with {n} (opensearch-node{n}, numbered 1..--nodes)",
+)
 @click.option("--cluster-name", default="tasksim", show_default=True)
 @click.option("--seed", default=None, type=int, help="seed for node ids (default: random)")
 @click.option("--demo", is_flag=True, help="start long-running simulated work (reindex, search)")
@@ -153,6 +162,7 @@ def up(
     config_file: str | None,
     log_dir: Path | None,
     record: Path | None,
+    node_names: str | None,
 ) -> None:
     """Start a local cluster and serve the REST API until Ctrl-C."""
     try:
@@ -160,9 +170,24 @@ def up(
     except ValueError:
         count = -1
     section = None
+    names: list[str] | None = None
     if config_file is not None:
+        if node_names is not None:
+            raise click.UsageError("--node-names and --config both name the nodes: give one")
         section = _cluster_section(config_file, nodes)
         count = len(section.node_names())
+    elif node_names is not None:
+        ctx = click.get_current_context()
+        given = ctx.get_parameter_source("nodes") is not click.core.ParameterSource.DEFAULT
+        if given and not 1 <= count <= MAX_NODES:
+            raise click.UsageError(
+                f"--nodes must be a whole number from 1 to {MAX_NODES}, got '{nodes}'"
+            )
+        try:
+            names = expand_node_names(node_names, count if given or "{n}" in node_names else None)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+        count = len(names)
     if not 1 <= count <= MAX_NODES:
         raise click.UsageError(
             f"--nodes must be a whole number from 1 to {MAX_NODES}, got '{nodes}'"
@@ -198,6 +223,8 @@ def up(
         log_dir=log_dir,
         **extra,
     )
+    if names is not None:
+        config = replace(config, nodes=tuple(NodeConfig(n) for n in names))
     if section is not None:  # the nodes and fault detection of a scenario's cluster
         from_file = section.to_config(seed)
         config = replace(config, nodes=from_file.nodes)
@@ -277,6 +304,18 @@ def _serve(
             click.echo(f"  {r.open_files.describe()}")
         sys.stdout.flush()
 
+    warned: list[int] = []
+
+    def tls_client(bound: int) -> None:
+        """A TLS client reached the plain-HTTP port: say once what to start instead."""
+        if not warned:
+            warned.append(bound)
+            click.echo(
+                f"tasksim: a TLS (https) client reached the plain-HTTP port {bound}; start with "
+                f"--security for https://localhost:{bound} with admin:admin",
+                err=True,
+            )
+
     trio.run(
         lambda: run(
             config,
@@ -288,6 +327,7 @@ def _serve(
             limits=limits,
             http_tls=http_tls,
             record=record,
+            on_tls_client=tls_client,
         )
     )
 
@@ -410,6 +450,39 @@ def _fixed_hash_seed() -> None:
     sys.stderr.flush()
     env = dict(os.environ, PYTHONHASHSEED="0")
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+
+
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def expand_node_names(spec: str, count: int | None) -> list[str]:
+    """`--node-names`: `a,b,c` (`count`, when given, must agree) or a pattern with `{n}`, numbered
+    from 1 to `count`. Raises ValueError with the one-line usage error."""
+    if "{n}" in spec:
+        if count is None or not 1 <= count <= MAX_NODES:
+            raise ValueError(f"--nodes must be a whole number from 1 to {MAX_NODES} for {spec}")
+        names = [spec.replace("{n}", str(i)) for i in range(1, count + 1)]
+    else:
+        names = spec.split(",")
+        if count is not None and count != len(names):
+            raise ValueError(
+                f"--nodes {count} and --node-names ({len(names)} name"
+                f"{'s' if len(names) != 1 else ''}) disagree"
+            )
+    if not 1 <= len(names) <= MAX_NODES:
+        raise ValueError(f"--node-names gives {len(names)} names; 1 to {MAX_NODES} are allowed")
+    seen: set[str] = set()
+    for name in names:
+        if _NODE_NAME.fullmatch(name) is None:
+            raise ValueError(
+                f"--node-names: {name!r} is not a node name (letters, digits, '.', '_', '-')"
+            )
+        if name == "coordinator":
+            raise ValueError("--node-names: 'coordinator' is the coordinating node's name")
+        if name in seen:
+            raise ValueError(f"--node-names: {name!r} is given twice")
+        seen.add(name)
+    return names
 
 
 def _cluster_section(path: str, nodes: str) -> ClusterSection:
