@@ -347,10 +347,15 @@ def render_rules(
             match += f" tcp sport {ports[rule.src]}"
         if rule.p < 1.0:
             match += f" numgen random mod 1000 < {round(rule.p * 1000)}"
-        verdict = "drop" if rule.verdict == "drop" else "meta l4proto tcp reject with tcp reset"
-        out[ns].append(
-            f"add rule {TABLE} {chain} {match} {verdict} comment {nft_comment(rule.fault)}"
+        # A reset is answered with a reset, which must not be cut by the link's other half (the
+        # answers' rule sees the reset leave): resets pass reset rules.
+        verdict = (
+            "drop"
+            if rule.verdict == "drop"
+            else "meta l4proto tcp tcp flags & rst == 0 reject with tcp reset"
         )
+        tag = nft_comment(rule.fault)  # `counter`: `nft list ruleset` shows what each rule cut
+        out[ns].append(f"add rule {TABLE} {chain} {match} counter {verdict} comment {tag}")
     return out
 
 
@@ -389,6 +394,9 @@ class NetnsHosts(ProcessHosts):
 
     def bind_local(self, host: str, port: int) -> int:
         if not self._made:
+            problem = netns_problem()
+            if problem is not None:
+                raise NetnsError(problem)
             clean_stale()
             self.network.create()
             self._made = True
