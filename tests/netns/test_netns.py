@@ -80,7 +80,9 @@ def failed(body: dict[str, Any]) -> dict[str, str]:
 
 
 def namespace_rules(cluster: RunningCluster, node: str) -> str:
-    state = json.loads(next(STATE_DIR.glob("*.json")).read_text())  # one cluster of ours
+    states = [json.loads(p.read_text()) for p in STATE_DIR.glob("*.json")]
+    # This cluster's (another tasksim may run on the machine).
+    state = next(s for s in states if s["owner_pid"] == cluster.process.pid)
     ns = state["nodes"][node]["namespace"]
     done = subprocess.run(
         ["ip", "netns", "exec", ns, "nft", "list", "ruleset"], capture_output=True, text=True
