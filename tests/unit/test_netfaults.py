@@ -104,3 +104,18 @@ def test_rules_land_where_the_packets_arrive_and_never_in_the_machines_namespace
     # machine's own namespace never gets a rule.
     assert nft_comment("b b").startswith('"tasksim:') and " " not in nft_comment("b b")[1:-1]
     assert net.control_address_of("node-1") == "10.213.7.130"  # no rule names it
+
+
+def test_the_history_names_what_a_net_fault_cuts_as_the_checkers_read_it() -> None:
+    from coordinator.history.checkers import _involved
+
+    got = rules({"link": {"action": "blackhole", "from": "node-1", "to": "node-2", "level": "net"}})
+    event = {"type": "fault_start", "fault": "f", "rules": [r.to_json() for r in got]}
+    assert _involved(event) == ["node-1", "node-2"]
+    assert got[0].to_json() == {
+        "id": "f",
+        "action": "drop",
+        "from": ["node-1"],
+        "to": ["node-2"],
+        "packets": "to node-2's transport port",
+    }
