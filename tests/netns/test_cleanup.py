@@ -111,8 +111,9 @@ def test_without_the_tools_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_clean_removes_only_a_dead_owners_own_names() -> None:
     """A dead owner's state file that lists a name outside its own prefix, and a live owner's
     state file: `tasksim clean` removes the dead owner's own namespace and nothing else."""
-    dead_pid = subprocess.Popen(["true"]).pid
-    os.waitpid(dead_pid, 0)
+    gone_process = subprocess.Popen(["true"])
+    gone_process.wait()
+    dead_pid = gone_process.pid
     dead, other, live = "d0d0d0", "e0e0e0", "f0f0f0"
     spaces = {n: f"tsim-{n}-n1" for n in (dead, other, live)}
     files = [STATE_DIR / f"{dead}.json", STATE_DIR / f"{live}.json"]
