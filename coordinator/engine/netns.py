@@ -76,19 +76,22 @@ class NetnsError(SupervisorError):
     """The network could not be made or changed (one clear line)."""
 
 
+def effective_capabilities() -> int:
+    """This process's effective capability bits (0 when they cannot be read)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("CapEff")), 16)
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
 def netns_problem() -> str | None:
     """Why this machine cannot run `--hosts netns` (one line), or None."""
     for tool, package in (("ip", "iproute2"), ("nft", "nftables")):
         if shutil.which(tool) is None:
             return f"--hosts netns needs the '{tool}' command (Debian package {package})"
     if os.geteuid() != 0:
-        try:
-            status = Path("/proc/self/status").read_text()
-            caps = int(
-                next(ln.split()[1] for ln in status.splitlines() if ln.startswith("CapEff")), 16
-            )
-        except (OSError, StopIteration, ValueError):
-            caps = 0
+        caps = effective_capabilities()
         if not (caps >> CAP_NET_ADMIN) & 1 or not (caps >> CAP_SYS_ADMIN) & 1:
             return (
                 "--hosts netns needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to create network "
