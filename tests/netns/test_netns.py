@@ -149,7 +149,14 @@ def test_disconnected_node_fails_fast(healed: RunningCluster) -> None:
     cluster = healed
     install(cluster, "link", {"action": "disconnect", "to": "node-2", "level": "net"})
     took, body = list_tasks(cluster)
-    assert failed(body) == {cluster.node("node-2").id: "node_disconnected_exception"}
+    # The reset closes the connection under the request (node_disconnected_exception), or a
+    # follower check met it first and the channel is already known closed when the list is sent
+    # (node_not_connected_exception, as OpenSearch's ConnectionManager answers then).
+    assert set(failed(body)) == {cluster.node("node-2").id}
+    assert failed(body)[cluster.node("node-2").id] in (
+        "node_disconnected_exception",
+        "node_not_connected_exception",
+    )
     # A TCP reset, not a deadline: a black hole waits for the follower checks (4 s and more).
     # (The callee's reset passes the link's other rule, which would otherwise eat it.)
     assert took < 3.0
