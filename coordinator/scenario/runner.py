@@ -17,11 +17,14 @@ started is stopped and no node process may outlive it.
 
 Outcome: `passed`, `failed` (an expectation or a check did not hold), `error` (the scenario
 could not be carried out: a step's request was refused, the cluster did not start, a timeout), or
-`skipped` (the scenario says it needs the other engine).
+`skipped` (the scenario says it needs the other engine, or `hosts: netns` where namespaces cannot
+be made: not root, no `nft`, or the sim engine).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import traceback
 import urllib.parse
 from collections.abc import Callable
@@ -168,12 +171,19 @@ class ScenarioRun:
         return trio.current_time() - self.t0
 
     def skip_reason(self) -> str | None:
-        """Why this scenario does not run on this engine (None: it does)."""
+        """Why this scenario does not run on this engine or this machine (None: it does)."""
         needs = self.scenario.engine
-        if needs is None or needs == self.engine:
-            return None
-        why = self.scenario.description.strip().splitlines()
-        return f"needs the {needs} engine" + (f": {why[0]}" if why else "")
+        if needs is not None and needs != self.engine:
+            why = self.scenario.description.strip().splitlines()
+            return f"needs the {needs} engine" + (f": {why[0]}" if why else "")
+        if self.scenario.cluster.hosts == "netns":
+            if self.engine == "sim":
+                return (
+                    "needs hosts: netns (node processes in network namespaces), not the sim engine"
+                )
+            if self.external_url is None:
+                return netns_unavailable()
+        return None
 
     def skipped(self) -> ScenarioResult | None:
         """The result of a scenario that needs the other engine (None: it runs here)."""
@@ -730,6 +740,16 @@ class ScenarioRun:
                     f"eventually {name} (within {spec.within:g}s): {problem}"
                 )
         return not failed
+
+
+def netns_unavailable() -> str | None:
+    """Why node processes cannot run in network namespaces here (None: they can)."""
+    if os.geteuid() != 0:
+        return "needs hosts: netns, which needs root (CAP_NET_ADMIN): not root here"
+    for tool, package in (("ip", "iproute2"), ("nft", "nftables")):
+        if shutil.which(tool) is None:
+            return f"needs hosts: netns, which needs `{tool}` ({package}): not installed here"
+    return None
 
 
 def _first(group: BaseExceptionGroup[Any]) -> BaseException:

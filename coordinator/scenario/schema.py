@@ -17,7 +17,9 @@ Any step may say `at: 1.5s`: it does not start before that time since the scenar
 `sometimes` names events that must happen at least once in the run's history (else: vacuous).
 
 `engine: real` or `engine: sim` says the scenario runs on that engine only (its `description` says
-why); it is skipped on the other. A cluster has up to 16 nodes, or up to 10 000 with `engine: sim`.
+why); it is skipped on the other. `cluster: {hosts: netns}` runs each node process in a network
+namespace of its own (real packets, `level: net` faults): such a scenario is skipped, with the
+reason in one line, on the sim engine and where namespaces cannot be made (not root, no `nft`). A cluster has up to 16 nodes, or up to 10 000 with `engine: sim`.
 `sweep: false` says its expectations hold for its own seed only: a seed sweep runs it once.
 
 Validation is strict and complete before a process starts: unknown keys, bad durations, unknown
@@ -94,6 +96,10 @@ class NodeSpecModel(_Strict):
 class ClusterSection(_Strict):
     nodes: int | list[NodeSpecModel] = 3
     fault_detection: FaultDetectionSpec | Literal[False] = FaultDetectionSpec()
+    # Where the node processes run (`tasksim up --hosts`): `loopback` (the default), all on
+    # 127.0.0.1; `netns`, each in a network namespace of its own, with its own address, for
+    # `level: net` faults (root only: skipped elsewhere, and on the sim engine).
+    hosts: Literal["loopback", "netns"] = "loopback"
 
     @field_validator("nodes")
     @classmethod
@@ -465,6 +471,8 @@ def semantic_errors(scenario: Scenario, marks: Marks) -> list[ScenarioError]:
         err(("sweep",), "'sweep: false' is for expectations of one seed: give the 'seed'")
     if scenario.engine is not None and not scenario.description.strip():
         err(("engine",), "a scenario that needs one engine says why in its 'description'")
+    if scenario.cluster.hosts == "netns" and scenario.engine == "sim":
+        err(("engine",), "'hosts: netns' runs node processes: it needs the real engine, not 'sim'")
     count = len(nodes)
     if count > MAX_NODES and scenario.engine != "sim":
         err(
