@@ -102,6 +102,7 @@ class ScenarioResult:
     url: str = ""
     timings: dict[str, float] = field(default_factory=dict)  # cluster start/stop
     pids: list[int] = field(default_factory=list)  # the processes of the cluster the run started
+    addresses: dict[str, str] = field(default_factory=dict)  # its transport addresses, by name
     history: str = ""  # the history the cluster recorded (history.jsonl)
     timeline: str = ""  # its timeline (timeline.html)
     engine: str = "real"  # real | sim
@@ -225,6 +226,7 @@ class ScenarioRun:
                 )
                 self.result.timings["cluster_start"] = round(trio.current_time() - t, 3)
                 self.result.url = cluster.url
+                self.result.addresses = dict(cluster.addresses)
             else:
                 self.result.url = self.external_url
             self.client = AsyncSimClient.over_http(self.result.url)
