@@ -128,6 +128,14 @@ def cli() -> None:
     help="where each node's stderr goes (<node>.log; default: a temporary directory)",
 )
 @click.option(
+    "--hosts",
+    "hosts",
+    type=click.Choice(["loopback", "netns"]),
+    default=None,
+    help="loopback: every node on 127.0.0.1 (default); netns: each node in its own network "
+    "namespace and address, for `level: net` faults (root; see README)",
+)
+@click.option(
     "--record",
     "record",
     default=None,
@@ -152,6 +160,7 @@ def up(
     settings: tuple[str, ...],
     config_file: str | None,
     log_dir: Path | None,
+    hosts: str | None,
     record: Path | None,
 ) -> None:
     """Start a local cluster and serve the REST API until Ctrl-C."""
@@ -200,9 +209,17 @@ def up(
     )
     if section is not None:  # the nodes and fault detection of a scenario's cluster
         from_file = section.to_config(seed)
-        config = replace(config, nodes=from_file.nodes)
+        config = replace(config, nodes=from_file.nodes, hosts=from_file.hosts)
         if not no_fault_detection:
             config = replace(config, fault_detection=from_file.fault_detection)
+    if hosts is not None:
+        config = replace(config, hosts=hosts)
+    if config.hosts == "netns":
+        from coordinator.engine.netns import netns_problem
+
+        problem = netns_problem()
+        if problem is not None:
+            raise click.UsageError(problem)
     scheme = "https" if https else "http"
     tls_dir = Path(tempfile.mkdtemp(prefix="tasksim-tls-")) if https or transport_tls else None
     http_tls: TlsFiles | None = None
@@ -371,6 +388,21 @@ def run_scenarios(
             check_determinism=check_determinism,
         )
     )
+
+
+@cli.command("clean")
+def clean_command() -> None:
+    """Remove the network namespaces, links and rules that a killed `tasksim up --hosts netns`
+    left (its owner is dead); never anything of a running tasksim's, nor anything else."""
+    from coordinator.engine.netns import clean_stale, netns_problem
+
+    problem = netns_problem()
+    if problem is not None:
+        raise click.UsageError(problem.replace("--hosts netns", "tasksim clean"))
+    removed = clean_stale()
+    for item in removed:
+        click.echo(f"removed {item}")
+    click.echo(f"tasksim clean: {'nothing left behind' if not removed else 'done'}")
 
 
 @cli.command("check")

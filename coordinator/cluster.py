@@ -82,6 +82,9 @@ class ClusterConfig:
     log_dir: Path | None = None
     max_live_tasks: int | None = None  # per node (tasksim.node.max_live_tasks)
     transport_tls: TlsFiles | None = None  # mutual TLS between the processes
+    # Where node processes run: `loopback` (all on 127.0.0.1) or `netns` (each in its own network
+    # namespace and address, coordinator/engine/netns.py; needs root).
+    hosts: str = "loopback"
 
     @classmethod
     def with_nodes(cls, count: int, **kwargs: Any) -> ClusterConfig:
@@ -102,7 +105,13 @@ def process_hosts(config: ClusterConfig) -> NodeHosts:
         node_args += ["--tls-cert", str(files.cert), "--tls-key", str(files.key)]
         node_args += ["--tls-ca", str(ca)]
         tls = TransportTls.from_files(files.cert, files.key, ca)
-    return ProcessHosts(Supervisor(config.log_dir, tuple(node_args)), tls)
+    supervisor = Supervisor(config.log_dir, tuple(node_args))
+    if config.hosts == "netns":
+        from coordinator.engine.netns import NetnsHosts
+
+        names = [n.name for n in config.nodes]
+        return NetnsHosts(supervisor, names, config.coordinator_name, tls)
+    return ProcessHosts(supervisor, tls)
 
 
 class Cluster:
@@ -136,7 +145,7 @@ class Cluster:
             id=node_id_for(self.config.seed, config.name),
             roles=config.roles,
             attributes=config.attributes,
-            host=self.config.host,
+            host=self.hosts.host_of(config.name, self.config.host),
         )
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -145,11 +154,12 @@ class Cluster:
         """Start the coordinating node and every node process; stop them all on the way out."""
         cfg = self.config
         port = self.hosts.bind_local(cfg.host, cfg.transport_port)
+        host = self.hosts.host_of(cfg.coordinator_name, cfg.host)
         me = DiscoveryNode(
             id=node_id_for(cfg.seed, cfg.coordinator_name),
             name=cfg.coordinator_name,
-            host=cfg.host,
-            ip=cfg.host,
+            host=host,
+            ip=host,
             port=port,
             roles=cfg.coordinator_roles,
             attributes=cfg.coordinator_attributes,

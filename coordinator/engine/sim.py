@@ -32,7 +32,7 @@ import trio
 
 from coordinator.cat import NodeStats
 from coordinator.client import Response, decode_answer, encode_body
-from coordinator.engine import HostState
+from coordinator.engine import HostState, PacketFilter
 from coordinator.supervisor import NodeSpec, SupervisorError
 from simnode.history import Recorder, attach
 from simnode.node import Clock, Node
@@ -62,6 +62,7 @@ class SimHosts:
     """In-process node hosts on a `SimNetwork`."""
 
     engine = "sim"
+    net: PacketFilter | None = None  # one process: no packets to cut
 
     def __init__(
         self,
@@ -86,6 +87,9 @@ class SimHosts:
 
     def clock(self) -> Clock:
         return Clock(epoch_millis=self.epoch_millis, t0=0.0)
+
+    def host_of(self, name: str, default: str) -> str:
+        return default
 
     def bind_local(self, host: str, port: int) -> int:
         return BASE_PORT

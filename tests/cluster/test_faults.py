@@ -95,6 +95,7 @@ def test_every_change_is_versioned_and_applied_by_every_process(sim: SimClient) 
     assert state["faults"] == [
         {
             "id": "cut",
+            "level": "transport",
             "rules": [
                 {
                     "id": "cut",
