@@ -23,8 +23,6 @@ be made: not root, no `nft`, or the sim engine).
 
 from __future__ import annotations
 
-import os
-import shutil
 import traceback
 import urllib.parse
 from collections.abc import Callable
@@ -745,13 +743,11 @@ class ScenarioRun:
 
 
 def netns_unavailable() -> str | None:
-    """Why node processes cannot run in network namespaces here (None: they can)."""
-    if os.geteuid() != 0:
-        return "needs hosts: netns, which needs root (CAP_NET_ADMIN): not root here"
-    for tool, package in (("ip", "iproute2"), ("nft", "nftables")):
-        if shutil.which(tool) is None:
-            return f"needs hosts: netns, which needs `{tool}` ({package}): not installed here"
-    return None
+    """Why node processes cannot run in network namespaces here, in one line (None: they can)."""
+    from coordinator.engine.netns import netns_problem
+
+    problem = netns_problem()
+    return None if problem is None else problem.replace("--hosts netns", "hosts: netns", 1)
 
 
 def _first(group: BaseExceptionGroup[Any]) -> BaseException:

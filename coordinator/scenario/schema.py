@@ -151,8 +151,8 @@ class ClusterSection(_Strict):
             )
         )
         if seed is None:
-            return ClusterConfig(nodes=nodes, fault_detection=detection)
-        return ClusterConfig(nodes=nodes, seed=seed, fault_detection=detection)
+            return ClusterConfig(nodes=nodes, fault_detection=detection, hosts=self.hosts)
+        return ClusterConfig(nodes=nodes, seed=seed, fault_detection=detection, hosts=self.hosts)
 
 
 # -- requests and expectations ----------------------------------------------------------------------
