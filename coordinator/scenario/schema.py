@@ -524,6 +524,12 @@ def semantic_errors(scenario: Scenario, marks: Marks) -> list[ScenarioError]:
         elif step.fault is not None:
             fault = step.fault
             where = (*base, kind)
+            if fault.level == "net" and scenario.cluster.hosts != "netns":
+                err(
+                    (*where, "level"),
+                    "'level: net' cuts packets between network namespaces: "
+                    "it needs 'cluster: {hosts: netns}'",
+                )
             if isinstance(fault, Partition):
                 for g, group in enumerate(fault.groups):
                     for name in group:

@@ -137,3 +137,13 @@ def test_hosts_loopback_by_default_netns_on_request_and_never_on_the_sim_engine(
     ) == [
         "s.yaml:3:1: engine: 'hosts: netns' runs node processes: it needs the real engine, not 'sim'"
     ]
+
+
+def test_a_net_level_fault_needs_netns_hosts() -> None:
+    text = "name: x\ncluster: {hosts: HOSTS}\nsteps:\n  - partition: {groups: [[node-1]], level: net}\n"
+    assert errors(text.replace("HOSTS", "loopback")) == [
+        "s.yaml:4:37: steps[0].partition.level: 'level: net' cuts packets between network "
+        "namespaces: it needs 'cluster: {hosts: netns}'"
+    ]
+    step = load_scenario_text(text.replace("HOSTS", "netns")).steps[0]
+    assert step.partition is not None and step.partition.level == "net"
