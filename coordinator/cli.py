@@ -290,6 +290,11 @@ def _serve(
             click.echo(f"  {n.name:<12} {n.id}  {n.transport_address:<21} roles={roles}")
         for note in notes:
             click.echo(note)
+        if r.cluster.hosts.net is not None:
+            from coordinator.engine.netns import NetnsHosts, describe_network
+
+            if isinstance(r.cluster.hosts, NetnsHosts):
+                click.echo(describe_network(r.cluster.hosts))
         if r.open_files is not None:
             click.echo(f"  {r.open_files.describe()}")
         sys.stdout.flush()

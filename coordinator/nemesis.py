@@ -31,7 +31,14 @@ import trio
 
 from coordinator.cluster import Cluster
 from coordinator.engine import NodeHosts
-from coordinator.faultspec import FaultSpec, Partition, rule_to_json, to_packet_rules, to_rules
+from coordinator.faultspec import (
+    FaultSpec,
+    LinkFault,
+    Partition,
+    rule_to_json,
+    to_packet_rules,
+    to_rules,
+)
 from coordinator.netfaults import PacketRule
 from coordinator.supervisor import SupervisorError
 from simnode._wire import control_pb2 as cpb
@@ -204,16 +211,10 @@ class Nemesis:
             groups.append({n for n in self.names() if n not in listed})
             mine = next(g for g in groups if self.coordinator_name in g)
             names = sorted(n for n in self.names() if n not in mine)
+        elif isinstance(spec, LinkFault):  # the names it gives, whatever its level
+            names = sorted({*spec.from_, *spec.to})
         else:
-            named: set[str] = set()
-            for r in rules:
-                for key in ("from", "to"):
-                    value = r[key]
-                    if isinstance(value, list):
-                        named.update(value)
-                    elif value != "*":
-                        named.add(value)
-            names = sorted(named)
+            names = sorted({*spec.node, *spec.from_})
         self._record(
             "fault_start",
             fault=fault_id,

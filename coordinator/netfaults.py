@@ -68,8 +68,8 @@ class PacketRule:
         out: dict[str, Any] = {
             "id": self.fault,
             "action": self.verdict,
-            "from": self.src,
-            "to": self.dst,
+            "from": [self.src],  # lists, as a transport rule renders them (the checkers read both)
+            "to": [self.dst],
         }
         if self.port == "dst":
             out["packets"] = f"to {self.dst}'s transport port"

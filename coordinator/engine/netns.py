@@ -12,7 +12,9 @@ made). tasksim then makes:
 - one namespace per node, `tsim-<id>-n<i>` (i in configured order), whose `eth0` (address
   `.<i+1>`) is a veth into the bridge;
 - one veth from the machine's own namespace into the bridge, `tsim-<id>-c`, with address `.1`: the
-  coordinating node's transport listens there. The REST API stays on 127.0.0.1.
+  coordinating node's transport listens there. The REST API stays on 127.0.0.1;
+- a second address per node, `.<i+129>`, on which the node serves the control channel alone (rule
+  pushes, inspection, histories): no packet rule names it, so a `level: net` fault never cuts it.
 
 Node processes are the supervisor's (fork+exec on its spawner thread): the command is
 `ip netns exec tsim-<id>-n<i> python -m simnode ...`, and `ip` execs the node in place (same pid,
@@ -25,7 +27,8 @@ Packet faults. `apply()` installs compiled `PacketRule`s (coordinator/netfaults.
 transaction on every change (so a removed fault's rules go, and only they: every rule carries its
 fault id in a comment). A rule drops or resets packets where they arrive (the receiving node's
 `input`), or where they leave when the receiver is the coordinating node (the sender's `output`):
-the machine's own namespace is never given a rule.
+the machine's own namespace is never given a rule. A reset rule lets resets through: the callee's
+reset to a rejected request leaves by the link's other half, whose rule would otherwise eat it.
 
 Guaranteed removal. The state file `/run/tasksim/<id>.json`, written before anything is made,
 names the owner (pid and start time) and everything the cluster makes. `stop()` removes it all

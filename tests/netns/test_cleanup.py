@@ -72,7 +72,8 @@ def test_sigkilled_coordinator_is_cleaned_up() -> None:
         tasksim("clean")
 
 
-def test_a_live_clusters_network_is_never_cleaned() -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_live_clusters_network_is_never_cleaned_and_removed_on_stop(sig: int) -> None:
     cluster = start_cluster("--hosts", "netns", nodes=1)
     try:
         owned = [
@@ -85,9 +86,15 @@ def test_a_live_clusters_network_is_never_cleaned() -> None:
         assert done.returncode == 0
         assert set(owned[0]["namespaces"]) <= tsim_namespaces()
         assert cluster.request("GET", "/_tasks?timeout=5s")[0] == 200
+        cluster.sim.link(None, "node-1", "blackhole", level="net")
+        cluster.process.send_signal(sig)
+        cluster.process.wait(timeout=30)
     finally:
         stop_cluster(cluster.process)
-    assert not set(owned[0]["namespaces"]) & tsim_namespaces()  # stopped: all removed
+    # Stopped by a signal, a fault still installed: the namespaces (and their rules) are gone.
+    assert not set(owned[0]["namespaces"]) & tsim_namespaces()
+    assert not set(owned[0]["links"]) & tsim_links()
+    assert not (STATE_DIR / f"{owned[0]['id']}.json").exists()
 
 
 def test_without_the_tools_one_line_and_exit_2(tmp_path: Path) -> None:
