@@ -39,7 +39,7 @@ from coordinator.faultspec import (
     to_packet_rules,
     to_rules,
 )
-from coordinator.netfaults import PacketRule
+from coordinator.netfaults import PacketRule, nft_tag
 from coordinator.supervisor import SupervisorError
 from simnode._wire import control_pb2 as cpb
 from simnode.control import rule_set_to_pb
@@ -266,6 +266,19 @@ class Nemesis:
         before = list(self.levels)
         self.rules, self.packet_rules, self.levels = [], [], {}
         return before
+
+    async def describe_live(self) -> dict[str, Any]:
+        """`describe()`, and for each net-level fault the packets its rules cut so far."""
+        out = self.describe()
+        if self.hosts.net is not None and any(v == "net" for v in self.levels.values()):
+            try:
+                counts = await self.hosts.net.counts()
+            except SupervisorError:
+                counts = {}
+            for fault in out["faults"]:
+                if fault["level"] == "net":
+                    fault["packets_cut"] = counts.get(nft_tag(fault["id"]), 0)
+        return out
 
     def describe(self) -> dict[str, Any]:
         faults: dict[str, list[dict[str, Any]]] = {k: [] for k in self.levels}

@@ -140,7 +140,11 @@ def partition_rules(
 _PLAIN = re.compile(r"[A-Za-z0-9_.:@/+-]{1,100}")
 
 
+def nft_tag(fault: str) -> str:
+    """A fault id as nft comments carry it: itself when plain, else a digest."""
+    return fault if _PLAIN.fullmatch(fault) else hashlib.sha1(fault.encode()).hexdigest()[:16]
+
+
 def nft_comment(fault: str) -> str:
-    """The quoted comment that tags a rule with its fault id (a digest when the id is not plain)."""
-    tag = fault if _PLAIN.fullmatch(fault) else hashlib.sha1(fault.encode()).hexdigest()[:16]
-    return f'"tasksim:{tag}"'
+    """The quoted comment that tags a rule with its fault id."""
+    return f'"tasksim:{nft_tag(fault)}"'

@@ -52,6 +52,10 @@ class PacketFilter(Protocol):
         """Install exactly `rules` (and remove every other packet rule)."""
         ...
 
+    async def counts(self) -> dict[str, int]:
+        """Packets each installed fault's rules cut so far, by `netfaults.nft_tag(fault id)`."""
+        ...
+
 
 class NodeHosts(Protocol):
     engine: str  # "real" | "sim"

@@ -57,7 +57,7 @@ from pathlib import Path
 import trio
 
 from coordinator.engine.real import ProcessHosts
-from coordinator.netfaults import PacketRule, nft_comment
+from coordinator.netfaults import PacketRule, nft_comment, nft_tag
 from coordinator.supervisor import NodeSpec, Supervisor, SupervisorError
 from simnode.transport import TransportTls
 
@@ -76,19 +76,22 @@ class NetnsError(SupervisorError):
     """The network could not be made or changed (one clear line)."""
 
 
+def effective_capabilities() -> int:
+    """This process's effective capability bits (0 when they cannot be read)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("CapEff")), 16)
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
 def netns_problem() -> str | None:
     """Why this machine cannot run `--hosts netns` (one line), or None."""
     for tool, package in (("ip", "iproute2"), ("nft", "nftables")):
         if shutil.which(tool) is None:
             return f"--hosts netns needs the '{tool}' command (Debian package {package})"
     if os.geteuid() != 0:
-        try:
-            status = Path("/proc/self/status").read_text()
-            caps = int(
-                next(ln.split()[1] for ln in status.splitlines() if ln.startswith("CapEff")), 16
-            )
-        except (OSError, StopIteration, ValueError):
-            caps = 0
+        caps = effective_capabilities()
         if not (caps >> CAP_NET_ADMIN) & 1 or not (caps >> CAP_SYS_ADMIN) & 1:
             return (
                 "--hosts netns needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to create network "
@@ -328,6 +331,24 @@ def clean_stale() -> list[str]:
     return removed
 
 
+def parse_counts(listing: str) -> dict[str, int]:
+    """`nft -j list table inet tasksim` → packets counted per fault tag."""
+    try:
+        items = json.loads(listing)["nftables"] if listing.strip() else []
+    except (ValueError, KeyError, TypeError):
+        return {}
+    counts: dict[str, int] = {}
+    for item in items:
+        rule = item.get("rule") if isinstance(item, dict) else None
+        if not rule or not str(rule.get("comment", "")).startswith("tasksim:"):
+            continue
+        tag = str(rule["comment"])[len("tasksim:") :]
+        for expr in rule.get("expr", []):
+            if isinstance(expr, dict) and "counter" in expr:
+                counts[tag] = counts.get(tag, 0) + int(expr["counter"].get("packets", 0))
+    return counts
+
+
 def render_rules(
     rules: Sequence[PacketRule], net: Network, coordinator: str, ports: dict[str, int]
 ) -> dict[str, list[str]]:
@@ -378,6 +399,7 @@ class NetnsHosts(ProcessHosts):
         self.net = self
         supervisor.wrap = self._wrap
         self._tables: set[str] = set()  # namespaces that hold a tasksim table
+        self._cut: dict[str, int] = {}  # packets cut under earlier installs, by fault tag
         self._made = False
 
     def _wrap(self, spec: NodeSpec, cmd: list[str]) -> list[str]:
@@ -414,8 +436,33 @@ class NetnsHosts(ProcessHosts):
         spec = replace(spec, host=self.network.address_of(spec.name), port=spec.port or NODE_PORT)
         return await super().start(spec)
 
+    async def _read_counts(self) -> dict[str, int]:
+        """Packets each fault's rules cut since they were last installed, by comment tag."""
+        counts: dict[str, int] = {}
+
+        async def one(ns: str) -> None:
+            cmd = ["ip", "netns", "exec", ns, "nft", "-j", "list", "table", *TABLE.split()]
+            out = await trio.to_thread.run_sync(lambda: _run(cmd, check=False))
+            for tag, packets in parse_counts(out).items():
+                counts[tag] = counts.get(tag, 0) + packets
+
+        async with trio.open_nursery() as nursery:
+            for ns in sorted(self._tables):
+                nursery.start_soon(one, ns)
+        return counts
+
+    async def counts(self) -> dict[str, int]:
+        """Packets each installed fault's rules cut so far, by fault id tag (`nft_tag`)."""
+        now = await self._read_counts()
+        return {tag: self._cut.get(tag, 0) + now.get(tag, 0) for tag in {*self._cut, *now}}
+
     async def apply(self, rules: Sequence[PacketRule]) -> None:
         """Install exactly `rules` (every namespace's tasksim table rebuilt in one transaction)."""
+        # Rebuilding a table zeroes its counters: keep what the faults that stay have cut.
+        kept = {nft_tag(r.fault) for r in rules}
+        for tag, packets in (await self._read_counts()).items():
+            self._cut[tag] = self._cut.get(tag, 0) + packets
+        self._cut = {tag: n for tag, n in self._cut.items() if tag in kept}
         ports = {
             n: self.supervisor.get(n).port for n in self.network.names if n in self.supervisor.nodes
         }

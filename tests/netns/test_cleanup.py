@@ -106,3 +106,47 @@ def test_without_the_tools_one_line_and_exit_2(tmp_path: Path) -> None:
         "tasksim: --hosts netns needs the 'ip' command (Debian package iproute2)"
     ]
     assert tsim_namespaces() == before
+
+
+def test_clean_removes_only_a_dead_owners_own_names() -> None:
+    """A dead owner's state file that lists a name outside its own prefix, and a live owner's
+    state file: `tasksim clean` removes the dead owner's own namespace and nothing else."""
+    gone_process = subprocess.Popen(["true"])
+    gone_process.wait()
+    dead_pid = gone_process.pid
+    dead, other, live = "d0d0d0", "e0e0e0", "f0f0f0"
+    spaces = {n: f"tsim-{n}-n1" for n in (dead, other, live)}
+    files = [STATE_DIR / f"{dead}.json", STATE_DIR / f"{live}.json"]
+
+    def state(cid: str, pid: int, start: int | None, namespaces: list[str]) -> str:
+        return json.dumps(
+            {
+                "id": cid,
+                "owner_pid": pid,
+                "owner_start": start,
+                "subnet": "10.213.250.0/24",
+                "namespaces": namespaces,
+                "links": [f"tsim-{cid}-c"],
+            }
+        )
+
+    from coordinator.engine.netns import _start_time
+
+    try:
+        for ns in spaces.values():
+            subprocess.run(["ip", "netns", "add", ns], check=True)
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        files[0].write_text(state(dead, dead_pid, 1, [spaces[dead], spaces[other]]))
+        files[1].write_text(state(live, os.getpid(), _start_time(os.getpid()), [spaces[live]]))
+        done = tasksim("clean")
+        assert done.returncode == 0, done.stderr
+        said = done.stdout.splitlines()
+        assert f"removed netns {spaces[dead]}" in said and f"removed state {files[0]}" in said
+        assert not [line for line in said if other in line or live in line]
+        assert tsim_namespaces() >= {spaces[other], spaces[live]}
+        assert files[1].exists()
+    finally:
+        for ns in spaces.values():
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        for path in files:
+            path.unlink(missing_ok=True)

@@ -119,6 +119,13 @@ def test_blackholed_node_under_a_timeout_times_out(healed: RunningCluster) -> No
     took, body = list_tasks(cluster, "?timeout=1s")
     assert failed(body) == {cluster.node("node-2").id: "receive_timeout_transport_exception"}
     assert 0.9 <= took < 10
+    # Another fault's install rebuilds the tables; what bh cut so far is kept.
+    cut = cluster.sim.faults()["faults"][0]["packets_cut"]
+    assert cut > 0
+    install(
+        cluster, "link", {"id": "other", "action": "drop_request", "to": "node-3", "level": "net"}
+    )
+    assert cluster.sim.faults()["faults"][0]["packets_cut"] >= cut
     # The control channel is not cut: the node still takes rule pushes and inspection.
     status, nodes, _ = cluster.request("GET", "/_sim/nodes")
     assert status == 200
@@ -180,6 +187,8 @@ def test_packet_loss_is_retransmitted(healed: RunningCluster) -> None:
         if dropped:
             break
     assert dropped > 0  # packets were lost (each rule counts what it drops), none of the calls
+    cut = cluster.sim.faults()["faults"][0]
+    assert cut["level"] == "net" and cut["packets_cut"] >= dropped
 
 
 def dropped_packets(ruleset: str) -> list[int]:

@@ -119,3 +119,23 @@ def test_the_history_names_what_a_net_fault_cuts_as_the_checkers_read_it() -> No
         "to": ["node-2"],
         "packets": "to node-2's transport port",
     }
+
+
+def test_without_root_or_capabilities_netns_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from coordinator.engine import netns
+
+    monkeypatch.setattr(netns.shutil, "which", lambda tool: f"/usr/sbin/{tool}")
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(netns, "effective_capabilities", lambda: 0)
+    assert netns.netns_problem() == (
+        "--hosts netns needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to create network namespaces"
+    )
+    both = (1 << netns.CAP_NET_ADMIN) | (1 << netns.CAP_SYS_ADMIN)
+    monkeypatch.setattr(netns, "effective_capabilities", lambda: both)
+    assert netns.netns_problem() is None  # not root, but allowed
+    monkeypatch.setattr(netns.shutil, "which", lambda tool: None if tool == "nft" else tool)
+    assert (
+        netns.netns_problem() == "--hosts netns needs the 'nft' command (Debian package nftables)"
+    )
