@@ -5,6 +5,7 @@ A scenario names its cluster, a seed, and steps run in order. A step does exactl
     start        simulated task trees (a `POST /_sim/tasks` body)   (`${id}` is then its task id)
     request      one REST call, with `expect`; `background: true` runs it alongside the next steps
     partition / link / slow      install a fault; `for: 2s` or `until: <step id>` removes it again
+                                 (`level: net` on a link or partition: packets, with `hosts: netns`)
     kill / pause / resume / restart      a process fault on a node
     heal         `true`: everything (rules, paused, dead); or the id of one fault step
     wait         a duration;   await: the id of a background request;   wait_until: poll a request
