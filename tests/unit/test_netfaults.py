@@ -139,3 +139,14 @@ def test_without_root_or_capabilities_netns_is_refused_in_one_line(
     assert (
         netns.netns_problem() == "--hosts netns needs the 'nft' command (Debian package nftables)"
     )
+
+
+def test_sixty_four_nodes_fit_the_names_and_the_subnet() -> None:
+    names = [f"node-{i}" for i in range(1, 65)]
+    net = Network("abcdef", ipaddress.IPv4Network("10.213.9.0/24"), names)
+    addresses = [net.address(0)] + [net.address_of(n) for n in names]
+    addresses += [net.control_address_of(n) for n in names]
+    assert len(set(addresses)) == 1 + 2 * 64
+    assert all(ipaddress.ip_address(a) in net.subnet for a in addresses)
+    assert "10.213.9.255" not in addresses and "10.213.9.0" not in addresses
+    assert max(len(n) for n in [*net.namespaces, net.uplink]) <= 15  # a link name's limit
