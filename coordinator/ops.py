@@ -1,5 +1,6 @@
-"""Operations a user really runs, planned as task trees: `_bulk`, `_search`, `_reindex`,
-`_update_by_query`, `_delete_by_query` (the REST layer is coordinator/rest_ops.py).
+"""Operations a user really runs, planned as task trees: `_bulk` and single-document writes,
+`_search`, `_reindex`, `_update_by_query`, `_delete_by_query` (the REST layer is
+coordinator/rest_docs.py and coordinator/rest_ops.py).
 
 Each `plan_*` takes the parsed request and the index model and returns the `TaskSpec` the
 coordinating node runs as its REST-entry task, with OpenSearch's action names and descriptions:

@@ -69,7 +69,7 @@ GET_ACTION = "indices:data/read/get"
 REFRESH_ACTION = "indices:admin/refresh"
 MAX_ID_BYTES = 512
 BULK_PLAN_AHEAD_ITEMS = 10_000
-APPLY_BATCH = 500  # bulk items applied between two checkpoints of the loop
+APPLY_BATCH = 500  # bulk items worked on the loop between two of its checkpoints
 
 _SEARCH_PARAMS = (
     "timeout",
@@ -571,7 +571,9 @@ def register(router: Router, cluster: Cluster) -> None:
             if item.op != "delete":
                 ensure_index(item.index)
         stamp = int(now() * 1000)
-        for item in items:
+        for n, item in enumerate(items):
+            if n and n % APPLY_BATCH == 0:
+                await trio.lowlevel.checkpoint()
             if item.id is None:
                 item.id = indices.documents.ids.next(stamp)
         planned = [i for i in items if i.index in indices]
@@ -590,7 +592,11 @@ def register(router: Router, cluster: Cluster) -> None:
             outcomes.append((item, result, error))
         written = [i.index for i, r, _ in outcomes if r is not None]
         forced = await after_write(written, policy)
-        body_items = [item_body(i, r, e, forced) for i, r, e in outcomes]
+        body_items = []
+        for n, (item, result, error) in enumerate(outcomes):
+            if n and n % APPLY_BATCH == 0:
+                await trio.lowlevel.checkpoint()
+            body_items.append(item_body(item, result, error, forced))
         took = int((trio.current_time() - started) * 1000)
         errors = any(e is not None for _, _, e in outcomes)
         return RestResponse({"took": took, "errors": errors, "items": body_items})
