@@ -1,5 +1,5 @@
 """REST handlers of documents: the single-document APIs, `_bulk`, `_search`, `_count`,
-`_refresh`, and an index's `_mapping`.
+`_refresh`, `_mget`, and an index's `_mapping`.
 
 Every decision is taken in coordinator/documents/ (versions, conflicts, queries, search); this
 module parses the request as the OpenSearch Rest*Action does, runs the operation's task tree on the
@@ -66,6 +66,7 @@ INDEX_ACTION = "indices:data/write/index"
 DELETE_ACTION = "indices:data/write/delete"
 UPDATE_ACTION = "indices:data/write/update"
 GET_ACTION = "indices:data/read/get"
+MGET_ACTION = "indices:data/read/mget"
 REFRESH_ACTION = "indices:admin/refresh"
 MAX_ID_BYTES = 512
 BULK_PLAN_AHEAD_ITEMS = 10_000
@@ -411,6 +412,59 @@ def register(router: Router, cluster: Cluster) -> None:
                 del body["_source"]
         return RestResponse(body)
 
+    async def mget(request: RestRequest) -> RestResponse:
+        """`_mget`: `docs` (`_index`, `_id`) or `ids` (with an index in the path), realtime."""
+        params = request.params
+        params.param_bool("realtime", True)
+        refresh = params.param_bool("refresh", False)
+        for key in ("routing", "preference", "stored_fields"):
+            params.param(key)
+        wanted = source_filter(params)
+        request.finish(body_allowed=True)
+        body = request.json_body()
+        default = request.path_params.get("index")
+        wanted_docs: list[tuple[str | None, Any]] = []
+        if isinstance(body, dict) and isinstance(body.get("docs"), list):
+            for entry in body["docs"]:
+                entry = entry if isinstance(entry, dict) else {}
+                wanted_docs.append((entry.get("_index", default), entry.get("_id")))
+        elif isinstance(body, dict) and isinstance(body.get("ids"), list):
+            wanted_docs = [(default, doc_id) for doc_id in body["ids"]]
+        errors = [f"index is missing for doc {n}" for n, (i, _) in enumerate(wanted_docs) if not i]
+        errors += [
+            f"id is missing for doc {n}" for n, (_, d) in enumerate(wanted_docs) if d is None
+        ]
+        if not wanted_docs:
+            errors.append("no documents to get")
+        if errors:
+            raise ActionRequestValidationError.of(*errors)
+        me = cluster.local.register(MGET_ACTION, local=False, headers=request.task_headers)
+        out: list[dict[str, Any]] = []
+        try:
+            for name, doc_id in wanted_docs:
+                assert name is not None
+                if name not in indices:
+                    out.append({"_index": name, "_id": str(doc_id),
+                                "error": IndexNotFoundError.of(name).xcontent()})  # fmt: skip
+                    continue
+                docs = indices.docs(name)
+                if refresh:
+                    docs.refresh(now())
+                doc = docs.get(str(doc_id))
+                if doc is None:
+                    out.append({"_index": name, "_id": str(doc_id), "found": False})
+                    continue
+                got = doc.get_body(name)
+                if wanted is not None:
+                    if wanted.fetch:
+                        got["_source"] = wanted.apply(doc.source)
+                    else:
+                        del got["_source"]
+                out.append(got)
+        finally:
+            cluster.local.unregister(me)
+        return RestResponse({"docs": out})
+
     async def get_source(request: RestRequest) -> RestResponse:
         name = request.path_params["index"]
         doc_id = request.path_params["id"]
@@ -747,5 +801,7 @@ def register(router: Router, cluster: Cluster) -> None:
         router.add(method, "/{index}/_count", count_handler)
         router.add(method, "/_refresh", refresh)
         router.add(method, "/{index}/_refresh", refresh)
+        router.add(method, "/_mget", mget)
+        router.add(method, "/{index}/_mget", mget)
     router.add("GET", "/_mapping", get_mapping)
     router.add("GET", "/{index}/_mapping", get_mapping)

@@ -492,7 +492,11 @@ class DocumentStore:
         return docs
 
     def drop(self, name: str) -> None:
-        self._indices.pop(name, None)
+        """Forget an index's documents; whoever waits for its next refresh is told now."""
+        docs = self._indices.pop(name, None)
+        if docs is not None:
+            for listener in list(docs.on_refresh):
+                listener()
 
     def get(self, name: str) -> IndexDocs | None:
         return self._indices.get(name)

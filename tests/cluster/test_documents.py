@@ -74,6 +74,15 @@ def test_index_get_and_delete_a_document(api: Checked) -> None:
     assert (status, body) == (404, {"_index": "docs-a", "_id": "1", "found": False})
     status, body, _ = api.request("GET", "/docs-a/_source/1")
     assert status == 404 and body["error"]["type"] == "resource_not_found_exception"
+    status, body = send(api, "POST", "/_mget", {"docs": [
+        {"_index": "docs-a", "_id": "2"}, {"_index": "docs-a", "_id": "1"},
+        {"_index": "nope-a", "_id": "1"}]})  # fmt: skip
+    assert status == 200
+    found, missing, error = body["docs"]
+    assert (found["found"], found["_source"], missing["found"]) == (True, {"n": 2}, False)
+    assert error["error"]["type"] == "index_not_found_exception"
+    _, body = send(api, "POST", "/docs-a/_mget?_source=false", {"ids": ["2"]})
+    assert body["docs"][0]["found"] is True and "_source" not in body["docs"][0]
     head, _, _ = api.cluster.request("HEAD", "/docs-a/_doc/2")
     assert head == 200
     head, _, _ = api.cluster.request("HEAD", "/docs-a/_doc/1")
