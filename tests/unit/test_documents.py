@@ -430,3 +430,14 @@ def test_sort_on_a_text_field_is_refused() -> None:
     assert "Text fields are not optimised" in e.value.reason
     out = search([target()], parse_search({"sort": {"user.keyword": "desc"}}))
     assert [h["_id"] for h in out["hits"]["hits"]] == ["1", "4", "3", "2"]  # byte order: "A" < "b"
+
+
+def test_dropping_an_index_wakes_whoever_waits_for_its_refresh() -> None:
+    store = DocumentStore()
+    docs = store.open("w", refresh_interval=-1)
+    woken: list[str] = []
+    docs.on_refresh.append(lambda: woken.append("refresh"))
+    docs.index("1", {})
+    docs.refresh(1.0)
+    store.drop("w")
+    assert woken == ["refresh", "refresh"] and store.get("w") is None
