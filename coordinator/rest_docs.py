@@ -212,6 +212,34 @@ def validate_write(opts: WriteOptions, doc_id: str | None, *, create: bool = Fal
         raise ActionRequestValidationError.of(*errors)
 
 
+MAX_SOURCE_LENGTH_IN_TOSTRING = 2048
+
+
+def byte_size(n: int) -> str:
+    """`ByteSizeValue.toString`: the largest unit, one decimal when it has one."""
+    value, suffix = float(n), "b"
+    for unit, size in (("pb", 1 << 50), ("tb", 1 << 40), ("gb", 1 << 30), ("mb", 1 << 20),
+                       ("kb", 1 << 10)):  # fmt: skip
+        if n >= size:
+            value, suffix = n / size, unit
+            break
+    text = f"{value:.1f}"
+    return (text[:-2] if text.endswith(".0") else text) + suffix
+
+
+def source_description(source: Any) -> str:
+    """The `source[...]` of `IndexRequest.toString` (a task's description): the JSON, or its
+    length when it is longer than 2 kB."""
+    text = jsontext.dumps(source)
+    length = len(text.encode())
+    if length > MAX_SOURCE_LENGTH_IN_TOSTRING:
+        return (
+            f"n/a, actual length: [{byte_size(length)}], max length: "
+            f"{byte_size(MAX_SOURCE_LENGTH_IN_TOSTRING)}"
+        )
+    return text
+
+
 def _source_of(body: Any) -> dict[str, Any]:
     if body is None:
         raise ActionRequestValidationError.of("source is missing")
@@ -352,7 +380,7 @@ def register(router: Router, cluster: Cluster) -> None:
         if doc_id is None:
             doc_id = indices.documents.ids.next(int(now() * 1000))
         shard = shard_of(doc_id, len(index.shards))
-        described = f"index {{[{name}][{doc_id}], source[{jsontext.dumps(source)}]}}"
+        described = f"index {{[{name}][{doc_id}], source[{source_description(source)}]}}"
         await run(write_spec(INDEX_ACTION, [(index, shard)], cluster.timing,
                              description=described), request.task_headers)  # fmt: skip
         result = indices.docs(name).index(

@@ -554,9 +554,17 @@ _PARSERS: Final[Mapping[str, Callable[[Any, Path], Query]]] = {
 }
 
 
+MAX_NESTING: Final = 100  # compound clauses within compound clauses (tasksim's limit)
+
+
 def parse_query(query: Any, path: Path = ()) -> Query:
     """One query clause (`{"<kind>": {...}}`) → its `Query`. `path` is where the clause is in
-    the request body, for the location of an error."""
+    the request body, for the location of an error. Compound clauses nest at most `MAX_NESTING`
+    deep (OpenSearch's limit is its stack's; tasksim's predicates recurse)."""
+    if sum(1 for step in path if step == "bool") > MAX_NESTING:
+        raise IllegalArgumentError(
+            f"tasksim does not simulate queries nested deeper than [{MAX_NESTING}] levels"
+        )
     if not isinstance(query, dict):
         raise ParsingError("[_na] query malformed, must start with start_object", path=path)
     if not query:

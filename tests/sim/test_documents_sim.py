@@ -10,6 +10,7 @@ import trio
 
 from coordinator.cluster import ClusterConfig, FaultDetection
 from coordinator.engine.sim import AsgiClient, SimEngine, run_sim
+from simnode.history import Recorder
 
 TWO = ClusterConfig.with_nodes(2, fault_detection=FaultDetection(enabled=False))
 
@@ -67,3 +68,38 @@ def test_tasks_index_on_the_sim_engine() -> None:
         assert missing.body["error"]["caused_by"]["type"] == "index_not_found_exception"
 
     sim(fn)
+
+
+def test_document_operations_keep_their_task_trees() -> None:
+    """A single write is `indices:data/write/index` → `bulk[s]` → `bulk[s][p]` on the primary's
+    node → `bulk[s][r]` on the replica's; a search has its query and fetch phases (read from the
+    history of registered tasks)."""
+
+    async def main(engine: SimEngine) -> list[tuple[str, str]]:
+        t0 = trio.current_time()
+        recorder = Recorder(lambda: trio.current_time() - t0)
+        async with engine.cluster(TWO, recorder=recorder) as (cluster, client):
+            await client.request("PUT", "/trees/_doc/1?refresh=true", {"a": 1})
+            found = await client.request("GET", "/trees/_search")
+            assert [h["_id"] for h in found.body["hits"]["hits"]] == ["1"]
+            names = {n.id: n.name for n in cluster.state.nodes}
+            index = cluster.indices.get("trees")
+            primary, replica = names[index.shards[0].primary], names[index.shards[0].replicas[0]]
+        actions = [
+            (names.get(e["node"], e["node"]), e["action"])
+            for e in recorder.events
+            if e["type"] == "task_registered" and e["action"].startswith("indices:data/")
+        ]
+        write = "indices:data/write/bulk"
+        assert actions[:4] == [
+            ("coordinator", "indices:data/write/index"),
+            ("coordinator", f"{write}[s]"),
+            (primary, f"{write}[s][p]"),
+            (replica, f"{write}[s][r]"),
+        ]
+        assert ("coordinator", "indices:data/read/search") in actions
+        assert (primary, "indices:data/read/search[phase/query]") in actions
+        assert (primary, "indices:data/read/search[phase/fetch/id]") in actions
+        return actions
+
+    run_sim(main, seed=5)

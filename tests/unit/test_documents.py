@@ -441,3 +441,38 @@ def test_dropping_an_index_wakes_whoever_waits_for_its_refresh() -> None:
     docs.refresh(1.0)
     store.drop("w")
     assert woken == ["refresh", "refresh"] and store.get("w") is None
+
+
+def test_any_depth_of_arrays_and_the_mapping_depth_limit() -> None:
+    docs = IndexDocs("deep")
+    nested: Any = 7
+    for _ in range(990):  # arrays of arrays are flattened, at any depth
+        nested = [nested]
+    docs.index("list", {"f": nested})
+    assert docs.update("list", doc={"f": nested}).result == "noop"
+    docs.refresh(0.0)
+    t = Target("deep", docs.visible(), docs.mapping)
+    assert [d.id for _, d in matching([t], parse_query({"term": {"f": 7}}))] == ["list"]
+    assert search([t], parse_search({"sort": "f"}))["hits"]["hits"][0]["sort"] == [7]
+    obj: dict[str, Any] = {"v": 1}
+    for _ in range(19):  # `o` and 19 objects in it: `v` would be at depth 21
+        obj = {"a": obj}
+    with pytest.raises(IllegalArgumentError) as e:
+        docs.index("obj", {"o": obj})
+    assert e.value.reason.startswith(
+        "Limit of mapping depth [20] has been exceeded due to object field [o.a.a."
+    )
+    assert docs.get("obj") is None and docs.mapping.type_of("o") is None  # nothing written
+    ok: dict[str, Any] = {"v": 1}
+    for _ in range(18):
+        ok = {"a": ok}
+    assert docs.index("ok", {"o": ok}).result == "created"  # `v` at depth 20: the limit
+
+
+def test_compound_queries_nest_up_to_a_limit() -> None:
+    query: dict[str, Any] = {"match_all": {}}
+    for _ in range(100):
+        query = {"bool": {"must": [query]}}
+    assert parse_query(query).matches("1", {}, IndexMapping())
+    with pytest.raises(IllegalArgumentError):
+        parse_query({"bool": {"filter": query}})
