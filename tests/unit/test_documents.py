@@ -476,3 +476,25 @@ def test_compound_queries_nest_up_to_a_limit() -> None:
     assert parse_query(query).matches("1", {}, IndexMapping())
     with pytest.raises(IllegalArgumentError):
         parse_query({"bool": {"filter": query}})
+
+
+def test_explicit_mappings_decide_how_fields_match() -> None:
+    mapping = IndexMapping.from_body(
+        {"properties": {"tag": {"type": "keyword"}, "title": {"type": "text"},
+                        "n": {"type": "integer"}, "meta": {"properties": {"k": {"type": "keyword"}}}}}
+    )  # fmt: skip
+    docs = IndexDocs("m", mapping=mapping)
+    docs.index("1", {"tag": "Big Red", "title": "Big Red", "n": "7", "meta": {"k": "x"}})
+    docs.refresh(0.0)
+    t = Target("m", docs.visible(), docs.mapping)
+
+    def ids(query: Any) -> list[str]:
+        return [d.id for _, d in matching([t], parse_query(query))]
+
+    assert ids({"term": {"tag": "Big Red"}}) == ["1"] and ids({"term": {"tag": "big"}}) == []
+    assert ids({"term": {"title": "big"}}) == ["1"] and ids({"term": {"title": "Big Red"}}) == []
+    assert ids({"match": {"tag": "Big Red"}}) == ["1"]  # a keyword: the whole value
+    assert ids({"range": {"n": {"gte": 7}}}) == ["1"]  # "7" indexed as a number
+    assert ids({"term": {"meta.k": "x"}}) == ["1"]
+    assert docs.mapping.type_of("title.keyword") is None  # no sub-field unless mapped
+    assert mapping.body()["properties"]["meta"] == {"properties": {"k": {"type": "keyword"}}}
