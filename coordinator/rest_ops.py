@@ -1,13 +1,12 @@
-"""REST handlers of the operations that create tasks: indices, `_reindex`, `_update_by_query`,
-`_delete_by_query`, `_rethrottle`, and the simulator's `/_sim/indices` (documents, `_bulk`,
-`_search`, `_count` and `_refresh` are coordinator/rest_docs.py's).
+"""REST handlers of the operations that create tasks: indices, `_bulk`, `_search`, `_reindex`,
+`_update_by_query`, `_delete_by_query`, `_rethrottle`, and the simulator's `/_sim/indices`.
 
 Every operation runs as a REST-entry task on the coordinating node (the node that received the
 request, as in OpenSearch), whose tree comes from coordinator/ops.py. Bulk-by-scroll requests with
 `wait_for_completion=false` answer `{"task": "<coordinating node>:<id>"}` at once and store their
 result in `.tasks` when done; with `true` they answer the response. The index model
-(coordinator/indices.py) follows what the operations did to the synthetic volume: `_reindex` fills
-its destination (created on demand), `_delete_by_query` empties its source.
+(coordinator/indices.py) follows what the operations did: `_bulk` adds and removes documents,
+`_reindex` fills its destination (created on demand), `_delete_by_query` empties its source.
 """
 
 from __future__ import annotations
