@@ -27,6 +27,7 @@ import trio
 from coordinator.cluster import Cluster
 from coordinator.documents import (
     ParsingError,
+    SearchRequest,
     WriteResult,
     count,
     count_body,
@@ -71,6 +72,7 @@ REFRESH_ACTION = "indices:admin/refresh"
 MAX_ID_BYTES = 512
 BULK_PLAN_AHEAD_ITEMS = 10_000
 APPLY_BATCH = 500  # bulk items worked on the loop between two of its checkpoints
+OFFLOAD_DOCS = 20_000  # a search or count over more documents runs in a worker thread
 
 _SEARCH_PARAMS = (
     "timeout",
@@ -278,6 +280,12 @@ def parse_update(body: Any) -> dict[str, Any]:
         "doc_as_upsert": bool(body.get("doc_as_upsert", False)),
         "detect_noop": bool(body.get("detect_noop", True)),
     }
+
+
+def run_search(
+    snapshot: list[Target], req: SearchRequest, shards: dict[str, int]
+) -> dict[str, Any]:
+    return search(snapshot, req, took=0, shards=shards)
 
 
 def register(router: Router, cluster: Cluster) -> None:
@@ -730,7 +738,10 @@ def register(router: Router, cluster: Cluster) -> None:
         found = indices.resolve(request.path_params.get("index", "_all"))
         snapshot = targets(found)
         try:
-            response = search(snapshot, req, took=0, shards=search_shards(found))
+            if sum(len(t.docs) for t in snapshot) < OFFLOAD_DOCS:
+                response = search(snapshot, req, took=0, shards=search_shards(found))
+            else:  # a long scan: in a worker thread (the snapshot is immutable), the loop serves
+                response = await offload(run_search, snapshot, req, search_shards(found))
         except OpenSearchError as e:
             raise shard_failure(e) from e
         fetch = set()
@@ -775,7 +786,11 @@ def register(router: Router, cluster: Cluster) -> None:
         found = indices.resolve(request.path_params.get("index", "_all"))
         snapshot = targets(found)
         shards = search_shards(found)
-        response = count_body(count(snapshot, query), shards)
+        if sum(len(t.docs) for t in snapshot) < OFFLOAD_DOCS:
+            counted = count(snapshot, query)
+        else:
+            counted = await offload(count, snapshot, query)
+        response = count_body(counted, shards)
         body = await run_search_tree(
             request, found, {"size": 0}, response, set(), real_per_shard(snapshot)
         )

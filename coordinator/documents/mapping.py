@@ -209,6 +209,10 @@ class IndexMapping:
         for path, kind in found:
             self.fields.setdefault(path, kind)
 
+    def copy(self) -> IndexMapping:
+        """The mapping as it is now (fields are only ever added, never changed)."""
+        return IndexMapping(dict(self.fields), self.dynamic, self.root)
+
     def type_of(self, path: str) -> str | None:
         """The type a query sees at `path` (`x.keyword` of a text field is a keyword)."""
         found = self.fields.get(path)

@@ -540,13 +540,14 @@ class DocumentStore:
         self, names: Iterable[str], now: float, synthetic: Mapping[str, int] | None = None
     ) -> list[Target]:
         """A search's view of `names` at `now` (a due scheduled refresh happens first): each
-        `Target.docs` is a point-in-time snapshot. `synthetic` adds documents an index claims
-        without holding them (coordinator/indices.py `Index.docs`)."""
+        `Target.docs` is a point-in-time snapshot, with a copy of the mapping as it is now — later
+        writes change neither, so a target may be searched in another thread. `synthetic` adds
+        documents an index claims without holding them (coordinator/indices.py `Index.docs`)."""
         out = []
         for name in names:
             docs = self[name]
             count = (synthetic or {}).get(name, 0)
-            out.append(Target(name, docs.searchable(now), docs.mapping, count))
+            out.append(Target(name, docs.searchable(now), docs.mapping.copy(), count))
         return out
 
 

@@ -363,3 +363,23 @@ def test_opensearch_py(client: Any) -> None:
         client.delete(index="py-docs", id="1")
     with pytest.raises(NotFoundError):
         client.get(index="py-docs", id="1")
+
+
+def test_a_search_over_many_documents(api: Checked) -> None:
+    """Past 20 000 documents a search or count scans its snapshot in a worker thread: the same
+    answers."""
+    lines: list[dict[str, Any]] = []
+    for n in range(20_001):
+        lines += [{"index": {}}, {"n": n, "even": n % 2 == 0}]
+    status, body = bulk(api, "/docs-many/_bulk?refresh=true", lines)
+    assert status == 200 and body["errors"] is False and len(body["items"]) == 20_001
+    _, body = send(api, "GET", "/docs-many/_count")
+    assert body["count"] == 20_001
+    _, body = send(api, "POST", "/docs-many/_count", {"query": {"term": {"even": True}}})
+    assert body["count"] == 10_001
+    _, body = send(api, "POST", "/docs-many/_search",
+                   {"query": {"range": {"n": {"gte": 19_998}}}, "sort": [{"n": "desc"}]})  # fmt: skip
+    assert [h["_source"]["n"] for h in body["hits"]["hits"]] == [20_000, 19_999, 19_998]
+    _, body = send(api, "GET", "/docs-many/_search?size=0")
+    assert body["hits"]["total"] == {"value": 10_000, "relation": "gte"}
+    send(api, "DELETE", "/docs-many")
