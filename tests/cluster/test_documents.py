@@ -83,6 +83,8 @@ def test_index_get_and_delete_a_document(api: Checked) -> None:
     assert error["error"]["type"] == "index_not_found_exception"
     _, body = send(api, "POST", "/docs-a/_mget?_source=false", {"ids": ["2"]})
     assert body["docs"][0]["found"] is True and "_source" not in body["docs"][0]
+    assert api.cluster.request("HEAD", "/docs-a")[0] == 200  # opensearch-py's indices.exists
+    assert api.cluster.request("HEAD", "/docs-zz")[0] == 404
     head, _, _ = api.cluster.request("HEAD", "/docs-a/_doc/2")
     assert head == 200
     head, _, _ = api.cluster.request("HEAD", "/docs-a/_doc/1")
@@ -341,6 +343,8 @@ def test_opensearch_py(client: Any) -> None:
     assert got["_source"] == {"title": "Moneyball", "year": 2011}
     assert client.exists(index="py-docs", id="1") is True
     assert client.exists(index="py-docs", id="2") is False
+    assert client.indices.exists(index="py-docs") is True
+    assert client.indices.exists(index="py-nothing") is False
     updated = client.update(index="py-docs", id="1", body={"doc": {"year": 2012}})
     assert (updated["result"], updated["_version"]) == ("updated", 2)
     ok, errors = helpers.bulk(
