@@ -32,6 +32,24 @@ from simnode.errors import ActionRequestValidationError, IllegalArgumentError, P
 BULK_ACTION = "indices:data/write/bulk"
 SEARCH_ACTION = "indices:data/read/search"
 BULK_OPS = ("index", "create", "update", "delete")
+# The keys an action line may have (`BulkRequestParser`).
+BULK_META = frozenset(
+    {
+        "_index",
+        "_id",
+        "routing",
+        "op_type",
+        "version",
+        "version_type",
+        "if_seq_no",
+        "if_primary_term",
+        "retry_on_conflict",
+        "pipeline",
+        "_source",
+        "require_alias",
+        "dynamic_templates",
+    }
+)
 
 
 # -- bulk-by-scroll parameters ----------------------------------------------------------------------
@@ -259,6 +277,11 @@ def parse_bulk(body: bytes, default_index: str | None) -> list[BulkItem]:
                 f"[index] or [update] but found [{op}]"
             )
         meta = meta if isinstance(meta, dict) else {}
+        unknown = [k for k in meta if k not in BULK_META]
+        if unknown:
+            raise IllegalArgumentError(
+                f"Action/metadata line [{number}] contains an unknown parameter [{unknown[0]}]"
+            )
         index = meta.get("_index", default_index)
         if not index:
             errors.append("index is missing")

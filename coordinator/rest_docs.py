@@ -76,8 +76,6 @@ OFFLOAD_DOCS = 20_000  # a search or count over more documents runs in a worker 
 
 _SEARCH_PARAMS = (
     "timeout",
-    "allow_no_indices",
-    "ignore_unavailable",
     "expand_wildcards",
     "request_cache",
     "routing",
@@ -117,8 +115,6 @@ _SEARCH_VALUES = (
     "seq_no_primary_term",
 )
 _COUNT_PARAMS = (
-    "ignore_unavailable",
-    "allow_no_indices",
     "expand_wildcards",
     "min_score",
     "preference",
@@ -352,6 +348,29 @@ def register(router: Router, cluster: Cluster) -> None:
             for name in dict.fromkeys(names):
                 await wait_visible(name)
         return False
+
+    def read_options(params: Params) -> tuple[bool, bool]:
+        """`ignore_unavailable` and `allow_no_indices` (read before `finish()`)."""
+        return (
+            params.param_bool("ignore_unavailable", False),
+            params.param_bool("allow_no_indices", True),
+        )
+
+    def resolve_for_read(request: RestRequest, options: tuple[bool, bool]) -> list[Index]:
+        """The indices a search or count reads: `ignore_unavailable` skips missing names,
+        `allow_no_indices=false` refuses an expression that matches nothing."""
+        lenient, allow_none = options
+        expression = request.path_params.get("index", "_all")
+        found: dict[str, Index] = {}
+        for part in expression.split(","):
+            try:
+                found.update((i.name, i) for i in indices.resolve(part))
+            except IndexNotFoundError:
+                if not lenient:
+                    raise
+        if not found and not allow_none:
+            raise IndexNotFoundError.of(expression)
+        return list(found.values())
 
     def targets(found: list[Index]) -> list[Target]:
         return indices.documents.targets(
@@ -727,6 +746,7 @@ def register(router: Router, cluster: Cluster) -> None:
     async def search_handler(request: RestRequest) -> RestResponse:
         params = request.params
         values = search_values(params)
+        options = read_options(params)
         for key in _SEARCH_PARAMS:
             params.param(key)
         request.finish(body_allowed=True)
@@ -735,7 +755,7 @@ def register(router: Router, cluster: Cluster) -> None:
             req = parse_search(source, values)
         except ParsingError as e:
             raise e.located(request.body) from None
-        found = indices.resolve(request.path_params.get("index", "_all"))
+        found = resolve_for_read(request, options)
         snapshot = targets(found)
         try:
             if sum(len(t.docs) for t in snapshot) < OFFLOAD_DOCS:
@@ -761,6 +781,7 @@ def register(router: Router, cluster: Cluster) -> None:
         params = request.params
         q = params.param("q")
         df = params.param("df")
+        options = read_options(params)
         for key in _COUNT_PARAMS:
             params.param(key)
         request.finish(body_allowed=True)
@@ -779,11 +800,11 @@ def register(router: Router, cluster: Cluster) -> None:
                     query = parse_query(source["query"], ("query",))
                 except ParsingError as e:
                     raise e.located(request.body) from None
-        if q is not None:
+        if q is not None and source is None:  # `RestCountAction`: the body, else `q`
             query = query_string(q, df)
         if query is None:
             query = parse_query({"match_all": {}})
-        found = indices.resolve(request.path_params.get("index", "_all"))
+        found = resolve_for_read(request, options)
         snapshot = targets(found)
         shards = search_shards(found)
         if sum(len(t.docs) for t in snapshot) < OFFLOAD_DOCS:

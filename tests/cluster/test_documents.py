@@ -270,6 +270,16 @@ def test_search_and_count(api: Checked) -> None:
     assert status == 400 and body["error"]["reason"] == "request does not support [size]"
     status, body = send(api, "GET", "/missing-index/_search")
     assert status == 404 and body["error"]["type"] == "index_not_found_exception"
+    status, body = send(api, "GET", "/docs-f,missing-index/_count?ignore_unavailable=true")
+    assert (status, body["count"]) == (200, 3)
+    status, body = send(api, "GET", "/nothing-*/_search?allow_no_indices=false")
+    assert status == 404 and body["error"]["reason"] == "no such index [nothing-*]"
+    status, body = send(api, "POST", "/docs-f/_count?q=user:bob", {"query": {"match_all": {}}})
+    assert body["count"] == 3  # the body's query wins over q
+    status, body = bulk(api, "/docs-f/_bulk", [{"index": {"_id": "9", "colour": "red"}}, {}])
+    assert status == 400 and body["error"]["reason"] == (
+        "Action/metadata line [1] contains an unknown parameter [colour]"
+    )
     status, body = send(api, "GET", "/missing-index/_doc/1")
     assert status == 404 and body["error"]["type"] == "index_not_found_exception"
 
