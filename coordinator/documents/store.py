@@ -26,6 +26,10 @@ documents as of a refresh, a point-in-time view that later writes never change �
 `IndexDocs.delete(...)` passing `if_seq_no=doc.seq_no, if_primary_term=doc.primary_term` (update-
 and delete-by-query) or `version=doc.version, version_type="external"` (reindex); a
 `VersionConflictError` is a version conflict of the operation.
+
+A stored `_source` is shared — by snapshots, by the documents an update merges from, by answers —
+and never changed in place: whoever changes a document (a script) builds a new source (for
+instance `merge_doc`, or a copy) and indexes that.
 """
 
 from __future__ import annotations
