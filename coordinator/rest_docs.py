@@ -746,9 +746,9 @@ def register(router: Router, cluster: Cluster) -> None:
     async def search_handler(request: RestRequest) -> RestResponse:
         params = request.params
         values = search_values(params)
-        options = read_options(params)
         for key in _SEARCH_PARAMS:
             params.param(key)
+        options = read_options(params)
         request.finish(body_allowed=True)
         source = request.json_body()
         try:
