@@ -19,7 +19,8 @@ import hashlib
 import itertools
 from dataclasses import dataclass, field, replace
 
-from coordinator.documents import DocumentStore, IndexDocs, IndexMapping
+from coordinator.documents import DocumentStore as DocumentStore
+from coordinator.documents import IndexDocs, IndexMapping
 from simnode.errors import (
     IndexNotFoundError,
     InvalidIndexNameError,
