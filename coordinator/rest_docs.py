@@ -185,6 +185,12 @@ def write_options(get: Any, *, op_type: bool = False) -> WriteOptions:
 
 def validate_write(opts: WriteOptions, doc_id: str | None, *, create: bool = False) -> None:
     """`IndexRequest.validate` / `DeleteRequest.validate`: the version checks and the id."""
+    errors = write_errors(opts, doc_id, create=create)
+    if errors:
+        raise ActionRequestValidationError.of(*errors)
+
+
+def write_errors(opts: WriteOptions, doc_id: str | None, *, create: bool = False) -> list[str]:
     errors = []
     if opts.version is not None and opts.version_type == "internal":
         errors.append(
@@ -206,6 +212,22 @@ def validate_write(opts: WriteOptions, doc_id: str | None, *, create: bool = Fal
             f"id [{doc_id}] is too long, must be no longer than 512 bytes but was: "
             f"{len(doc_id.encode())}"
         )
+    return errors
+
+
+def validate_bulk(items: list[BulkItem]) -> None:
+    """`BulkRequest.validate`: every item's own checks, all at once — one failing item fails
+    the whole request (400 `action_request_validation_exception`). Items without versioning
+    metadata and with a short id have nothing to check (the common case, kept fast)."""
+    errors: list[str] = []
+    for item in items:
+        if not item.meta and (item.id is None or len(item.id) <= MAX_ID_BYTES // 4):
+            continue
+        if item.op == "update":
+            continue  # checked as the update runs (its document decides)
+        opts = write_options(item.meta.get, op_type=item.op == "index")
+        create = item.op == "create" or opts.op_type == "create"
+        errors += write_errors(opts, item.id, create=create)
     if errors:
         raise ActionRequestValidationError.of(*errors)
 
@@ -675,6 +697,7 @@ def register(router: Router, cluster: Cluster) -> None:
             items = parse_bulk(request.body, default_index)
         else:  # line by line, off the loop (simnode/offload.py): it keeps serving meanwhile
             items = await offload(parse_bulk, request.body, default_index)
+        validate_bulk(items)
         # Indices of index/create/update items are created; a delete never creates one.
         for item in items:
             if item.op != "delete":

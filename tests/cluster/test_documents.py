@@ -276,6 +276,17 @@ def test_search_and_count(api: Checked) -> None:
     assert status == 404 and body["error"]["reason"] == "no such index [nothing-*]"
     status, body = send(api, "POST", "/docs-f/_count?q=user:bob", {"query": {"match_all": {}}})
     assert body["count"] == 3  # the body's query wins over q
+    status, body = bulk(api, "/docs-f/_bulk", [
+        {"index": {"_id": "9"}}, {},
+        {"index": {"_id": "10", "version": 3}}, {},
+        {"delete": {"_id": "1", "if_seq_no": 0}},
+    ])  # fmt: skip
+    assert status == 400 and body["error"]["reason"] == (  # the whole request, nothing written
+        "Validation Failed: 1: internal versioning can not be used for optimistic concurrency "
+        "control. Please use `if_seq_no` and `if_primary_term` instead;2: ifSeqNo is set, but "
+        "primary term is [0];"
+    )
+    assert send(api, "GET", "/docs-f/_doc/9")[0] == 404
     status, body = bulk(api, "/docs-f/_bulk", [{"index": {"_id": "9", "colour": "red"}}, {}])
     assert status == 400 and body["error"]["reason"] == (
         "Action/metadata line [1] contains an unknown parameter [colour]"
