@@ -326,6 +326,21 @@ def test_unknown_query_is_a_parsing_exception_with_line_and_col() -> None:
     assert (e.value.located(pretty).line, e.value.col) == (3, 13)
 
 
+def test_an_unknown_query_suggests_close_names() -> None:
+    """`SuggestingErrorOnUnknown.suggest` over the query names OpenSearch registers."""
+    reasons = {}
+    for name in ("mach", "termz", "nope", "wildcard"):
+        with pytest.raises(ParsingError) as e:
+            parse_query({name: {}})
+        reasons[name] = e.value.reason
+    assert reasons == {
+        "mach": "unknown query [mach] did you mean [match]?",
+        "termz": "unknown query [termz] did you mean any of [term, terms]?",
+        "nope": "unknown query [nope]",
+        "wildcard": "unknown query [wildcard]",  # OpenSearch's, not simulated: no suggestion
+    }
+
+
 @pytest.mark.parametrize(
     ("query", "kind", "reason"),
     [
