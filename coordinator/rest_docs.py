@@ -1,5 +1,5 @@
 """REST handlers of documents: the single-document APIs, `_bulk`, `_search`, `_count`,
-`_refresh`, `_mget`, and an index's `_mapping`.
+`_refresh`, `_mget`, an index's `_mapping` and its dynamic `_settings`.
 
 Every decision is taken in coordinator/documents/ (versions, conflicts, queries, search); this
 module parses the request as the OpenSearch Rest*Action does, runs the operation's task tree on the
@@ -31,6 +31,7 @@ from coordinator.documents import (
     WriteResult,
     count,
     count_body,
+    parse_interval,
     parse_query,
     parse_search,
     parse_version_type,
@@ -304,6 +305,23 @@ def run_search(
     snapshot: list[Target], req: SearchRequest, shards: dict[str, int]
 ) -> dict[str, Any]:
     return search(snapshot, req, took=0, shards=shards)
+
+
+def index_settings(body: Any) -> dict[str, Any]:
+    """Index settings, nested or dotted, as flat `index.`-prefixed names (`null` resets)."""
+    out: dict[str, Any] = {}
+    stack: list[tuple[str, Any]] = [("", body)]
+    while stack:
+        prefix, node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict):
+                stack.append((f"{name}.", value))
+            else:
+                out[name if name.startswith("index.") else f"index.{name}"] = value
+    return out
 
 
 def register(router: Router, cluster: Cluster) -> None:
@@ -859,6 +877,66 @@ def register(router: Router, cluster: Cluster) -> None:
             cluster.local.unregister(me)
         return RestResponse({"_shards": {"total": total, "successful": successful, "failed": 0}})
 
+    async def get_settings(request: RestRequest) -> RestResponse:
+        for key in ("ignore_unavailable", "allow_no_indices", "expand_wildcards", "local",
+                    "flat_settings", "include_defaults", "master_timeout",
+                    "cluster_manager_timeout"):  # fmt: skip
+            request.params.param(key)
+        request.finish()
+        found = indices.resolve(request.path_params.get("index", "_all"))
+        return RestResponse({i.name: {"settings": {"index": indices.settings_body(i)}}
+                             for i in found})  # fmt: skip
+
+    async def put_settings(request: RestRequest) -> RestResponse:
+        """`PUT /{index}/_settings`: the dynamic settings tasksim simulates
+        (`index.refresh_interval`, `index.number_of_replicas`), OpenSearch's errors otherwise."""
+        for key in ("ignore_unavailable", "allow_no_indices", "expand_wildcards", "timeout",
+                    "master_timeout", "cluster_manager_timeout", "preserve_existing",
+                    "flat_settings"):  # fmt: skip
+            request.params.param(key)
+        request.finish(body_allowed=True)
+        body = request.json_body()
+        if isinstance(body, dict) and len(body) == 1 and isinstance(body.get("settings"), dict):
+            body = body["settings"]
+        flat = index_settings(body)
+        if not flat:
+            raise ActionRequestValidationError.of("no settings to update")
+        found = indices.resolve(request.path_params["index"])
+        changes: dict[str, Any] = {}
+        for key, value in flat.items():
+            if key == "index.refresh_interval":
+                changes[key] = 1.0 if value is None else parse_interval(value)
+            elif key == "index.number_of_replicas":
+                number = _long(0 if value is None else value, key)
+                if number is None or number < 0:
+                    raise IllegalArgumentError(
+                        f"Failed to parse value [{value}] for setting [{key}] must be >= 0"
+                    )
+                changes[key] = number
+            elif key in ("index.number_of_shards", "index.hidden"):
+                names = ", ".join(f"[{i.name}/{i.uuid}]" for i in found)
+                raise IllegalArgumentError(
+                    f"Can't update non dynamic settings [[{key}]] for open indices [{names}]"
+                )
+            else:
+                raise IllegalArgumentError(
+                    f"unknown setting [{key}] please check that any required plugins are "
+                    "installed, or check the breaking changes documentation for removed settings"
+                )
+        me = cluster.local.register(
+            "indices:admin/settings/update", local=False, headers=request.task_headers
+        )
+        try:
+            for index in found:
+                if "index.refresh_interval" in changes:
+                    indices.docs(index.name).refresh_interval = changes["index.refresh_interval"]
+                if "index.number_of_replicas" in changes:
+                    indices.set_replicas(index.name, changes["index.number_of_replicas"],
+                                         data_nodes())  # fmt: skip
+        finally:
+            cluster.local.unregister(me)
+        return RestResponse({"acknowledged": True})
+
     async def get_mapping(request: RestRequest) -> RestResponse:
         for key in ("ignore_unavailable", "allow_no_indices", "expand_wildcards", "local",
                     "master_timeout", "cluster_manager_timeout"):  # fmt: skip
@@ -903,5 +981,8 @@ def register(router: Router, cluster: Cluster) -> None:
         router.add(method, "/_mget", mget)
         router.add(method, "/{index}/_mget", mget)
     router.add("HEAD", "/{index}", index_exists)
+    router.add("GET", "/_settings", get_settings)
+    router.add("GET", "/{index}/_settings", get_settings)
+    router.add("PUT", "/{index}/_settings", put_settings)
     router.add("GET", "/_mapping", get_mapping)
     router.add("GET", "/{index}/_mapping", get_mapping)

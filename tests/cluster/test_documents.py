@@ -408,3 +408,32 @@ def test_a_search_over_many_documents(api: Checked) -> None:
     _, body = send(api, "GET", "/docs-many/_search?size=0")
     assert body["hits"]["total"] == {"value": 10_000, "relation": "gte"}
     send(api, "DELETE", "/docs-many")
+
+
+def test_dynamic_index_settings(api: Checked) -> None:
+    send(api, "PUT", "/docs-h/_doc/1", {"a": 1})
+    assert send(api, "PUT", "/docs-h/_settings", {"index": {"refresh_interval": "-1"}}) == (
+        200, {"acknowledged": True},
+    )  # fmt: skip
+    _, body = send(api, "GET", "/docs-h/_settings")
+    assert body["docs-h"]["settings"]["index"]["refresh_interval"] == "-1"
+    send(api, "PUT", "/docs-h/_doc/2", {"a": 2})
+    send(api, "POST", "/docs-h/_refresh")
+    send(api, "PUT", "/docs-h/_doc/3", {"a": 3})
+    _, body = send(api, "GET", "/docs-h/_count")
+    assert body["count"] == 2  # no scheduled refresh any more
+    status, body = send(api, "PUT", "/docs-h/_settings", {"index.number_of_replicas": 0})
+    assert status == 200
+    _, body = send(api, "PUT", "/docs-h/_doc/4", {"a": 4})
+    assert body["_shards"] == {"total": 1, "successful": 1, "failed": 0}
+    _, body = send(api, "POST", "/docs-h/_refresh")
+    assert body["_shards"] == {"total": 1, "successful": 1, "failed": 0}
+    status, body = send(api, "PUT", "/docs-h/_settings", {"settings": {"number_of_shards": 3}})
+    assert status == 400 and body["error"]["reason"].startswith(
+        "Can't update non dynamic settings [[index.number_of_shards]] for open indices [[docs-h/"
+    )
+    status, body = send(api, "PUT", "/docs-h/_settings", {"index": {"colour": "red"}})
+    assert status == 400 and body["error"]["reason"].startswith("unknown setting [index.colour]")
+    send(api, "PUT", "/docs-h/_settings", {"index": {"refresh_interval": None}})
+    _, body = send(api, "GET", "/docs-h/_settings")
+    assert "refresh_interval" not in body["docs-h"]["settings"]["index"]  # back to the default
