@@ -19,6 +19,7 @@ import trio
 from coordinator import (
     rest_cat,
     rest_cluster,
+    rest_docs,
     rest_faults,
     rest_ml,
     rest_ops,
@@ -94,6 +95,7 @@ def build_router(cluster: Cluster) -> Router:
         rest_settings,
     ):
         module.register(router, cluster)
+    rest_docs.register(router, cluster)  # documents, _bulk, _search, _count, _refresh
     return router
 
 

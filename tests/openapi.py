@@ -49,7 +49,46 @@ SCHEMAS = {
     "tasks.cancel": TASKS + "tasks.cancel@200/content/application~1json/schema",
     "error": BASE + "schemas/_common.yaml#/components/schemas/ErrorResponseBase",
     "cat.tasks.row": BASE + "schemas/cat.tasks.yaml#/components/schemas/TasksRecord",
+    "write": BASE + "schemas/_common.yaml#/components/schemas/WriteResponseBase",
+    "get": BASE + "schemas/_core.get.yaml#/components/schemas/GetResult",
+    "search": BASE + "schemas/_core.search.yaml#/components/schemas/SearchResponse",
 }
+_SHARDS = {"$ref": BASE + "schemas/_common.yaml#/components/schemas/ShardStatistics"}
+# Responses the `_core` / `indices` namespace files define inline, restated from their components.
+INLINE: dict[str, dict[str, Any]] = {
+    "count": {
+        "type": "object",
+        "properties": {"count": {"type": "integer"}, "terminated_early": {"type": "boolean"},
+                       "_shards": _SHARDS},
+        "required": ["count", "_shards"],
+    },
+    "bulk": {
+        "type": "object",
+        "properties": {
+            "errors": {"type": "boolean"},
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "$ref": BASE + "schemas/_core.bulk.yaml#/components/schemas/ResponseItem"
+                    },
+                    "minProperties": 1,
+                    "maxProperties": 1,
+                },
+            },
+            "took": {"type": "integer"},
+            "ingest_took": {"type": "integer"},
+        },
+        "required": ["errors", "items", "took"],
+    },
+    "indices.refresh": {
+        "type": "object",
+        "properties": {"_shards": _SHARDS},
+        "required": ["_shards"],
+    },
+}  # fmt: skip
+_DOC = r"/[^/_][^/]*/_doc/[^/]+"
 
 
 def operation(method: str, path: str) -> str | None:
@@ -63,11 +102,38 @@ def operation(method: str, path: str) -> str | None:
         return "tasks.cancel"
     if method == "GET" and path == "/_cat/tasks":
         return "cat.tasks"
+    if method in ("PUT", "POST") and (
+        re.fullmatch(r"/[^/_][^/]*/_(doc|create)(/[^/]+)?", path)
+        or re.fullmatch(r"/[^/_][^/]*/_update/[^/]+", path)
+    ):
+        return "write"
+    if method == "DELETE" and re.fullmatch(_DOC, path):
+        return "write"
+    if method == "GET" and re.fullmatch(_DOC, path):
+        return "get"
+    if method in ("GET", "POST") and re.fullmatch(r"(/[^/]+)?/_search", path):
+        return "search"
+    if method in ("GET", "POST") and re.fullmatch(r"(/[^/]+)?/_count", path):
+        return "count"
+    if method in ("PUT", "POST") and re.fullmatch(r"(/[^/]+)?/_bulk", path):
+        return "bulk"
+    if method in ("GET", "POST") and re.fullmatch(r"(/[^/]+)?/_refresh", path):
+        return "indices.refresh"
     return None
+
+
+def _inline_validator(op: str) -> jsonschema.protocols.Validator:
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **INLINE[op]}
+    return jsonschema.Draft202012Validator(schema, registry=_registry())
 
 
 def validate(method: str, path: str, status: int, body: Any) -> None:
     """Raise `jsonschema.ValidationError` unless `body` fits the spec for this answer."""
+    op = operation(method, path)
+    if status == 404 and op in ("write", "get") and isinstance(body, dict) and "error" not in body:
+        # a delete of a missing document (`result: not_found`), a get of one (`found: false`)
+        _validator(SCHEMAS[op]).validate(body)
+        return
     if status >= 400:
         if isinstance(body, dict) and isinstance(body.get("error"), str):
             # RestController's simple form (405, no handler, bad header): no schema in the spec.
@@ -75,14 +141,15 @@ def validate(method: str, path: str, status: int, body: Any) -> None:
             return
         _validator(SCHEMAS["error"]).validate(body)
         return
-    op = operation(method, path)
     if op == "cat.tasks":
         if isinstance(body, list):
             row = _validator(SCHEMAS["cat.tasks.row"])
             for item in body:
                 row.validate(item)
         return
-    if op is not None:
+    if op in INLINE:
+        _inline_validator(op).validate(body)
+    elif op is not None:
         _validator(SCHEMAS[op]).validate(body)
 
 
