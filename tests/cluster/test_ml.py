@@ -135,6 +135,12 @@ def test_cluster_settings_for_ml(cluster: RunningCluster) -> None:
 
 
 def test_register_is_created_then_completed(cluster: RunningCluster) -> None:
+    # The cluster is shared: a register another test left running would be a second forward task.
+    wait_for(
+        lambda: not tasks_by_action(cluster, "cluster:admin/opensearch/ml/forward"),
+        60,
+        "no other test's forward task",
+    )
     settings(cluster, tasksim__ml__register_seconds=4)
     status, body = send(cluster, "POST", f"{ML}/models/_register", MINILM)
     assert status == 200
