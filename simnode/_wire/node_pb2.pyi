@@ -55,19 +55,25 @@ class ErrorMeta(_message.Message):
 
     KEY_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
+    JSON_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     value: _builtins.str
+    json: _builtins.str
+    """a value that is not a string (a list, an object), as JSON text"""
     def __init__(
         self,
         *,
         key: _builtins.str = ...,
         value: _builtins.str = ...,
+        json: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_json", b"_json", "json", b"json"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_json", b"_json", "json", b"json", "key", b"key", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__json: _TypeAlias = _typing.Literal["json"]  # noqa: Y015
+    _WhichOneofArgType__json: _TypeAlias = _typing.Literal["_json", b"_json"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__json) -> _WhichOneofReturnType__json | None: ...
 
 Global___ErrorMeta: _TypeAlias = ErrorMeta  # noqa: Y015
 
