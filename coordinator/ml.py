@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 import trio
 
 from coordinator.cluster import Cluster
+from coordinator.documents import Document, IndexDocs, IndexMapping
 from coordinator.ml_state import (
     CIRCUIT_BREAKER_OPEN,
     CREATED,
@@ -45,7 +46,6 @@ from coordinator.ml_state import (
     MLModel,
     MlSettings,
     MLTask,
-    StoredDoc,
     delete_running_task,
     deploy_model_state,
     deploy_outcome,
@@ -92,64 +92,57 @@ SYNC_UP_ACTION = "cluster:admin/opensearch/ml/syncup"
 T = TypeVar("T")
 
 
-@dataclass
-class _Doc(Generic[T]):
-    value: T
-    source: dict[str, Any]
-    version: int
-    seq_no: int
-
-
 class DocIndex(Generic[T]):
-    """A simulated one-shard index: documents with `_version`, `_seq_no`, `_primary_term` 1.
+    """A simulated one-shard index of typed values: the documents (`_version`, `_seq_no`,
+    `_primary_term` 1) are the house's document store (coordinator/documents, `IndexDocs`); this
+    keeps the typed value of each beside it.
 
     The stored `_source` is what partial updates make of it, as ML Commons updates its documents
     (`updateMLTask`): fields already there keep their place, new ones are appended, dropped ones
     go. (`GET` re-renders the document in its canonical order; `_search` shows the `_source`.)
+    ML Commons reads its own writes, so its searches see the live documents.
     """
 
     def __init__(self, name: str, render: Callable[[T], dict[str, Any]]) -> None:
         self.name = name
         self.exists = False
         self._render = render
-        self._docs: dict[str, _Doc[T]] = {}
-        self._seq_no = -1
+        self._docs = IndexDocs(name, mapping=IndexMapping(dynamic=False))
+        self._values: dict[str, T] = {}
         # Told of every write: (id, the value before or None, the value now).
         self.on_put: Callable[[str, T | None, T], None] | None = None
 
     def get(self, doc_id: str) -> T | None:
-        doc = self._docs.get(doc_id)
-        return doc.value if doc is not None else None
+        return self._values.get(doc_id)
 
     def put(self, doc_id: str, value: T) -> None:
         self.exists = True
-        self._seq_no += 1
-        old = self._docs.get(doc_id)
+        old = self._values.get(doc_id)
         if self.on_put is not None:
-            self.on_put(doc_id, old.value if old is not None else None, value)
+            self.on_put(doc_id, old, value)
         fresh = self._render(value)
-        if old is None:
-            self._docs[doc_id] = _Doc(value, fresh, 1, self._seq_no)
-            return
-        source = {k: v for k, v in old.source.items() if k in fresh}
-        source.update(fresh)
-        self._docs[doc_id] = _Doc(value, source, old.version + 1, self._seq_no)
+        stored = self._docs.get(doc_id)
+        if stored is not None:
+            source = {k: v for k, v in stored.source.items() if k in fresh}
+            source.update(fresh)
+            fresh = source
+        self._docs.index(doc_id, fresh)
+        self._values[doc_id] = value
 
     def delete(self, doc_id: str) -> tuple[int, int] | None:
         """Remove a document; (new `_version`, `_seq_no`) of the delete, or None if absent."""
-        old = self._docs.pop(doc_id, None)
-        if old is None:
+        if self._values.pop(doc_id, None) is None:
             return None
-        self._seq_no += 1
-        return old.version + 1, self._seq_no
+        result = self._docs.delete(doc_id)
+        return result.version, result.seq_no
 
     def values(self) -> list[T]:
-        return [d.value for d in self._docs.values()]
+        return list(self._values.values())
 
-    def stored(self) -> list[StoredDoc]:
-        return [
-            StoredDoc(doc_id, d.source, d.version, d.seq_no) for doc_id, d in self._docs.items()
-        ]
+    def stored(self) -> list[Document]:
+        """The documents in the order they were first written (as ML Commons' searches list them)."""
+        docs = (self._docs.get(doc_id) for doc_id in self._values)
+        return [d for d in docs if d is not None]
 
 
 class MlService:

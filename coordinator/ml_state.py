@@ -30,13 +30,25 @@ from __future__ import annotations
 
 import base64
 import json
-import operator
 import random
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from coordinator import documents
+from coordinator.documents import Document as StoredDoc
+from coordinator.documents import (
+    IndexMapping,
+    SearchRequest,
+    Target,
+    check_sort,
+)
+from coordinator.documents import (
+    ParsingError as ParsingError,
+)
+from coordinator.documents import (
+    QueryShardError as QueryShardError,
+)
 from simnode.discovery import ClusterState
 from simnode.errors import IllegalArgumentError, OpenSearchError, StatusError
 
@@ -484,363 +496,53 @@ def delete_running_task() -> OpenSearchError:
     return OpenSearchError("Task cannot be deleted in running state. Try after some time.")
 
 
-class ParsingError(OpenSearchError):
-    """`ParsingException` (search DSL problems)."""
-
-    type = "parsing_exception"
-    status = 400
-
-
-class QueryShardError(OpenSearchError):
-    type = "query_shard_exception"
-    status = 400
-
-
 # -- the search subset ------------------------------------------------------------------------------
+# One query DSL in the house: coordinator/documents/. ML Commons' task search is a search of the
+# `.plugins-ml-task` index, whose mapping is fixed (keyword fields match exactly, `error` is text,
+# times are dates), with `version` and `seq_no_primary_term` on.
 
-# The `.plugins-ml-task` mapping: keyword fields match exactly, `error` is text, times are dates.
-KEYWORD_FIELDS: Final = frozenset(
+ML_TASK_MAPPING: Final = IndexMapping.of(
     {
-        "model_id",
-        "task_type",
-        "function_name",
-        "state",
-        "input_type",
-        "output_index",
-        "worker_node",
-        "tenant_id",
-    }
-)
-TEXT_FIELDS: Final = frozenset({"error"})
-NUMERIC_FIELDS: Final = frozenset({"create_time", "last_update_time", "progress"})
-BOOLEAN_FIELDS: Final = frozenset({"is_async"})
-MAPPED_FIELDS: Final = KEYWORD_FIELDS | TEXT_FIELDS | NUMERIC_FIELDS | BOOLEAN_FIELDS
-
-Query = Callable[[str, dict[str, Any]], bool]
-
-
-@dataclass(frozen=True)
-class SearchRequest:
-    query: Query
-    scoring: bool  # False for pure filter context (hits score 0.0)
-    size: int = 10
-    from_: int = 0
-    sort: tuple[tuple[str, bool], ...] = ()  # (field, descending)
-
-
-def _values(source: dict[str, Any], name: str) -> list[Any]:
-    value = source.get(name)
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list) else [value]
-
-
-def _tokens(text: str) -> set[str]:
-    return {t for t in re.split(r"\W+", text.lower()) if t}
-
-
-def _same(field_name: str, doc_value: Any, wanted: Any) -> bool:
-    if field_name in BOOLEAN_FIELDS:
-        return str(doc_value).lower() == str(wanted).lower()
-    if field_name in NUMERIC_FIELDS:
-        try:
-            return float(doc_value) == float(wanted)
-        except (TypeError, ValueError):
-            return False
-    return str(doc_value) == str(wanted) if not isinstance(wanted, bool) else False
-
-
-def _single_field(kind: str, body: Any) -> tuple[str, Any]:
-    if not isinstance(body, dict) or len(body) != 1:
-        raise ParsingError(f"[{kind}] query doesn't support multiple fields, found {len(body)}")
-    ((name, value),) = body.items()
-    return name, value
-
-
-def _term(body: Any) -> Query:
-    name, value = _single_field("term", body)
-    if isinstance(value, dict):
-        value = value.get("value")
-
-    def match(_id: str, source: dict[str, Any]) -> bool:
-        if name == "_id":
-            return bool(_id == value)
-        return any(_same(name, v, value) for v in _values(source, name))
-
-    return match
-
-
-def _terms(body: Any) -> Query:
-    if not isinstance(body, dict):
-        raise ParsingError("[terms] query malformed, no start_object after query name")
-    fields = {k: v for k, v in body.items() if k != "boost"}
-    if len(fields) != 1:
-        raise ParsingError("[terms] query does not support multiple fields")
-    ((name, wanted),) = fields.items()
-    if not isinstance(wanted, list):
-        raise ParsingError(f"[terms] query does not support [{name}]")
-
-    def match(_id: str, source: dict[str, Any]) -> bool:
-        if name == "_id":
-            return _id in wanted
-        return any(_same(name, v, w) for v in _values(source, name) for w in wanted)
-
-    return match
-
-
-def _match(body: Any) -> Query:
-    name, value = _single_field("match", body)
-    if isinstance(value, dict):
-        value = value.get("query")
-    if name in TEXT_FIELDS:
-        wanted = _tokens(str(value))
-        return lambda _id, source: any(wanted & _tokens(str(v)) for v in _values(source, name))
-    return _term({name: value})
-
-
-_RANGE_OPS: Final[Mapping[str, Callable[[float, float], bool]]] = {
-    "gt": operator.gt,
-    "gte": operator.ge,
-    "lt": operator.lt,
-    "lte": operator.le,
-}
-
-
-def _range(body: Any) -> Query:
-    name, bounds = _single_field("range", body)
-    if not isinstance(bounds, dict):
-        raise ParsingError("[range] query malformed, no start_object after query name")
-    checks: list[tuple[Callable[[float, float], bool], float]] = []
-    for op, bound in bounds.items():
-        if op in ("format", "boost"):
-            continue
-        compare = _RANGE_OPS.get(op)
-        if compare is None:
-            raise ParsingError(f"[range] query does not support [{op}]")
-        try:
-            checks.append((compare, float(bound)))
-        except (TypeError, ValueError):
-            raise ParsingError(f"[range] query does not support [{op}] = [{bound}]") from None
-
-    def match(_id: str, source: dict[str, Any]) -> bool:
-        for v in _values(source, name):
-            try:
-                x = float(v)
-            except (TypeError, ValueError):
-                continue
-            if all(compare(x, b) for compare, b in checks):
-                return True
-        return False
-
-    return match
-
-
-def _exists(body: Any) -> Query:
-    if not isinstance(body, dict) or "field" not in body:
-        raise ParsingError("[exists] must be provided with a [field]")
-    name = body["field"]
-    return lambda _id, source: bool(_values(source, name))
-
-
-def _ids(body: Any) -> Query:
-    wanted = set(body.get("values", [])) if isinstance(body, dict) else set()
-    return lambda _id, _source: _id in wanted
-
-
-def _clauses(value: Any) -> list[Query]:
-    items = value if isinstance(value, list) else [value]
-    return [parse_query(item)[0] for item in items]
-
-
-def _bool(body: Any) -> tuple[Query, bool]:
-    if not isinstance(body, dict):
-        raise ParsingError("[bool] query malformed, no start_object after query name")
-    unknown = set(body) - {"must", "filter", "should", "must_not", "minimum_should_match", "boost"}
-    if unknown:
-        raise ParsingError(f"[bool] query does not support [{sorted(unknown)[0]}]")
-    must = _clauses(body.get("must", []))
-    filters = _clauses(body.get("filter", []))
-    should = _clauses(body.get("should", []))
-    must_not = _clauses(body.get("must_not", []))
-    minimum = body.get("minimum_should_match")
-    if minimum is None:
-        minimum = 0 if (must or filters) else (1 if should else 0)
-    minimum = int(minimum)
-
-    def match(_id: str, source: dict[str, Any]) -> bool:
-        if not all(q(_id, source) for q in must + filters):
-            return False
-        if any(q(_id, source) for q in must_not):
-            return False
-        return sum(1 for q in should if q(_id, source)) >= minimum
-
-    return match, bool(must or should)
-
-
-def parse_query(query: Any) -> tuple[Query, bool]:
-    """One query clause → (predicate, scoring). The supported subset: match_all, match_none,
-    term, terms, match, range, exists, ids, bool."""
-    if not isinstance(query, dict) or len(query) != 1:
-        raise ParsingError("[_na] query malformed, must start with start_object")
-    ((kind, body),) = query.items()
-    if kind == "match_all":
-        return (lambda _id, _s: True), True
-    if kind == "match_none":
-        return (lambda _id, _s: False), True
-    if kind == "bool":
-        return _bool(body)
-    parsers: dict[str, Callable[[Any], Query]] = {
-        "term": _term,
-        "terms": _terms,
-        "match": _match,
-        "range": _range,
-        "exists": _exists,
-        "ids": _ids,
-    }
-    parser = parsers.get(kind)
-    if parser is None:
-        raise ParsingError(f"unknown query [{kind}]")
-    return parser(body), True
-
-
-def _sort(spec: Any) -> tuple[tuple[str, bool], ...]:
-    items = spec if isinstance(spec, list) else [spec]
-    out: list[tuple[str, bool]] = []
-    for item in items:
-        if isinstance(item, str):
-            name, order = item, "asc"
-        elif isinstance(item, dict) and len(item) == 1:
-            ((name, how),) = item.items()
-            order = how.get("order", "asc") if isinstance(how, dict) else str(how)
-        else:
-            raise ParsingError(
-                "malformed sort format, within the sort array, an object, or an actual string are allowed"
+        **{
+            name: "keyword"
+            for name in (
+                "model_id",
+                "task_type",
+                "function_name",
+                "state",
+                "input_type",
+                "output_index",
+                "worker_node",
+                "tenant_id",
             )
-        if order not in ("asc", "desc"):
-            raise IllegalArgumentError(f"Unknown SortOrder [{order}]")
-        if name not in MAPPED_FIELDS and name not in ("_score", "_doc"):
-            raise QueryShardError(f"No mapping found for [{name}] in order to sort on")
-        if name in TEXT_FIELDS:
-            raise IllegalArgumentError(
-                f"Text fields are not optimised for operations that require per-document field "
-                f"data like aggregations and sorting, so these operations are disabled by default. "
-                f"Please use a keyword field instead. Alternatively, set fielddata=true on [{name}] "
-                f"in order to load field data by uninverting the inverted index. Note that this can "
-                f"use significant memory."
-            )
-        out.append((name, order == "desc"))
-    return tuple(out)
-
-
-_SEARCH_KEYS = frozenset(
-    {
-        "query",
-        "size",
-        "from",
-        "sort",
-        "_source",
-        "track_total_hits",
-        "seq_no_primary_term",
-        "version",
+        },
+        "error": "text",
+        "create_time": "date",
+        "last_update_time": "date",
+        "progress": "float",
+        "is_async": "boolean",
     }
 )
 
 
 def parse_search(body: Any) -> SearchRequest:
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise ParsingError("Expected [START_OBJECT] but found [START_ARRAY]")
-    unknown = set(body) - _SEARCH_KEYS
-    if unknown:
-        raise ParsingError(f"Unknown key for a START_OBJECT in [{sorted(unknown)[0]}].")
-    query, scoring = parse_query(body.get("query", {"match_all": {}}))
-    try:
-        size = int(body.get("size", 10))
-        from_ = int(body.get("from", 0))
-    except (TypeError, ValueError) as e:
-        raise ParsingError(f"[size] and [from] must be numbers: {e}") from None
-    if size < 0:
-        raise IllegalArgumentError(f"[size] parameter cannot be negative, found [{size}]")
-    if from_ < 0:
-        raise IllegalArgumentError(f"[from] parameter cannot be negative, found [{from_}]")
-    sort = _sort(body["sort"]) if "sort" in body else ()
-    return SearchRequest(query=query, scoring=scoring, size=size, from_=from_, sort=sort)
-
-
-@dataclass(frozen=True)
-class StoredDoc:
-    """A document of a simulated index, with its write metadata."""
-
-    id: str
-    source: dict[str, Any]
-    version: int
-    seq_no: int
-    primary_term: int = 1
-
-
-def _sort_key(field_name: str, source: dict[str, Any]) -> Any:
-    values = _values(source, field_name)
-    return values[0] if values else None
-
-
-def _by(field_name: str) -> Callable[[StoredDoc], Any]:
-    def key(doc: StoredDoc) -> Any:
-        return _sort_key(field_name, doc.source)
-
-    return key
+    """`_plugins/_ml/tasks/_search`'s body, with the mapping's sort checks done up front."""
+    request = documents.parse_search(body)
+    check_sort(request.sort, [ML_TASK_MAPPING])
+    return replace(request, version=True, seq_no_primary_term=True)
 
 
 def run_search(
     index: str, docs: Iterable[StoredDoc], req: SearchRequest, *, took: int = 1, shards: int = 1
 ) -> dict[str, Any]:
-    """The `SearchResponse` of ML Commons' search actions (`seqNoAndPrimaryTerm` and `version` on)."""
-    hits = [d for d in docs if req.query(d.id, d.source)]
-    for name, descending in reversed(req.sort):
-        if name in ("_score", "_doc"):
-            continue
-        present = [d for d in hits if _sort_key(name, d.source) is not None]
-        missing = [d for d in hits if _sort_key(name, d.source) is None]
-        present.sort(key=_by(name), reverse=descending)
-        hits = present + missing  # missing values sort last either way (`_last`)
-    total = len(hits)
-    page = hits[req.from_ : req.from_ + req.size]
-    score: float | None = (1.0 if req.scoring else 0.0) if not req.sort else None
-    rendered = []
-    for d in page:
-        hit: dict[str, Any] = {
-            "_index": index,
-            "_id": d.id,
-            "_version": d.version,
-            "_seq_no": d.seq_no,
-            "_primary_term": d.primary_term,
-            "_score": score,
-            "_source": d.source,
-        }
-        if req.sort:
-            hit["sort"] = [_sort_value(name, d) for name, _ in req.sort]
-        rendered.append(hit)
-    return {
-        "took": took,
-        "timed_out": False,
-        "_shards": {"total": shards, "successful": shards, "skipped": 0, "failed": 0},
-        "hits": {
-            "total": {"value": total, "relation": "eq"},
-            "max_score": score if total else None,
-            "hits": rendered,
-        },
-    }
-
-
-def _sort_value(name: str, doc: StoredDoc) -> Any:
-    if name == "_doc":
-        return doc.seq_no
-    if name == "_score":
-        return 1.0
-    value = _sort_key(name, doc.source)
-    if value is None:
-        return None
-    return value
+    """The `SearchResponse` of ML Commons' search actions."""
+    target = Target(index, tuple(docs), ML_TASK_MAPPING)
+    return documents.search(
+        [target],
+        req,
+        took=took,
+        shards={"total": shards, "successful": shards, "skipped": 0, "failed": 0},
+    )
 
 
 # -- settings ---------------------------------------------------------------------------------------

@@ -1,0 +1,202 @@
+"""An index's field types: OpenSearch's dynamic mapping, and explicit `properties`, in small.
+
+What a query does with a value depends on the field's type, as in OpenSearch: a `text` field is
+analysed (the standard analyser, in small: lower-cased words), so `term` matches one of its words and
+`match` analyses its query; a `keyword` matches exactly; numbers and dates compare as numbers (ISO
+dates as text, which orders them); `boolean` takes `true`/`"true"`. Dynamic mapping follows
+`DocumentParser`'s defaults: a string is `text` with a `<field>.keyword` sub-field (`ignore_above`
+256), unless it looks like a date (`date_detection`, the `strict_date_optional_time` form) → `date`;
+an integer is `long`, a fraction `float`, a boolean `boolean`, an object `object` (its fields get
+dotted paths). The first value seen decides, as in OpenSearch. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+TEXT, KEYWORD, LONG, FLOAT, BOOLEAN, DATE, OBJECT = (
+    "text",
+    "keyword",
+    "long",
+    "float",
+    "boolean",
+    "date",
+    "object",
+)
+NUMERIC_TYPES: Final = frozenset(
+    {"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float"}
+)
+KEYWORD_TYPES: Final = frozenset({"keyword", "constant_keyword", "wildcard"})
+TEXT_TYPES: Final = frozenset({"text", "match_only_text"})
+IGNORE_ABOVE: Final = 256
+_DATE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$"
+)
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def analyze(text: str) -> list[str]:
+    """The standard analyser in small: words of letters and digits, lower-cased."""
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def field_values(source: Mapping[str, Any], path: str) -> list[Any]:
+    """Every non-null leaf value at a dotted `path` (through objects and arrays of objects, and
+    keys that contain dots themselves), as `XContentMapValues.extractRawValues`."""
+    out: list[Any] = []
+
+    def walk(node: Any, parts: list[str]) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item, parts)
+            return
+        if not parts:
+            if node is not None and not isinstance(node, dict):
+                out.append(node)
+            return
+        if not isinstance(node, Mapping):
+            return
+        for i in range(1, len(parts) + 1):
+            key = ".".join(parts[:i])
+            if key in node:
+                walk(node[key], parts[i:])
+
+    walk(source, path.split("."))
+    return out
+
+
+@dataclass
+class FieldMapping:
+    """One mapped field: its type, and whether it has a `.keyword` sub-field."""
+
+    type: str
+    keyword_subfield: bool = False
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        if self.keyword_subfield:
+            out["fields"] = {"keyword": {"type": "keyword", "ignore_above": IGNORE_ABOVE}}
+        return out
+
+
+def _dynamic_type(value: Any) -> FieldMapping | None:
+    if isinstance(value, bool):
+        return FieldMapping(BOOLEAN)
+    if isinstance(value, int):
+        return FieldMapping(LONG)
+    if isinstance(value, float):
+        return FieldMapping(FLOAT)
+    if isinstance(value, str):
+        if _DATE.match(value):
+            return FieldMapping(DATE)
+        return FieldMapping(TEXT, keyword_subfield=True)
+    if isinstance(value, dict):
+        return FieldMapping(OBJECT)
+    return None
+
+
+@dataclass
+class IndexMapping:
+    """The fields of one index, by dotted path (`object` fields included)."""
+
+    fields: dict[str, FieldMapping] = field(default_factory=dict)
+    dynamic: bool = True
+
+    @classmethod
+    def of(cls, types: Mapping[str, str]) -> IndexMapping:
+        """A fixed mapping, path → type (`text` without a keyword sub-field)."""
+        return cls({path: FieldMapping(kind) for path, kind in types.items()}, dynamic=False)
+
+    @classmethod
+    def from_body(cls, body: Any) -> IndexMapping:
+        """`mappings` of a create-index body: `properties` (nested), `dynamic`."""
+        mapping = cls()
+        if not isinstance(body, dict):
+            return mapping
+        if body.get("dynamic") in (False, "false", "strict"):
+            mapping.dynamic = False
+
+        def walk(props: Any, prefix: str) -> None:
+            if not isinstance(props, dict):
+                return
+            for name, spec in props.items():
+                if not isinstance(spec, dict):
+                    continue
+                path = f"{prefix}{name}"
+                kind = str(spec.get("type", OBJECT))
+                subfields = spec.get("fields")
+                keyword = isinstance(subfields, dict) and "keyword" in subfields
+                mapping.fields[path] = FieldMapping(kind, keyword_subfield=keyword)
+                if "properties" in spec:
+                    walk(spec["properties"], f"{path}.")
+
+        walk(body.get("properties"), "")
+        return mapping
+
+    def learn(self, source: Mapping[str, Any], prefix: str = "") -> None:
+        """Dynamic mapping: add the fields of `source` that are not mapped yet."""
+        if not self.dynamic:
+            return
+        for key, value in source.items():
+            path = f"{prefix}{key}"
+            sample = value
+            if isinstance(value, list):
+                sample = next((v for v in value if v is not None), None)
+            if sample is None:
+                continue
+            if path not in self.fields:
+                found = _dynamic_type(sample)
+                if found is None:
+                    continue
+                self.fields[path] = found
+            if isinstance(sample, dict) and self.fields[path].type == OBJECT:
+                items = value if isinstance(value, list) else [value]
+                for item in items:
+                    if isinstance(item, dict):
+                        self.learn(item, f"{path}.")
+
+    def type_of(self, path: str) -> str | None:
+        """The type a query sees at `path` (`x.keyword` of a text field is a keyword)."""
+        found = self.fields.get(path)
+        if found is not None:
+            return found.type
+        if path.endswith(".keyword"):
+            parent = self.fields.get(path[: -len(".keyword")])
+            if parent is not None and parent.keyword_subfield:
+                return KEYWORD
+        return None
+
+    def source_path(self, path: str) -> str:
+        """Where the values of `path` live in `_source` (a sub-field reads its parent)."""
+        if path not in self.fields and path.endswith(".keyword"):
+            parent = self.fields.get(path[: -len(".keyword")])
+            if parent is not None and parent.keyword_subfield:
+                return path[: -len(".keyword")]
+        return path
+
+    def values(self, source: Mapping[str, Any], path: str) -> list[Any]:
+        values = field_values(source, self.source_path(path))
+        if path != self.source_path(path):  # a keyword sub-field skips long strings
+            values = [v for v in values if len(str(v)) <= IGNORE_ABOVE]
+        return values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.fields)
+
+    def body(self) -> dict[str, Any]:
+        """`GET /{index}/_mapping`'s `mappings`: nested `properties`."""
+        root: dict[str, Any] = {}
+        for path in sorted(self.fields):
+            node = root
+            *parents, leaf = path.split(".")
+            for p in parents:
+                node = node.setdefault(p, {"properties": {}}).setdefault("properties", {})
+            spec = self.fields[path]
+            if spec.type == OBJECT:
+                node.setdefault(leaf, {"properties": {}})
+            else:
+                node[leaf] = spec.body()
+        return {"properties": root} if root else {}
