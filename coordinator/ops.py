@@ -23,7 +23,9 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from coordinator.documents import MATCH_ALL, Query, SourceFilter
 from coordinator.indices import Index, Indices, Timing
+from coordinator.painless import Script
 from coordinator.params import Params
 from simnode import bulk_by_scroll, jsontext
 from simnode._wire import node_pb2 as pb
@@ -82,6 +84,13 @@ class BulkByScrollRequest:
     requests_per_second: float = math.inf
     slices: int = 1
     wait_for_completion: bool = True
+    refresh: bool = False
+    query: Query = MATCH_ALL
+    script: Script | None = None
+    abort_on_version_conflict: bool = True
+    op_type: str = "index"  # reindex's dest
+    version_type: str = "internal"
+    source_filter: SourceFilter | None = None
 
     @property
     def description(self) -> str:

@@ -176,6 +176,8 @@ class Node:
         self._running: dict[int, _Running] = {}
         # Set on the node that holds the `.tasks` index (the coordinating node).
         self.on_store_result: Callable[[pb.StoreResultRequest], None] | None = None
+        # The documents of by-query operations (set by the coordinator on its own node).
+        self.hit_source: bulk_by_scroll.HitSource | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -828,14 +830,16 @@ class Node:
             return
         took = int((trio.current_time() - started) * 1000)
         _, nanos = self._now()
-        status = (
-            running.leader.status(_reason(task))
-            if running.leader is not None
-            else running.worker.status(nanos, _reason(task))
-            if running.worker is not None
-            else bulk_by_scroll.Status()
-        )
-        running.response = bulk_by_scroll.response(status, took)
+        failed: list[dict[str, Any]] = []
+        if running.leader is not None:
+            status = running.leader.status(_reason(task))
+            failed = running.leader.failures
+        elif running.worker is not None:
+            status = running.worker.status(nanos, _reason(task))
+            failed = running.worker.failures
+        else:
+            status = bulk_by_scroll.Status()
+        running.response = bulk_by_scroll.response(status, took, failures=failed)
 
     async def _bulk_by_scroll_worker(
         self,
@@ -845,7 +849,8 @@ class Node:
         failures: list[OpenSearchError],
     ) -> None:
         """`AbstractAsyncBulkByScrollAction`: scroll a batch, bulk it, throttle, again; a cancel
-        is seen at the next batch (or wakes the throttle sleep) and ends with `canceled`."""
+        is seen at the next batch (or wakes the throttle sleep) and ends with `canceled`. With an
+        `operation`, the batches are real documents read and written through `hit_source`."""
         task = running.task
         worker = running.worker = bulk_by_scroll.WorkerState(
             kind=bbs.kind,
@@ -854,6 +859,9 @@ class Node:
             slice_id=bbs.slice_id if bbs.HasField("slice_id") else None,
         )
         task.status_fn = lambda now: worker.status(now, _reason(task)).xcontent()
+        if bbs.operation and self.hit_source is not None:
+            await self._documents_worker(running, worker, bbs, headers, failures)
+            return
         size = bbs.batch_size or bulk_by_scroll.DEFAULT_SCROLL_SIZE
         first = True
         while not task.is_cancelled:
@@ -876,6 +884,56 @@ class Node:
             _, nanos = self._now()
             if worker.start_sleep(docs, nanos):
                 await self._throttle_sleep(running, worker)
+
+    async def _documents_worker(
+        self,
+        running: _Running,
+        worker: bulk_by_scroll.WorkerState,
+        bbs: pb.BulkByScrollSpec,
+        headers: Headers,
+        failures: list[OpenSearchError],
+    ) -> None:
+        """The worker on real documents: `onScrollResponse` → `prepareBulkRequest` (count the
+        batch, cut to `max_docs`, run the script) → `sendBulkRequest` → `onBulkResponse` (count;
+        failures end it) → throttle → the next scroll; `refreshAndFinish` at the end."""
+        assert self.hit_source is not None
+        task = running.task
+        size = bbs.batch_size or bulk_by_scroll.DEFAULT_SCROLL_SIZE
+        scroll: bulk_by_scroll.Scroll | None = None
+        slice_id = bbs.slice_id if bbs.HasField("slice_id") else None
+        try:
+            while not task.is_cancelled:
+                await self._run_child(
+                    task, _scroll_child(bbs, scroll is None), headers, via_client=True
+                )
+                if scroll is None:
+                    scroll = self.hit_source.open(bbs.operation, slice_id, max(1, bbs.slice_count))
+                    worker.total = scroll.total
+                hits = scroll.next_batch(size, worker.successfully_processed)
+                if not hits or task.is_cancelled:
+                    return
+                worker.batches += 1
+                batch = scroll.prepare(hits)
+                worker.noops += batch.noops
+                if batch.size > 0:
+                    await self._run_child(
+                        task, _bulk_child(bbs, batch.size), headers, via_client=True
+                    )
+                    written = scroll.write(batch)
+                    worker.count_written(written)
+                    if written.failures:
+                        return
+                    if scroll.reached_max_docs(worker.successfully_processed):
+                        return
+                _, nanos = self._now()
+                if worker.start_sleep(batch.size, nanos):
+                    await self._throttle_sleep(running, worker)
+        except OpenSearchError as e:
+            if not task.is_cancelled:
+                failures.append(e)
+        finally:
+            if scroll is not None:
+                scroll.close(refresh=not task.is_cancelled and not failures)
 
     async def _throttle_sleep(self, running: _Running, worker: bulk_by_scroll.WorkerState) -> None:
         """Sleep until the throttle deadline; a rethrottle or a cancel wakes and re-reads it."""
@@ -909,15 +967,16 @@ class Node:
             sub.store_result = False
             sub.bulk_by_scroll.slices = 1
             sub.bulk_by_scroll.slice_id = slice_id
+            sub.bulk_by_scroll.slice_count = bbs.slices
             sub.bulk_by_scroll.total = share
             sub.bulk_by_scroll.requests_per_second = bbs.requests_per_second / bbs.slices
             try:
                 answer = await self._run_child(
                     task, pb.ChildSpec(task=sub), headers, via_client=True
                 )
-                leader.results[slice_id] = bulk_by_scroll.status_from_xcontent(
-                    jsontext.loads(answer.response_json)
-                )
+                body = jsontext.loads(answer.response_json)
+                leader.results[slice_id] = bulk_by_scroll.status_from_xcontent(body)
+                leader.failures.extend(body.get("failures") or [])
             except OpenSearchError as e:
                 leader.results[slice_id] = e
                 errors.append(e)
