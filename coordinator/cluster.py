@@ -24,6 +24,7 @@ from typing import Any
 
 import trio
 
+from coordinator.documents import DocumentStore
 from coordinator.engine import NodeHosts
 from coordinator.indices import Indices, Timing
 from coordinator.results import GetTaskResult, TaskResultsIndex
@@ -111,8 +112,9 @@ class Cluster:
         self.hosts: NodeHosts = hosts if hosts is not None else process_hosts(config)
         self.transport = self.hosts.transport
         self.state = ClusterState(cluster_name=config.cluster_name)
-        self.results = TaskResultsIndex()
-        self.indices = Indices()  # the index model operations build their task trees from
+        # the index model operations build their task trees from, and the indices' documents
+        self.indices = Indices(documents=DocumentStore(seed=config.seed))
+        self.results = TaskResultsIndex(self.indices, self._data_node_ids)
         self.timing = Timing()
         self._local: Node | None = None
         self._members: dict[
@@ -248,6 +250,9 @@ class Cluster:
                 for node in stale:
                     nursery.start_soon(self._send_state, node, message)
 
+    def _data_node_ids(self) -> list[str]:
+        return [n.id for n in self.state.nodes if n.has_role("data")]
+
     def _store_result(self, req: pb.StoreResultRequest) -> None:
         """A node stored a finished task's result: the `.tasks` index lives here."""
         self.results.store(
@@ -258,7 +263,8 @@ class Cluster:
                 if req.HasField("response_json")
                 else None,
                 error=error_from_pb(req.error) if req.HasField("error") else None,
-            )
+            ),
+            trio.current_time(),
         )
 
     # -- membership ------------------------------------------------------------------------------

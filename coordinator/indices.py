@@ -1,9 +1,12 @@
 """The index model: just enough of an index for operations to build realistic task trees.
 
-An index has a name, a document count, and shards placed on data nodes (primary on one node,
-replicas on the next ones, round-robin from a start that depends on the name). It decides which
-nodes get shard-level children and how long the work takes (`Timing`): tasksim has no search
-engine, the point is the task trees. Names are checked with OpenSearch's rules and messages
+An index has a name, a *synthetic* document count (the volume it claims without holding it: the
+demo's, scenarios' and `/_sim/indices`' `docs`), its real documents (`Indices.documents`, the store
+of coordinator/documents/, opened and dropped with the index), and shards placed on data nodes
+(primary on one node, replicas on the next ones, round-robin from a start that depends on the
+name). It decides which nodes get shard-level children and how long the work takes (`Timing`,
+from the synthetic and the real documents of a shard). Hidden indices (`.tasks`) are left out of
+`*` and `_all` unless the pattern starts with a dot, as OpenSearch resolves them. Names are checked with OpenSearch's rules and messages
 (`MetadataCreateIndexService.validateIndexOrAliasName`); expressions resolve like
 `IndexNameExpressionResolver` for the simple cases (comma lists, `*` wildcards, `_all`).
 Pure: no I/O, no clock.
@@ -16,6 +19,7 @@ import hashlib
 import itertools
 from dataclasses import dataclass, field, replace
 
+from coordinator.documents import DocumentStore, IndexDocs, IndexMapping
 from simnode.errors import (
     IndexNotFoundError,
     InvalidIndexNameError,
@@ -65,10 +69,24 @@ class Index:
     docs: int
     shards: tuple[Shard, ...]
     number_of_replicas: int
+    hidden: bool = False
+    auto_expand_replicas: str | None = None
 
     def shard_docs(self, shard: int) -> int:
+        """The synthetic documents of one shard."""
         count = len(self.shards)
         return self.docs // count + (1 if shard < self.docs % count else 0)
+
+    def shards_header(self) -> dict[str, int]:
+        """`_shards` of a write or refresh of every shard: copies wanted, copies assigned."""
+        total = len(self.shards) * (1 + self.number_of_replicas)
+        done = sum(1 + len(s.replicas) for s in self.shards)
+        return {"total": total, "successful": done, "failed": 0}
+
+    def shard_header(self, shard: int) -> dict[str, int]:
+        """`_shards` of a write to one shard (`ReplicationResponse.ShardInfo`)."""
+        copies = 1 + len(self.shards[shard].replicas)
+        return {"total": 1 + self.number_of_replicas, "successful": copies, "failed": 0}
 
 
 def validate_index_name(name: str) -> None:
@@ -104,6 +122,7 @@ class Indices:
 
     _indices: dict[str, Index] = field(default_factory=dict)
     _generation: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    documents: DocumentStore = field(default_factory=DocumentStore)
 
     def __contains__(self, name: str) -> bool:
         return name in self._indices
@@ -122,6 +141,11 @@ class Indices:
         shards: int = DEFAULT_SHARDS,
         replicas: int = DEFAULT_REPLICAS,
         docs: int = 0,
+        hidden: bool = False,
+        auto_expand_replicas: str | None = None,
+        mapping: IndexMapping | None = None,
+        refresh_interval: float = 1.0,
+        now: float = 0.0,
     ) -> Index:
         validate_index_name(name)
         if name in self._indices:
@@ -141,14 +165,37 @@ class Indices:
                 order = [nodes[(start + i + k) % len(nodes)] for k in range(len(nodes))]
                 primary, copies = order[0], tuple(order[1 : 1 + replicas])
             placed.append(Shard(name, i, primary, copies))
-        index = Index(name, _uuid(name, next(self._generation)), docs, tuple(placed), replicas)
+        index = Index(
+            name,
+            _uuid(name, next(self._generation)),
+            docs,
+            tuple(placed),
+            replicas,
+            hidden,
+            auto_expand_replicas,
+        )
         self._indices[name] = index
+        self.documents.open(
+            name,
+            uuid=index.uuid,
+            shards=shards,
+            mapping=mapping,
+            refresh_interval=refresh_interval,
+            now=now,
+        )
         return index
+
+    def docs(self, name: str) -> IndexDocs:
+        """The real documents of an index (`index_not_found_exception` when there is none)."""
+        if name not in self._indices:
+            raise IndexNotFoundError.of(name)
+        return self.documents[name]
 
     def delete(self, expression: str) -> list[Index]:
         gone = self.resolve(expression)
         for index in gone:
             del self._indices[index.name]
+            self.documents.drop(index.name)
         return gone
 
     def resolve(self, expression: str, *, allow_no_indices: bool = True) -> list[Index]:
@@ -159,9 +206,15 @@ class Indices:
             if not part:
                 continue
             if part in ("_all", "*"):
-                found.update(self._indices)
+                found.update({n: i for n, i in self._indices.items() if not i.hidden})
             elif "*" in part:
-                found.update({n: i for n, i in self._indices.items() if simple_match(part, n)})
+                found.update(
+                    {
+                        n: i
+                        for n, i in self._indices.items()
+                        if simple_match(part, n) and (not i.hidden or part.startswith("."))
+                    }
+                )
             elif part in self._indices:
                 found[part] = self._indices[part]
             else:

@@ -19,6 +19,7 @@ import trio
 from coordinator import (
     rest_cat,
     rest_cluster,
+    rest_docs,
     rest_faults,
     rest_ml,
     rest_ops,
@@ -82,7 +83,16 @@ class Ready:
 
 def build_router(cluster: Cluster) -> Router:
     router = Router()
-    for module in (rest_cluster, rest_tasks, rest_sim, rest_faults, rest_ops, rest_cat, rest_ml):
+    for module in (
+        rest_cluster,
+        rest_tasks,
+        rest_sim,
+        rest_faults,
+        rest_ops,
+        rest_docs,
+        rest_cat,
+        rest_ml,
+    ):
         module.register(router, cluster)
     return router
 

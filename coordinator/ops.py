@@ -17,24 +17,21 @@ Parameter parsing keeps OpenSearch's messages (`AbstractBaseReindexRestHandler`)
 
 from __future__ import annotations
 
-import base64
 import math
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from coordinator.documents import MATCH_ALL, Query, SourceFilter
+from coordinator.documents import MATCH_ALL, Query, SourceFilter, shard_of
 from coordinator.indices import Index, Indices, Timing
 from coordinator.painless import Script
 from coordinator.params import Params
 from simnode import bulk_by_scroll, jsontext
 from simnode._wire import node_pb2 as pb
-from simnode.errors import ActionRequestValidationError, IllegalArgumentError
+from simnode.errors import ActionRequestValidationError, IllegalArgumentError, ParseError
 
 BULK_ACTION = "indices:data/write/bulk"
 SEARCH_ACTION = "indices:data/read/search"
 BULK_OPS = ("index", "create", "update", "delete")
-TRACK_TOTAL_HITS = 10_000
 
 
 # -- bulk-by-scroll parameters ----------------------------------------------------------------------
@@ -128,9 +125,13 @@ def set_max_docs(req: BulkByScrollRequest, value: int) -> None:
 
 
 def plan_bulk_by_scroll(
-    req: BulkByScrollRequest, sources: list[Index], dest: Index | None, timing: Timing
+    req: BulkByScrollRequest,
+    sources: list[Index],
+    dest: Index | None,
+    timing: Timing,
+    real_docs: int = 0,
 ) -> pb.TaskSpec:
-    total = sum(i.docs for i in sources)
+    total = sum(i.docs for i in sources) + real_docs
     if req.max_docs != -1:
         total = min(total, req.max_docs)
     slices = req.slices
@@ -162,7 +163,7 @@ def plan_bulk_by_scroll(
     return spec
 
 
-# -- _search ----------------------------------------------------------------------------------------
+# -- _search ---------------------------------------------------------------------------------------
 
 
 def search_description(indices: list[str], source: dict[str, Any] | None) -> str:
@@ -171,36 +172,36 @@ def search_description(indices: list[str], source: dict[str, Any] | None) -> str
 
 
 def plan_search(
-    indices: list[Index], source: dict[str, Any] | None, timing: Timing, local_node: str
-) -> tuple[pb.TaskSpec, dict[str, Any]]:
-    """The search tree and the response it answers with when it is not cancelled."""
-    size = 10
-    if isinstance(source, dict) and isinstance(source.get("size"), int):
-        size = max(0, source["size"])
-    total_docs = sum(i.docs for i in indices)
+    indices: list[Index],
+    source: dict[str, Any] | None,
+    timing: Timing,
+    response: dict[str, Any],
+    *,
+    fetch: set[tuple[str, int]] | frozenset[tuple[str, int]] = frozenset(),
+    real_docs: dict[tuple[str, int], int] | None = None,
+) -> pb.TaskSpec:
+    """The search tree: a query phase on the node of every shard (its cost from the shard's
+    synthetic and real documents), then a fetch phase on the shards in `fetch` (those with hits
+    on the page); the coordinating task answers `response` when it is not cancelled."""
+    real = real_docs or {}
     shards = [(i, s) for i in indices for s in i.shards]
     children: list[pb.ChildSpec] = []
     for index, shard in shards:
+        docs = index.shard_docs(shard.shard) + real.get((index.name, shard.shard), 0)
         children.append(
             pb.ChildSpec(
                 node_id=shard.primary,
                 task=pb.TaskSpec(
                     action=f"{SEARCH_ACTION}[phase/query]",
                     cancellable=True,
-                    duration_millis=timing.query_millis(index.shard_docs(shard.shard)),
+                    duration_millis=timing.query_millis(docs),
                     description=f"shardId[[{index.name}][{shard.shard}]]",
                 ),
             )
         )
-    hits: list[dict[str, Any]] = []
     for index, shard in shards:
-        take = min(index.shard_docs(shard.shard), size - len(hits))
-        if take <= 0:
+        if (index.name, shard.shard) not in fetch:
             continue
-        hits.extend(
-            {"_index": index.name, "_id": f"{shard.shard}-{n}", "_score": 1.0, "_source": {}}
-            for n in range(take)
-        )
         children.append(
             pb.ChildSpec(
                 node_id=shard.primary,
@@ -213,20 +214,7 @@ def plan_search(
                 ),
             )
         )
-    response: dict[str, Any] = {
-        "took": 0,
-        "timed_out": False,
-        "_shards": {"total": len(shards), "successful": len(shards), "skipped": 0, "failed": 0},
-        "hits": {
-            "total": {
-                "value": min(total_docs, TRACK_TOTAL_HITS),
-                "relation": "eq" if total_docs <= TRACK_TOTAL_HITS else "gte",
-            },
-            "max_score": 1.0 if hits else None,
-            "hits": hits,
-        },
-    }
-    spec = pb.TaskSpec(
+    return pb.TaskSpec(
         action=SEARCH_ACTION,
         cancellable=True,
         duration_millis=0,
@@ -234,25 +222,21 @@ def plan_search(
         response_json=jsontext.dumps(response),
         children=children,
     )
-    return spec, response
 
 
-# -- _bulk ------------------------------------------------------------------------------------------
+# -- _bulk and single-document writes ---------------------------------------------------------------
 
 
 @dataclass
 class BulkItem:
+    """One action of a `_bulk` body: its op, index, id (None: auto-generated), the action line's
+    other metadata (`if_seq_no`, `version`, ...), and its source line (None for delete)."""
+
     op: str
     index: str
     id: str | None
-
-
-@dataclass
-class BulkPlan:
-    spec: pb.TaskSpec
-    items: list[dict[str, Any]] = field(default_factory=list)
-    doc_deltas: dict[str, int] = field(default_factory=dict)
-    created: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    source: Any = None
 
 
 def parse_bulk(body: bytes, default_index: str | None) -> list[BulkItem]:
@@ -288,7 +272,18 @@ def parse_bulk(body: bytes, default_index: str | None) -> list[BulkItem]:
         doc_id = meta.get("_id")
         if op in ("update", "delete") and doc_id is None:
             errors.append("id is missing")
-        items.append(BulkItem(op, str(index or ""), None if doc_id is None else str(doc_id)))
+        source: Any = None
+        if op != "delete":
+            if i + 1 >= len(lines):
+                raise IllegalArgumentError("The bulk request must be terminated by a newline [\\n]")
+            try:
+                source = jsontext.loads(lines[i + 1])
+            except ValueError as e:
+                raise ParseError(f"Failed to parse content to map: {e}") from None
+        others = {k: v for k, v in meta.items() if k not in ("_index", "_id")}
+        items.append(
+            BulkItem(op, str(index or ""), None if doc_id is None else str(doc_id), others, source)
+        )
         i += 1 if op == "delete" else 2
     if not items:
         errors.append("no requests added")
@@ -297,62 +292,24 @@ def parse_bulk(body: bytes, default_index: str | None) -> list[BulkItem]:
     return items
 
 
-def _auto_id(uuid: str, number: int) -> str:
-    """A 20-character id like OpenSearch's auto-generated ones (time-based base64 UUIDs)."""
-    raw = zlib.crc32(f"{uuid}:{number}".encode()).to_bytes(4, "big") * 4
-    return base64.urlsafe_b64encode(raw[:15]).decode()
-
-
-def _shard_of(doc_id: str, shards: int) -> int:
-    return zlib.crc32(doc_id.encode()) % shards
-
-
-def plan_bulk(
-    items: list[BulkItem], indices: Indices, timing: Timing, seq: dict[str, int]
-) -> BulkPlan:
-    """The bulk tree, its response items, and how many documents each index gains."""
-    plan = BulkPlan(pb.TaskSpec(action=BULK_ACTION, cancellable=False, duration_millis=0))
+def write_spec(
+    action: str,
+    writes: list[tuple[Index, int]],
+    timing: Timing,
+    *,
+    description: str = "",
+) -> pb.TaskSpec:
+    """The tree of a write (`_bulk`, or a single index/delete/update): `action` → one `bulk[s]`
+    per shard written (through the node's client) → `bulk[s][p]` on the primary's node →
+    `bulk[s][r]` on each replica's node. `writes` is (index, shard) per document written."""
+    spec = pb.TaskSpec(action=action, cancellable=False, duration_millis=0, description=description)
     per_shard: dict[tuple[str, int], int] = {}
-    docs: dict[str, int] = {}
-    for item in items:
-        index = indices.get(item.index)
-        assert index is not None, item.index
-        docs.setdefault(index.name, index.docs)
-        number = seq.get(index.name, 0)
-        doc_id = item.id if item.id is not None else _auto_id(index.uuid, number)
-        shard = _shard_of(doc_id, len(index.shards))
+    by_name: dict[str, Index] = {}
+    for index, shard in writes:
+        by_name[index.name] = index
         per_shard[(index.name, shard)] = per_shard.get((index.name, shard), 0) + 1
-        seq[index.name] = number + 1
-        if item.op in ("index", "create"):
-            result, status, delta = "created", 201, 1
-        elif item.op == "update":
-            result, status, delta = "updated", 200, 0
-        else:
-            found = docs[index.name] > 0
-            result, status, delta = ("deleted", 200, -1) if found else ("not_found", 404, 0)
-        docs[index.name] += delta
-        plan.doc_deltas[index.name] = plan.doc_deltas.get(index.name, 0) + delta
-        copies = 1 + len(index.shards[shard].replicas)
-        plan.items.append(
-            {
-                item.op: {
-                    "_index": index.name,
-                    "_id": doc_id,
-                    "_version": 1 if result == "created" else 2,
-                    "result": result,
-                    "_shards": {"total": copies, "successful": copies, "failed": 0},
-                    "_seq_no": number,
-                    "_primary_term": 1,
-                    "status": status,
-                }
-            }
-        )
-    plan.spec.description = (
-        f"requests[{len(items)}], indices[{', '.join(sorted({i.index for i in items}))}]"
-    )
     for (name, shard_no), count in sorted(per_shard.items()):
-        index = indices.get(name)
-        assert index is not None
+        index = by_name[name]
         routing = index.shards[shard_no]
         described = f"requests[{count}], index[{name}][{shard_no}]"
         replicas = [
@@ -374,7 +331,7 @@ def plan_bulk(
             description=described,
             children=replicas,
         )
-        plan.spec.children.append(
+        spec.children.append(
             pb.ChildSpec(
                 local_client=True,
                 task=pb.TaskSpec(
@@ -386,4 +343,15 @@ def plan_bulk(
                 ),
             )
         )
-    return plan
+    return spec
+
+
+def plan_bulk(items: list[BulkItem], indices: Indices, timing: Timing) -> pb.TaskSpec:
+    """The `indices:data/write/bulk` tree of `items` (every id assigned)."""
+    writes = []
+    for item in items:
+        index = indices.get(item.index)
+        assert index is not None and item.id is not None, item
+        writes.append((index, shard_of(item.id, len(index.shards))))
+    description = f"requests[{len(items)}], indices[{', '.join(sorted({i.index for i in items}))}]"
+    return write_spec(BULK_ACTION, writes, timing, description=description)

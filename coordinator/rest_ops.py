@@ -20,25 +20,23 @@ from coordinator.byquery import Dest, Env, Operation, Operations
 from coordinator.cluster import Cluster
 from coordinator.documents import (
     MATCH_ALL,
-    DocumentStore,
     IndexDocs,
+    IndexMapping,
     ParsingError,
     Query,
+    parse_interval,
     parse_query,
     parse_version_type,
     query_string,
 )
 from coordinator.documents.search import parse_source_filter
-from coordinator.http import PARSE_AHEAD_BYTES, RestRequest, RestResponse, Router
+from coordinator.http import RestRequest, RestResponse, Router
 from coordinator.indices import DEFAULT_REPLICAS, DEFAULT_SHARDS, Index
 from coordinator.ops import (
     BulkByScrollRequest,
-    parse_bulk,
     parse_requests_per_second,
     parse_slices,
-    plan_bulk,
     plan_bulk_by_scroll,
-    plan_search,
     set_max_docs,
 )
 from coordinator.painless import parse_script
@@ -50,9 +48,7 @@ from simnode.errors import (
     ActionRequestValidationError,
     IllegalArgumentError,
     OpenSearchError,
-    SearchPhaseExecutionError,
 )
-from simnode.offload import offload
 from simnode.registry import Headers
 from simnode.taskid import TaskId
 from simnode.wire import error_to_pb, headers_to_pb
@@ -118,11 +114,13 @@ def _flat_settings(body: Any) -> dict[str, Any]:
     return flat
 
 
-def _index_body(index: Index, names: dict[str, str]) -> dict[str, Any]:
+def _index_body(index: Index, names: dict[str, str], stored: int) -> dict[str, Any]:
+    """`/_sim/indices`: `docs` is the synthetic volume, `stored_docs` the real documents."""
     return {
         "index": index.name,
         "uuid": index.uuid,
         "docs": index.docs,
+        "stored_docs": stored,
         "shards": [
             {
                 "shard": s.shard,
@@ -147,19 +145,8 @@ def _query(body: Any, path: tuple[str, ...], raw: bytes) -> Query:
         raise e.located(raw) from None
 
 
-def documents_of(cluster: Cluster) -> DocumentStore:
-    """The cluster's documents (the store coordinator/documents/ defines), made on first use."""
-    store = getattr(cluster, "documents", None)
-    if not isinstance(store, DocumentStore):
-        store = DocumentStore()
-        cluster.documents = store  # type: ignore[attr-defined]
-    return store
-
-
 def register(router: Router, cluster: Cluster) -> None:
     indices = cluster.indices
-    seq: dict[str, int] = {}
-    plan_lock = trio.Lock()
 
     def data_nodes() -> list[str]:
         return [n.id for n in cluster.state.nodes if n.has_role("data")]
@@ -176,7 +163,7 @@ def register(router: Router, cluster: Cluster) -> None:
         existing = indices.get(name)
         if existing is not None:
             return existing
-        return indices.create(name, data_nodes())  # auto-create: 1 shard, 1 replica
+        return indices.create(name, data_nodes(), now=trio.current_time())  # auto-create
 
     # -- indices -------------------------------------------------------------------------------
 
@@ -190,14 +177,25 @@ def register(router: Router, cluster: Cluster) -> None:
         ):
             request.params.param(key)
         request.finish(body_allowed=True)
-        settings = _flat_settings(request.json_body() or {})
+        body = request.json_body() or {}
+        settings = _flat_settings(body)
         shards = _int_setting(settings, "number_of_shards", DEFAULT_SHARDS, 1)
         replicas = _int_setting(settings, "number_of_replicas", DEFAULT_REPLICAS, 0)
+        interval = parse_interval(settings.get("refresh_interval", "1s"))
+        mapping = IndexMapping.from_body(body.get("mappings") if isinstance(body, dict) else None)
         me = cluster.local.register(
             "indices:admin/create", local=False, headers=request.task_headers
         )
         try:
-            indices.create(name, data_nodes(), shards=shards, replicas=replicas)
+            indices.create(
+                name,
+                data_nodes(),
+                shards=shards,
+                replicas=replicas,
+                mapping=mapping,
+                refresh_interval=interval,
+                now=trio.current_time(),
+            )
         finally:
             cluster.local.unregister(me)
         return RestResponse({"acknowledged": True, "shards_acknowledged": True, "index": name})
@@ -216,7 +214,7 @@ def register(router: Router, cluster: Cluster) -> None:
         return RestResponse({"acknowledged": True})
 
     async def get_index(request: RestRequest) -> RestResponse:
-        """`GET /{index}`: settings of the matching indices (no mappings or aliases in tasksim)."""
+        """`GET /{index}`: mappings and settings of the matching indices (no aliases)."""
         for key in (
             "local",
             "master_timeout",
@@ -231,17 +229,23 @@ def register(router: Router, cluster: Cluster) -> None:
         request.finish()
         body: dict[str, Any] = {}
         for index in indices.resolve(request.path_params["index"]):
+            docs = indices.docs(index.name)
+            settings: dict[str, Any] = {}
+            if docs.refresh_interval != 1.0:
+                interval = docs.refresh_interval
+                settings["refresh_interval"] = "-1" if interval < 0 else f"{interval:g}s"
+            if index.hidden:
+                settings["hidden"] = "true"
+            settings["number_of_shards"] = str(len(index.shards))
+            if index.auto_expand_replicas is not None:
+                settings["auto_expand_replicas"] = index.auto_expand_replicas
+            settings["number_of_replicas"] = str(index.number_of_replicas)
+            settings["uuid"] = index.uuid
+            settings["provided_name"] = index.name
             body[index.name] = {
                 "aliases": {},
-                "mappings": {},
-                "settings": {
-                    "index": {
-                        "number_of_shards": str(len(index.shards)),
-                        "number_of_replicas": str(index.number_of_replicas),
-                        "uuid": index.uuid,
-                        "provided_name": index.name,
-                    }
-                },
+                "mappings": docs.mapping.body(),
+                "settings": {"index": settings},
             }
         return RestResponse(body)
 
@@ -258,71 +262,14 @@ def register(router: Router, cluster: Cluster) -> None:
         index = indices.create(
             body["index"], data_nodes(), shards=shards, replicas=replicas, docs=docs
         )
-        return RestResponse(_index_body(index, node_names()))
+        return RestResponse(_index_body(index, node_names(), 0))
 
     async def sim_list_indices(request: RestRequest) -> RestResponse:
         request.finish()
         names = node_names()
-        return RestResponse({"indices": [_index_body(i, names) for i in indices.all()]})
-
-    # -- _bulk -----------------------------------------------------------------------------------
-
-    async def bulk(request: RestRequest) -> RestResponse:
-        for key in (*_WRITE_PARAMS, "routing", "_source", "_source_includes", "_source_excludes"):
-            request.params.param(key)
-        request.finish(body_allowed=True)
-        index = request.path_params.get("index")
-        if len(request.body) < PARSE_AHEAD_BYTES:
-            items = parse_bulk(request.body, index)
-        else:  # line by line, off the loop (simnode/offload.py): it keeps serving meanwhile
-            items = await offload(parse_bulk, request.body, index)
-        for name in dict.fromkeys(i.index for i in items):
-            ensure_index(name)
-        # Python work per item: a large bulk is planned off the loop. Plans are made one at
-        # a time, so that the auto-id sequences a thread reads and writes back stay consistent.
-        async with plan_lock:
-            if len(items) < BULK_PLAN_AHEAD_ITEMS:
-                plan = plan_bulk(items, indices, cluster.timing, seq)
-            else:
-                numbers = dict(seq)
-                plan = await offload(plan_bulk, items, indices, cluster.timing, numbers)
-                seq.update(numbers)
-        started = trio.current_time()
-        await run(plan.spec, request.task_headers)
-        for name, delta in plan.doc_deltas.items():
-            indices.add_docs(name, delta)
-        took = int((trio.current_time() - started) * 1000)
-        return RestResponse({"took": took, "errors": False, "items": plan.items})
-
-    # -- _search ---------------------------------------------------------------------------------
-
-    async def search(request: RestRequest) -> RestResponse:
-        size = request.params.param("size")
-        for key in _SEARCH_PARAMS:
-            request.params.param(key)
-        request.finish(body_allowed=True)
-        source = request.json_body()
-        if source is not None and not isinstance(source, dict):
-            raise IllegalArgumentError("request body must be a JSON object")
-        if size is not None:
-            try:
-                source = {**(source or {}), "size": int(size)}
-            except ValueError:
-                raise IllegalArgumentError(
-                    f"Failed to parse int parameter [size] with value [{size}]"
-                ) from None
-        targets = indices.resolve(request.path_params.get("index", "_all"))
-        spec, _ = plan_search(targets, source, cluster.timing, cluster.local.local.id)
-        started = trio.current_time()
-        try:
-            answer = await run(spec, request.task_headers)
-        except OpenSearchError as e:
-            raise SearchPhaseExecutionError(
-                "all shards failed", metadata=[("phase", "query")], cause=e
-            ) from e
-        body = jsontext.loads(answer.response_json)
-        body["took"] = int((trio.current_time() - started) * 1000)
-        return RestResponse(body)
+        return RestResponse(
+            {"indices": [_index_body(i, names, len(indices.docs(i.name))) for i in indices.all()]}
+        )
 
     # -- _reindex, _update_by_query, _delete_by_query --------------------------------------------
 
@@ -427,17 +374,14 @@ def register(router: Router, cluster: Cluster) -> None:
         req.validate()
         return req, body
 
-    store = documents_of(cluster)
+    store = indices.documents
     operations = Operations()
     cluster.local.hit_source = operations
 
     def ensure_docs(name: str) -> IndexDocs:
         """A write to a missing index creates it (1 shard, 1 replica), with its documents."""
-        index = ensure_index(name)
-        existing = store.get(name)
-        if existing is not None:
-            return existing
-        return store.open(name, uuid=index.uuid, shards=len(index.shards), now=trio.current_time())
+        ensure_index(name)
+        return indices.docs(name)
 
     def synthetic_docs(name: str) -> int:
         index = indices.get(name)
@@ -540,12 +484,6 @@ def register(router: Router, cluster: Cluster) -> None:
     router.add("DELETE", "/{index}", delete_index)
     router.add("POST", "/_sim/indices", sim_create_index)
     router.add("GET", "/_sim/indices", sim_list_indices)
-    for method in ("POST", "PUT"):
-        router.add(method, "/_bulk", bulk)
-        router.add(method, "/{index}/_bulk", bulk)
-    for method in ("GET", "POST"):
-        router.add(method, "/_search", search)
-        router.add(method, "/{index}/_search", search)
     router.add("POST", "/_reindex", bulk_by_scroll_handler("reindex"))
     router.add("POST", "/{index}/_update_by_query", bulk_by_scroll_handler("update_by_query"))
     router.add("POST", "/{index}/_delete_by_query", bulk_by_scroll_handler("delete_by_query"))

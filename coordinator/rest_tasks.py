@@ -14,21 +14,13 @@ from coordinator import fanout
 from coordinator.cluster import Cluster
 from coordinator.http import RestRequest, RestResponse, Router
 from coordinator.params import check_group_by, parse_cancel, parse_get, parse_list
-from coordinator.render import task_info, tasks_response
+from coordinator.render import tasks_response
 from coordinator.results import GetTaskResult
 
 
 def get_task_body(result: GetTaskResult, *, human: bool) -> dict[str, Any]:
     """`GetTaskResponse` → `TaskResult.innerToXContent`."""
-    body: dict[str, Any] = {
-        "completed": result.completed,
-        "task": task_info(result.task, human=human),
-    }
-    if result.error is not None:
-        body["error"] = result.error.xcontent()
-    if result.response is not None:
-        body["response"] = result.response
-    return body
+    return result.source(human=human)
 
 
 def register(router: Router, cluster: Cluster) -> None:

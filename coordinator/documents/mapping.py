@@ -74,9 +74,10 @@ class FieldMapping:
 
     type: str
     keyword_subfield: bool = False
+    params: dict[str, Any] = field(default_factory=dict)  # as given: `enabled`, `format`, ...
 
     def body(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type}
+        out: dict[str, Any] = {"type": self.type, **self.params}
         if self.keyword_subfield:
             out["fields"] = {"keyword": {"type": "keyword", "ignore_above": IGNORE_ABOVE}}
         return out
@@ -104,6 +105,7 @@ class IndexMapping:
 
     fields: dict[str, FieldMapping] = field(default_factory=dict)
     dynamic: bool = True
+    root: dict[str, Any] = field(default_factory=dict)  # `_meta`, `dynamic` as given
 
     @classmethod
     def of(cls, types: Mapping[str, str]) -> IndexMapping:
@@ -118,6 +120,7 @@ class IndexMapping:
             return mapping
         if body.get("dynamic") in (False, "false", "strict"):
             mapping.dynamic = False
+        mapping.root = {k: body[k] for k in ("_meta", "dynamic") if k in body}
 
         def walk(props: Any, prefix: str) -> None:
             if not isinstance(props, dict):
@@ -129,7 +132,12 @@ class IndexMapping:
                 kind = str(spec.get("type", OBJECT))
                 subfields = spec.get("fields")
                 keyword = isinstance(subfields, dict) and "keyword" in subfields
-                mapping.fields[path] = FieldMapping(kind, keyword_subfield=keyword)
+                params = {
+                    k: v for k, v in spec.items() if k not in ("type", "fields", "properties")
+                }
+                if kind == OBJECT and "type" not in spec:
+                    params = {"__implicit": True, **params}
+                mapping.fields[path] = FieldMapping(kind, keyword, params)
                 if "properties" in spec:
                     walk(spec["properties"], f"{path}.")
 
@@ -195,8 +203,11 @@ class IndexMapping:
             for p in parents:
                 node = node.setdefault(p, {"properties": {}}).setdefault("properties", {})
             spec = self.fields[path]
-            if spec.type == OBJECT:
+            if spec.type == OBJECT and (not spec.params or "__implicit" in spec.params):
                 node.setdefault(leaf, {"properties": {}})
             else:
                 node[leaf] = spec.body()
-        return {"properties": root} if root else {}
+        out: dict[str, Any] = dict(self.root)
+        if root:
+            out["properties"] = root
+        return out

@@ -34,7 +34,7 @@ import base64
 import copy
 import random
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -225,6 +225,8 @@ class IndexDocs:
     _order: int = 0
     _dirty: bool = False
     refreshes: int = 0  # how many refreshes happened (a refresh=wait_for write waits for one)
+    # Told of every refresh (the coordinator wakes `refresh=wait_for` writers with it).
+    on_refresh: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self._seq:
@@ -276,6 +278,8 @@ class IndexDocs:
         self._dirty = False
         self.last_refresh = now
         self.refreshes += 1
+        for listener in list(self.on_refresh):
+            listener()
 
     # -- writes ----------------------------------------------------------------------------------
 

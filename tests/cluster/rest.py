@@ -24,9 +24,7 @@ class Rest:
     def __init__(self, cluster: RunningCluster) -> None:
         self.checked = Checked(cluster)
 
-    def call(
-        self, method: str, path: str, body: Any = None, **params: Any
-    ) -> tuple[int, Any]:
+    def call(self, method: str, path: str, body: Any = None, **params: Any) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
         status, answer, _ = self.checked.request(
             method, path + _query(params), body=data, headers=JSON if data is not None else {}

@@ -177,9 +177,7 @@ def test_dbq_version_conflict_seq_no_powered(rest: Rest) -> None:
 
 def test_dbq_version_conflict_with_conflicts_proceed(rest: Rest) -> None:
     seq_no_conflict_setup(rest)
-    status, body = rest.delete_by_query(
-        "test", {"query": {"match_all": {}}}, conflicts="proceed"
-    )
+    status, body = rest.delete_by_query("test", {"query": {"match_all": {}}}, conflicts="proceed")
     assert status == 200
     assert (body["deleted"], body["version_conflicts"], body["batches"]) == (0, 1, 1)
     assert (body["noops"], body["failures"], body["throttled_millis"]) == (0, [], 0)

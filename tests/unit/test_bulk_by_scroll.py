@@ -98,13 +98,19 @@ def test_bulk_parsing_and_plan() -> None:
         parse_bulk(b"\n", None)
     with pytest.raises(IllegalArgumentError, match="but found \\[upsert\\]"):
         parse_bulk(b'{"upsert":{}}\n', "i")
-    items = parse_bulk(b'{"index":{"_id":"1"}}\n{}\n{"delete":{"_id":"1"}}\n', "i")
+    items = parse_bulk(
+        b'{"index":{"_id":"1","if_seq_no":3}}\n{"a":1}\n{"delete":{"_id":"1"}}\n', "i"
+    )
+    assert [(i.op, i.id, i.meta, i.source) for i in items] == [
+        ("index", "1", {"if_seq_no": 3}, {"a": 1}),
+        ("delete", "1", {}, None),
+    ]
     indices = Indices()
     indices.create("i", ["a", "b"], shards=1, replicas=1)
-    plan = plan_bulk(items, indices, Timing(), {})
-    assert [next(iter(i.values()))["result"] for i in plan.items] == ["created", "deleted"]
-    assert plan.doc_deltas == {"i": 0}
-    (shard,) = plan.spec.children
+    spec = plan_bulk(items, indices, Timing())
+    assert spec.description == "requests[2], indices[i]"
+    (shard,) = spec.children
+    assert shard.task.description == "requests[2], index[i][0]"
     assert shard.task.action == "indices:data/write/bulk[s]" and shard.local_client
     (primary,) = shard.task.children
     assert primary.task.action == "indices:data/write/bulk[s][p]"

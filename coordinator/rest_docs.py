@@ -1,0 +1,757 @@
+"""REST handlers of documents: the single-document APIs, `_bulk`, `_search`, `_count`,
+`_refresh`, and an index's `_mapping`.
+
+Every decision is taken in coordinator/documents/ (versions, conflicts, queries, search); this
+module parses the request as the OpenSearch Rest*Action does, runs the operation's task tree on the
+coordinating node (coordinator/ops.py: a write is `indices:data/write/<op>` or `.../bulk` →
+`bulk[s]` → `bulk[s][p]` → `bulk[s][r]`; a search or count is `indices:data/read/search` with its
+query and fetch phases), and applies the writes to the store once the tree has run — the writes
+happen "on the primary", so a write whose tree fails (its node is gone) did not happen. Writes to a
+missing index create it (`action.auto_create_index` is true by default), except deletes; reads of a
+missing index are `index_not_found_exception`.
+
+`refresh=true` refreshes the written indices after the write (`forced_refresh: true`);
+`refresh=wait_for` waits until a refresh makes the write visible: the next scheduled one (every
+`index.refresh_interval`, on trio's clock — virtual on the sim engine), or, with the schedule off
+(`-1`), the next explicit one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import trio
+
+from coordinator.cluster import Cluster
+from coordinator.documents import (
+    ParsingError,
+    WriteResult,
+    count,
+    count_body,
+    parse_query,
+    parse_search,
+    parse_version_type,
+    query_string,
+    search,
+    shard_of,
+)
+from coordinator.documents.store import Target
+from coordinator.http import PARSE_AHEAD_BYTES, RestRequest, RestResponse, Router
+from coordinator.indices import Index
+from coordinator.ops import (
+    BulkItem,
+    parse_bulk,
+    plan_bulk,
+    plan_search,
+    write_spec,
+)
+from coordinator.params import Params
+from simnode import jsontext
+from simnode._wire import node_pb2 as pb
+from simnode.errors import (
+    ActionRequestValidationError,
+    IllegalArgumentError,
+    IndexNotFoundError,
+    OpenSearchError,
+    ResourceNotFoundError,
+    SearchPhaseExecutionError,
+)
+from simnode.offload import offload
+from simnode.registry import Headers
+from simnode.wire import headers_to_pb
+
+INDEX_ACTION = "indices:data/write/index"
+DELETE_ACTION = "indices:data/write/delete"
+UPDATE_ACTION = "indices:data/write/update"
+GET_ACTION = "indices:data/read/get"
+REFRESH_ACTION = "indices:admin/refresh"
+MAX_ID_BYTES = 512
+BULK_PLAN_AHEAD_ITEMS = 10_000
+APPLY_BATCH = 500  # bulk items applied between two checkpoints of the loop
+
+_SEARCH_PARAMS = (
+    "timeout",
+    "allow_no_indices",
+    "ignore_unavailable",
+    "expand_wildcards",
+    "request_cache",
+    "routing",
+    "preference",
+    "search_type",
+    "batched_reduce_size",
+    "typed_keys",
+    "cancel_after_time_interval",
+    "allow_partial_search_results",
+    "analyzer",
+    "analyze_wildcard",
+    "default_operator",
+    "lenient",
+    "explain",
+    "track_scores",
+    "terminate_after",
+    "stored_fields",
+    "docvalue_fields",
+    "ccs_minimize_roundtrips",
+    "max_concurrent_shard_requests",
+    "pre_filter_shard_size",
+    "phase_took",
+)
+# Search parameters `parse_search` reads (they override the body).
+_SEARCH_VALUES = (
+    "q",
+    "df",
+    "from",
+    "size",
+    "sort",
+    "_source",
+    "_source_includes",
+    "_source_excludes",
+    "track_total_hits",
+    "rest_total_hits_as_int",
+    "version",
+    "seq_no_primary_term",
+)
+_COUNT_PARAMS = (
+    "ignore_unavailable",
+    "allow_no_indices",
+    "expand_wildcards",
+    "min_score",
+    "preference",
+    "routing",
+    "analyzer",
+    "analyze_wildcard",
+    "default_operator",
+    "lenient",
+    "terminate_after",
+)
+
+
+class MapperParsingError(OpenSearchError):
+    type = "mapper_parsing_exception"
+    status = 400
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """The parameters of a write (`RestIndexAction` and friends)."""
+
+    refresh: str = "false"  # false | true | wait_for
+    version: int | None = None
+    version_type: str = "internal"
+    if_seq_no: int | None = None
+    if_primary_term: int | None = None
+    op_type: str | None = None
+
+
+def parse_refresh(value: str | None) -> str:
+    """`WriteRequest.RefreshPolicy.parse`."""
+    if value is None or value == "false":
+        return "false"
+    if value in ("", "true"):
+        return "true"
+    if value == "wait_for":
+        return "wait_for"
+    raise IllegalArgumentError(f"Unknown value for refresh: [{value}].")
+
+
+def _long(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(str(value))
+    except ValueError:
+        raise IllegalArgumentError(
+            f"Failed to parse long parameter [{name}] with value [{value}]"
+        ) from None
+
+
+def write_options(get: Any, *, op_type: bool = False) -> WriteOptions:
+    """Read a write's options through `get(name)` (URL parameters, or a bulk action line)."""
+    opts = WriteOptions(
+        refresh=parse_refresh(get("refresh")),
+        version=_long(get("version"), "version"),
+        version_type=parse_version_type(get("version_type")),
+        if_seq_no=_long(get("if_seq_no"), "if_seq_no"),
+        if_primary_term=_long(get("if_primary_term"), "if_primary_term"),
+        op_type=get("op_type") if op_type else None,
+    )
+    if opts.op_type is not None and opts.op_type not in ("index", "create"):
+        raise IllegalArgumentError(f"opType must be 'create' or 'index', found: [{opts.op_type}]")
+    return opts
+
+
+def validate_write(opts: WriteOptions, doc_id: str | None, *, create: bool = False) -> None:
+    """`IndexRequest.validate` / `DeleteRequest.validate`: the version checks and the id."""
+    errors = []
+    if opts.version is not None and opts.version_type == "internal":
+        errors.append(
+            "internal versioning can not be used for optimistic concurrency control. Please use "
+            "`if_seq_no` and `if_primary_term` instead"
+        )
+    if opts.if_seq_no is not None and opts.version is not None:
+        errors.append("compare and write operations can not use versioning")
+    if opts.if_seq_no is not None and opts.if_primary_term is None:
+        errors.append("ifSeqNo is set, but primary term is [0]")
+    if opts.if_primary_term is not None and opts.if_seq_no is None:
+        errors.append(f"ifSeqNo is unassigned, but primary term is [{opts.if_primary_term}]")
+    if create and opts.version_type != "internal":
+        errors.append("create operations only support internal versioning. use index instead")
+    if opts.version_type != "internal" and opts.version is None:
+        errors.append("an external version is required")
+    if doc_id is not None and len(doc_id.encode()) > MAX_ID_BYTES:
+        errors.append(
+            f"id [{doc_id}] is too long, must be no longer than 512 bytes but was: "
+            f"{len(doc_id.encode())}"
+        )
+    if errors:
+        raise ActionRequestValidationError.of(*errors)
+
+
+def _source_of(body: Any) -> dict[str, Any]:
+    if body is None:
+        raise ActionRequestValidationError.of("source is missing")
+    if not isinstance(body, dict):
+        raise MapperParsingError(
+            "failed to parse", cause=OpenSearchError("not an object")
+        )  # OpenSearch: a document must be a JSON object
+    return body
+
+
+_UPDATE_KEYS = frozenset(
+    {"doc", "upsert", "doc_as_upsert", "detect_noop", "script", "scripted_upsert", "_source"}
+)
+
+
+def parse_update(body: Any) -> dict[str, Any]:
+    """`UpdateRequest.fromXContent` for a partial document (scripts are not simulated)."""
+    if not isinstance(body, dict):
+        raise ActionRequestValidationError.of("script or doc is missing")
+    unknown = [k for k in body if k not in _UPDATE_KEYS]
+    if unknown:
+        raise IllegalArgumentError(f"[UpdateRequest] unknown field [{unknown[0]}]")
+    if "script" in body:
+        raise IllegalArgumentError(
+            "[script] is not supported by tasksim's update: use a partial [doc] (with "
+            "[doc_as_upsert] or [upsert])"
+        )
+    doc = body.get("doc")
+    if doc is None:
+        raise ActionRequestValidationError.of("script or doc is missing")
+    if not isinstance(doc, dict) or not isinstance(body.get("upsert", {}), dict):
+        raise ParsingError("[UpdateRequest] failed to parse field [doc]")
+    return {
+        "doc": doc,
+        "upsert": body.get("upsert"),
+        "doc_as_upsert": bool(body.get("doc_as_upsert", False)),
+        "detect_noop": bool(body.get("detect_noop", True)),
+    }
+
+
+def register(router: Router, cluster: Cluster) -> None:
+    indices = cluster.indices
+    waiting: dict[str, trio.Event] = {}  # index → woken by its next refresh
+
+    def now() -> float:
+        return trio.current_time()
+
+    def data_nodes() -> list[str]:
+        return [n.id for n in cluster.state.nodes if n.has_role("data")]
+
+    def listen(name: str) -> None:
+        docs = indices.documents.get(name)
+        if docs is not None and not docs.on_refresh:
+
+            def woken() -> None:
+                event = waiting.pop(name, None)
+                if event is not None:
+                    event.set()
+
+            docs.on_refresh.append(woken)
+
+    def ensure_index(name: str) -> Index:
+        """Auto-create (`action.auto_create_index`): 1 shard, 1 replica, dynamic mapping."""
+        existing = indices.get(name)
+        if existing is not None:
+            return existing
+        return indices.create(name, data_nodes(), now=now())
+
+    def existing(name: str) -> Index:
+        index = indices.get(name)
+        if index is None:
+            raise IndexNotFoundError.of(name)
+        return index
+
+    async def run(spec: pb.TaskSpec, headers: Headers) -> pb.RunTaskResponse:
+        request = pb.RunTaskRequest(spec=spec, headers=headers_to_pb(headers))
+        return await cluster.local.run_task(request, local=False)
+
+    async def wait_visible(name: str) -> None:
+        """`refresh=wait_for`: until a refresh has made the index's writes visible."""
+        while True:
+            docs = indices.documents.get(name)
+            if docs is None or not docs.pending:
+                return
+            due = docs.next_refresh_at(now())
+            if due is None:  # the schedule is off: the next explicit refresh
+                listen(name)
+                event = waiting.setdefault(name, trio.Event())
+                await event.wait()
+                continue
+            await trio.sleep_until(due)
+            docs.searchable(now())
+
+    async def after_write(names: Iterable[str], policy: str) -> bool:
+        """The refresh policy of a write; True when it forced a refresh."""
+        if policy == "true":
+            for name in dict.fromkeys(names):
+                if name in indices:
+                    indices.docs(name).refresh(now())
+            return True
+        if policy == "wait_for":
+            for name in dict.fromkeys(names):
+                await wait_visible(name)
+        return False
+
+    def targets(found: list[Index]) -> list[Target]:
+        return indices.documents.targets(
+            [i.name for i in found], now(), {i.name: i.docs for i in found}
+        )
+
+    def real_per_shard(found: list[Target]) -> dict[tuple[str, int], int]:
+        out: dict[tuple[str, int], int] = {}
+        for t in found:
+            for d in t.docs:
+                out[(t.name, d.shard)] = out.get((t.name, d.shard), 0) + 1
+        return out
+
+    def search_shards(found: list[Index]) -> dict[str, int]:
+        n = sum(len(i.shards) for i in found)
+        return {"total": n, "successful": n, "skipped": 0, "failed": 0}
+
+    # -- single documents ------------------------------------------------------------------------
+
+    async def index_doc(request: RestRequest) -> RestResponse:
+        name = request.path_params["index"]
+        doc_id = request.path_params.get("id")
+        params = request.params
+        create = request.path.rstrip("/").split("/")[2] == "_create"
+        opts = write_options(params.param, op_type=not create)
+        for key in ("routing", "pipeline", "timeout", "wait_for_active_shards", "require_alias"):
+            params.param(key)
+        request.finish(body_allowed=True)
+        source = _source_of(request.json_body())
+        # An auto-generated id is always a create (`IndexRequest.autoGenerateId`).
+        create = create or opts.op_type == "create" or doc_id is None
+        validate_write(opts, doc_id, create=create)
+        index = ensure_index(name)
+        if doc_id is None:
+            doc_id = indices.documents.ids.next(int(now() * 1000))
+        shard = shard_of(doc_id, len(index.shards))
+        described = f"index {{[{name}][{doc_id}], source[{jsontext.dumps(source)}]}}"
+        await run(write_spec(INDEX_ACTION, [(index, shard)], cluster.timing,
+                             description=described), request.task_headers)  # fmt: skip
+        result = indices.docs(name).index(
+            doc_id,
+            source,
+            op_type="create" if create else "index",
+            if_seq_no=opts.if_seq_no,
+            if_primary_term=opts.if_primary_term,
+            version=opts.version,
+            version_type=opts.version_type,
+        )
+        forced = await after_write([name], opts.refresh)
+        headers = {"Location": f"/{name}/_doc/{doc_id}"} if result.status == 201 else {}
+        body = result.body(index.shard_header(shard), forced_refresh=forced)
+        return RestResponse(body, status=result.status, headers=headers)
+
+    def source_filter(params: Params) -> Any:
+        """`_source`, `_source_includes`, `_source_excludes` of a get (None: the whole source)."""
+        from coordinator.documents.search import parse_search as parse
+
+        values = {
+            k: v
+            for k in ("_source", "_source_includes", "_source_excludes")
+            if (v := params.param(k)) is not None
+        }
+        return parse(None, values).source if values else None
+
+    async def get_doc(request: RestRequest) -> RestResponse:
+        name = request.path_params["index"]
+        doc_id = request.path_params["id"]
+        params = request.params
+        realtime = params.param_bool("realtime", True)
+        refresh = params.param_bool("refresh", False)
+        for key in ("routing", "preference", "stored_fields", "version", "version_type"):
+            params.param(key)
+        wanted = source_filter(params)
+        request.finish()
+        me = cluster.local.register(GET_ACTION, local=False, headers=request.task_headers)
+        try:
+            existing(name)
+            docs = indices.docs(name)
+            if refresh:
+                docs.refresh(now())
+            if realtime:
+                doc = docs.get(doc_id)
+            else:
+                doc = next((d for d in docs.searchable(now()) if d.id == doc_id), None)
+        finally:
+            cluster.local.unregister(me)
+        if doc is None:
+            return RestResponse({"_index": name, "_id": doc_id, "found": False}, status=404)
+        body = doc.get_body(name)
+        if wanted is not None:
+            if wanted.fetch:
+                body["_source"] = wanted.apply(doc.source)
+            else:
+                del body["_source"]
+        return RestResponse(body)
+
+    async def get_source(request: RestRequest) -> RestResponse:
+        name = request.path_params["index"]
+        doc_id = request.path_params["id"]
+        params = request.params
+        params.param_bool("realtime", True)
+        params.param_bool("refresh", False)
+        for key in ("routing", "preference", "version", "version_type"):
+            params.param(key)
+        wanted = source_filter(params)
+        request.finish()
+        existing(name)
+        doc = indices.docs(name).get(doc_id)
+        if doc is None:
+            raise ResourceNotFoundError(f"Document not found [{name}]/[{doc_id}]")
+        if wanted is not None and wanted.fetch:
+            return RestResponse(wanted.apply(doc.source))
+        return RestResponse(doc.source)
+
+    async def delete_doc(request: RestRequest) -> RestResponse:
+        name = request.path_params["index"]
+        doc_id = request.path_params["id"]
+        params = request.params
+        opts = write_options(params.param)
+        for key in ("routing", "timeout", "wait_for_active_shards"):
+            params.param(key)
+        request.finish()
+        validate_write(opts, doc_id)
+        index = existing(name)
+        shard = shard_of(doc_id, len(index.shards))
+        await run(write_spec(DELETE_ACTION, [(index, shard)], cluster.timing,
+                             description=f"delete {{[{name}][{doc_id}]}}"),
+                  request.task_headers)  # fmt: skip
+        result = indices.docs(name).delete(
+            doc_id,
+            if_seq_no=opts.if_seq_no,
+            if_primary_term=opts.if_primary_term,
+            version=opts.version,
+            version_type=opts.version_type,
+        )
+        forced = await after_write([name], opts.refresh)
+        body = result.body(index.shard_header(shard), forced_refresh=forced)
+        return RestResponse(body, status=result.status)
+
+    async def update_doc(request: RestRequest) -> RestResponse:
+        name = request.path_params["index"]
+        doc_id = request.path_params["id"]
+        params = request.params
+        opts = write_options(params.param)
+        for key in ("routing", "timeout", "wait_for_active_shards", "retry_on_conflict",
+                    "require_alias", "lang"):  # fmt: skip
+            params.param(key)
+        wanted = source_filter(params)
+        request.finish(body_allowed=True)
+        update = parse_update(request.json_body())
+        if opts.version is not None:
+            raise ActionRequestValidationError.of(
+                "can't provide version in update request, use `if_seq_no` and `if_primary_term`"
+            )
+        index = ensure_index(name)
+        shard = shard_of(doc_id, len(index.shards))
+        described = f"update {{[{name}][{doc_id}]}}"
+        await run(write_spec(UPDATE_ACTION, [(index, shard)], cluster.timing,
+                             description=described), request.task_headers)  # fmt: skip
+        result = indices.docs(name).update(
+            doc_id, if_seq_no=opts.if_seq_no, if_primary_term=opts.if_primary_term, **update
+        )
+        forced = await after_write([name], opts.refresh)
+        body = result.body(index.shard_header(shard), forced_refresh=forced)
+        if wanted is not None and wanted.fetch and result.source is not None:
+            body["get"] = {
+                "_seq_no": result.seq_no,
+                "_primary_term": result.primary_term,
+                "found": True,
+                "_source": wanted.apply(result.source),
+            }
+        return RestResponse(body, status=result.status)
+
+    # -- _bulk -----------------------------------------------------------------------------------
+
+    def apply_item(
+        item: BulkItem, policy: str
+    ) -> tuple[WriteResult | None, OpenSearchError | None]:
+        """One bulk item on the store: its result, or the error its item answers with."""
+        try:
+            meta = item.meta
+            opts = write_options(meta.get, op_type=item.op == "index")
+            opts = replace(opts, refresh=policy)
+            index = indices.get(item.index)
+            if index is None:
+                raise IndexNotFoundError.of(item.index)
+            docs = indices.docs(item.index)
+            assert item.id is not None
+            if item.op in ("index", "create"):
+                create = item.op == "create" or opts.op_type == "create"
+                validate_write(opts, item.id, create=create)
+                return docs.index(
+                    item.id,
+                    _source_of(item.source),
+                    op_type="create" if create else "index",
+                    if_seq_no=opts.if_seq_no,
+                    if_primary_term=opts.if_primary_term,
+                    version=opts.version,
+                    version_type=opts.version_type,
+                ), None
+            if item.op == "delete":
+                validate_write(opts, item.id)
+                return docs.delete(
+                    item.id,
+                    if_seq_no=opts.if_seq_no,
+                    if_primary_term=opts.if_primary_term,
+                    version=opts.version,
+                    version_type=opts.version_type,
+                ), None
+            update = parse_update(item.source)
+            return docs.update(
+                item.id, if_seq_no=opts.if_seq_no, if_primary_term=opts.if_primary_term, **update
+            ), None
+        except OpenSearchError as e:
+            return None, e
+
+    def item_body(
+        item: BulkItem, result: WriteResult | None, error: OpenSearchError | None, forced: bool
+    ) -> dict[str, Any]:
+        if error is not None or result is None:
+            assert error is not None
+            return {
+                item.op: {
+                    "_index": item.index,
+                    "_id": item.id,
+                    "status": error.status,
+                    "error": error.xcontent(),
+                }
+            }
+        index = indices.get(item.index)
+        shards = (
+            index.shard_header(result.shard)
+            if index is not None
+            else {"total": 1, "successful": 1, "failed": 0}
+        )
+        body = result.body(shards, forced_refresh=forced)
+        body["status"] = result.status
+        return {item.op: body}
+
+    async def bulk(request: RestRequest) -> RestResponse:
+        params = request.params
+        policy = parse_refresh(params.param("refresh"))
+        for key in ("timeout", "wait_for_active_shards", "require_alias", "pipeline", "routing",
+                    "_source", "_source_includes", "_source_excludes"):  # fmt: skip
+            params.param(key)
+        request.finish(body_allowed=True)
+        default_index = request.path_params.get("index")
+        if len(request.body) < PARSE_AHEAD_BYTES:
+            items = parse_bulk(request.body, default_index)
+        else:  # line by line, off the loop (simnode/offload.py): it keeps serving meanwhile
+            items = await offload(parse_bulk, request.body, default_index)
+        # Indices of index/create/update items are created; a delete never creates one.
+        for item in items:
+            if item.op != "delete":
+                ensure_index(item.index)
+        stamp = int(now() * 1000)
+        for item in items:
+            if item.id is None:
+                item.id = indices.documents.ids.next(stamp)
+        planned = [i for i in items if i.index in indices]
+        started = trio.current_time()
+        if planned:
+            if len(planned) < BULK_PLAN_AHEAD_ITEMS:
+                spec = plan_bulk(planned, indices, cluster.timing)
+            else:
+                spec = await offload(plan_bulk, planned, indices, cluster.timing)
+            await run(spec, request.task_headers)
+        outcomes: list[tuple[BulkItem, WriteResult | None, OpenSearchError | None]] = []
+        for n, item in enumerate(items):
+            if n and n % APPLY_BATCH == 0:
+                await trio.lowlevel.checkpoint()
+            result, error = apply_item(item, policy)
+            outcomes.append((item, result, error))
+        written = [i.index for i, r, _ in outcomes if r is not None]
+        forced = await after_write(written, policy)
+        body_items = [item_body(i, r, e, forced) for i, r, e in outcomes]
+        took = int((trio.current_time() - started) * 1000)
+        errors = any(e is not None for _, _, e in outcomes)
+        return RestResponse({"took": took, "errors": errors, "items": body_items})
+
+    # -- _search and _count ------------------------------------------------------------------------
+
+    def search_values(params: Params) -> dict[str, str]:
+        return {k: v for k in _SEARCH_VALUES if (v := params.param(k)) is not None}
+
+    async def run_search_tree(
+        request: RestRequest,
+        found: list[Index],
+        description: dict[str, Any] | None,
+        response: dict[str, Any],
+        fetch: set[tuple[str, int]],
+        real: dict[tuple[str, int], int],
+    ) -> dict[str, Any]:
+        spec = plan_search(found, description, cluster.timing, response, fetch=fetch,
+                           real_docs=real)  # fmt: skip
+        started = trio.current_time()
+        try:
+            answer = await run(spec, request.task_headers)
+        except OpenSearchError as e:
+            raise SearchPhaseExecutionError(
+                "all shards failed", metadata=[("phase", "query")], cause=e
+            ) from e
+        body: dict[str, Any] = jsontext.loads(answer.response_json)
+        if "took" in body:
+            body["took"] = int((trio.current_time() - started) * 1000)
+        return body
+
+    def shard_failure(e: OpenSearchError) -> OpenSearchError:
+        """A query that fails on every shard: `all shards failed`, with the shard's status."""
+        err = SearchPhaseExecutionError("all shards failed", metadata=[("phase", "query")], cause=e)
+        err.status = e.status
+        return err
+
+    async def search_handler(request: RestRequest) -> RestResponse:
+        params = request.params
+        values = search_values(params)
+        for key in _SEARCH_PARAMS:
+            params.param(key)
+        request.finish(body_allowed=True)
+        source = request.json_body()
+        try:
+            req = parse_search(source, values)
+        except ParsingError as e:
+            raise e.located(request.body) from None
+        found = indices.resolve(request.path_params.get("index", "_all"))
+        snapshot = targets(found)
+        try:
+            response = search(snapshot, req, took=0, shards=search_shards(found))
+        except OpenSearchError as e:
+            raise shard_failure(e) from e
+        fetch = set()
+        for hit in response["hits"]["hits"]:
+            index = indices.get(hit["_index"])
+            if index is not None:
+                fetch.add((index.name, shard_of(hit["_id"], len(index.shards))))
+        description = source if isinstance(source, dict) else None
+        if "size" in values:
+            description = {**(description or {}), "size": req.size}
+        body = await run_search_tree(
+            request, found, description, response, fetch, real_per_shard(snapshot)
+        )
+        return RestResponse(body)
+
+    async def count_handler(request: RestRequest) -> RestResponse:
+        params = request.params
+        q = params.param("q")
+        df = params.param("df")
+        for key in _COUNT_PARAMS:
+            params.param(key)
+        request.finish(body_allowed=True)
+        source = request.json_body()
+        query = None
+        if source is not None:
+            if not isinstance(source, dict):
+                raise ParsingError("Expected [START_OBJECT] but found [START_ARRAY]")
+            extra = [k for k in source if k != "query"]
+            if extra:
+                raise ParsingError(f"request does not support [{extra[0]}]").located(
+                    request.body, ()
+                )
+            if "query" in source:
+                try:
+                    query = parse_query(source["query"], ("query",))
+                except ParsingError as e:
+                    raise e.located(request.body) from None
+        if q is not None:
+            query = query_string(q, df)
+        if query is None:
+            query = parse_query({"match_all": {}})
+        found = indices.resolve(request.path_params.get("index", "_all"))
+        snapshot = targets(found)
+        shards = search_shards(found)
+        response = count_body(count(snapshot, query), shards)
+        body = await run_search_tree(
+            request, found, {"size": 0}, response, set(), real_per_shard(snapshot)
+        )
+        return RestResponse(body)
+
+    # -- _refresh, _mapping, HEAD /{index} ---------------------------------------------------------
+
+    async def refresh(request: RestRequest) -> RestResponse:
+        for key in ("ignore_unavailable", "allow_no_indices", "expand_wildcards"):
+            request.params.param(key)
+        request.finish()
+        me = cluster.local.register(REFRESH_ACTION, local=False, headers=request.task_headers)
+        try:
+            found = indices.resolve(request.path_params.get("index", "_all"))
+            total = successful = 0
+            for index in found:
+                indices.docs(index.name).refresh(now())
+                header = index.shards_header()
+                total += header["total"]
+                successful += header["successful"]
+        finally:
+            cluster.local.unregister(me)
+        return RestResponse({"_shards": {"total": total, "successful": successful, "failed": 0}})
+
+    async def get_mapping(request: RestRequest) -> RestResponse:
+        for key in ("ignore_unavailable", "allow_no_indices", "expand_wildcards", "local",
+                    "master_timeout", "cluster_manager_timeout"):  # fmt: skip
+            request.params.param(key)
+        request.finish()
+        found = indices.resolve(request.path_params.get("index", "_all"))
+        return RestResponse(
+            {i.name: {"mappings": indices.docs(i.name).mapping.body()} for i in found}
+        )
+
+    async def index_exists(request: RestRequest) -> RestResponse:
+        for key in ("ignore_unavailable", "allow_no_indices", "expand_wildcards", "local",
+                    "flat_settings", "include_defaults"):  # fmt: skip
+            request.params.param(key)
+        request.finish()
+        try:
+            found = indices.resolve(request.path_params["index"], allow_no_indices=False)
+        except OpenSearchError:
+            found = []
+        return RestResponse("", status=200 if found else 404, raw=True)
+
+    for method in ("PUT", "POST"):
+        router.add(method, "/{index}/_doc/{id}", index_doc)
+        router.add(method, "/{index}/_create/{id}", index_doc)
+        router.add(method, "/_bulk", bulk)
+        router.add(method, "/{index}/_bulk", bulk)
+    router.add("POST", "/{index}/_doc", index_doc)
+    router.add("GET", "/{index}/_doc/{id}", get_doc)
+    router.add("HEAD", "/{index}/_doc/{id}", get_doc)
+    router.add("GET", "/{index}/_source/{id}", get_source)
+    router.add("HEAD", "/{index}/_source/{id}", get_source)
+    router.add("DELETE", "/{index}/_doc/{id}", delete_doc)
+    router.add("POST", "/{index}/_update/{id}", update_doc)
+    for method in ("GET", "POST"):
+        router.add(method, "/_search", search_handler)
+        router.add(method, "/{index}/_search", search_handler)
+        router.add(method, "/_count", count_handler)
+        router.add(method, "/{index}/_count", count_handler)
+        router.add(method, "/_refresh", refresh)
+        router.add(method, "/{index}/_refresh", refresh)
+    router.add("GET", "/_mapping", get_mapping)
+    router.add("GET", "/{index}/_mapping", get_mapping)
+    router.add("HEAD", "/{index}", index_exists)
