@@ -26,6 +26,9 @@ class Rest:
 
     def call(self, method: str, path: str, body: Any = None, **params: Any) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
+        if method == "HEAD":  # no body to validate
+            status, answer, _ = self.checked.cluster.request(method, path + _query(params))
+            return status, answer
         status, answer, _ = self.checked.request(
             method, path + _query(params), body=data, headers=JSON if data is not None else {}
         )
