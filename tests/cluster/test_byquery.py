@@ -1,0 +1,280 @@
+"""`_reindex`, `_update_by_query`, `_delete_by_query` on real documents, against real node processes:
+the counts, versions and conflicts OpenSearch reports (read from `AbstractAsyncBulkByScrollAction`,
+`Reindexer`, `VersionType`), with the task trees, slices, throttling and stored results around them,
+through the REST API and through opensearch-py. Every JSON answer is validated against the saved
+OpenAPI schemas."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opensearchpy import ConflictError, OpenSearch
+
+from tests.cluster.rest import Rest
+from tests.cluster.sim import wait_until
+from tests.harness import RunningCluster
+
+NAMES = ("bq-src", "bq-dest", "bq-big", "bq-py", "bq-py-dest", "bq-missing")
+
+
+@pytest.fixture
+def rest(cluster: RunningCluster) -> Iterator[Rest]:
+    client = Rest(cluster)
+    client.drop(*NAMES)
+    try:
+        yield client
+    finally:
+        client.drop(*NAMES)
+
+
+def fill(rest: Rest, index: str, docs: dict[str, dict[str, Any]], **settings: Any) -> None:
+    if settings:
+        rest.ok("PUT", f"/{index}", {"settings": settings})
+    lines = []
+    for doc_id, source in docs.items():
+        lines.append({"index": {"_index": index, "_id": doc_id}})
+        lines.append(source)
+    body = "\n".join(__import__("json").dumps(x) for x in lines) + "\n"
+    status, answer, _ = rest.checked.cluster.request(
+        "POST",
+        "/_bulk?refresh=true",
+        body=body.encode(),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert status == 200 and answer["errors"] is False, answer
+
+
+def test_reindex_overwrites_an_existing_id_and_keeps_the_others(rest: Rest) -> None:
+    fill(rest, "bq-src", {"1": {"v": "a"}, "2": {"v": "b"}, "3": {"v": "c"}})
+    rest.index("bq-dest", "1", {"v": "old"}, refresh=True)
+    status, body = rest.reindex({"source": {"index": "bq-src"}, "dest": {"index": "bq-dest"}})
+    assert status == 200
+    assert (body["total"], body["created"], body["updated"], body["batches"]) == (3, 2, 1, 1)
+    status, doc = rest.get("bq-dest", "1")
+    assert status == 200 and doc["_source"] == {"v": "a"} and doc["_version"] == 2
+    rest.refresh("bq-dest")
+    assert rest.count("bq-dest") == 3  # overwritten, not appended
+
+
+def test_reindex_op_type_create_aborts_on_the_first_conflict_or_proceeds(rest: Rest) -> None:
+    fill(rest, "bq-src", {str(i): {"n": i} for i in range(4)})
+    rest.index("bq-dest", "2", {"n": "mine"}, refresh=True)
+    body = {"source": {"index": "bq-src"}, "dest": {"index": "bq-dest", "op_type": "create"}}
+    status, answer = rest.reindex(body)
+    assert status == 409
+    assert (answer["created"], answer["version_conflicts"], answer["batches"]) == (3, 1, 1)
+    (failure,) = answer["failures"]
+    assert (failure["index"], failure["id"], failure["status"]) == ("bq-dest", "2", 409)
+    assert failure["cause"]["type"] == "version_conflict_engine_exception"
+    assert failure["cause"]["reason"] == (
+        "[2]: version conflict, document already exists (current version [1])"
+    )
+    assert list(failure["cause"]) == ["type", "reason", "index_uuid", "shard", "index"]
+
+    status, answer = rest.reindex({**body, "conflicts": "proceed"})
+    assert status == 200
+    assert (answer["created"], answer["version_conflicts"], answer["failures"]) == (0, 4, [])
+    status, doc = rest.get("bq-dest", "2")
+    assert doc["_source"] == {"n": "mine"}  # never overwritten
+
+
+def test_reindex_external_versions_keep_the_newer_document(rest: Rest) -> None:
+    rest.index("bq-src", "1", {"v": "src"}, version=5, version_type="external")
+    rest.index("bq-src", "2", {"v": "src"}, version=2, version_type="external", refresh=True)
+    rest.index("bq-dest", "2", {"v": "dest"}, version=9, version_type="external")
+    status, answer = rest.reindex(
+        {
+            "source": {"index": "bq-src"},
+            "dest": {"index": "bq-dest", "version_type": "external"},
+            "conflicts": "proceed",
+        }
+    )
+    assert status == 200
+    assert (answer["created"], answer["updated"], answer["version_conflicts"]) == (1, 0, 1)
+    _, one = rest.get("bq-dest", "1")
+    assert one["_version"] == 5  # the source's version
+    _, two = rest.get("bq-dest", "2")
+    assert (two["_version"], two["_source"]) == (9, {"v": "dest"})
+
+
+def test_reindex_source_query_source_filter_and_max_docs(rest: Rest) -> None:
+    docs = {str(i): {"kind": "a" if i % 2 else "b", "n": i, "secret": "x"} for i in range(10)}
+    fill(rest, "bq-src", docs)
+    status, answer = rest.reindex(
+        {
+            "max_docs": 3,
+            "source": {
+                "index": "bq-src",
+                "query": {"term": {"kind": "a"}},
+                "_source": ["kind", "n"],
+            },
+            "dest": {"index": "bq-dest"},
+        },
+        refresh=True,
+    )
+    assert status == 200 and (answer["total"], answer["created"]) == (3, 3)
+    assert rest.count("bq-dest") == 3
+    found = rest.ok("POST", "/bq-dest/_search", {"query": {"match_all": {}}})
+    for hit in found["hits"]["hits"]:
+        assert set(hit["_source"]) == {"kind", "n"} and hit["_source"]["kind"] == "a"
+
+
+def test_update_by_query_script_with_params_bumps_versions(rest: Rest) -> None:
+    fill(rest, "bq-src", {"1": {"n": 1, "tag": "x"}, "2": {"n": 5, "tag": "y"}})
+    status, answer = rest.update_by_query(
+        "bq-src",
+        {
+            "query": {"range": {"n": {"gte": 2}}},
+            "script": {"source": "ctx._source.n += params.step", "params": {"step": 10}},
+        },
+        refresh=True,
+    )
+    assert status == 200 and (answer["total"], answer["updated"]) == (1, 1)
+    _, two = rest.get("bq-src", "2")
+    assert (two["_source"]["n"], two["_version"]) == (15, 2)
+    _, one = rest.get("bq-src", "1")
+    assert (one["_source"]["n"], one["_version"]) == (1, 1)
+
+
+def test_an_unsupported_script_is_a_clear_400(rest: Rest) -> None:
+    fill(rest, "bq-src", {"1": {"n": 1}})
+    status, answer = rest.update_by_query(
+        "bq-src", {"script": "for (int i = 0; i < 3; i++) { ctx._source.n++ }"}
+    )
+    assert status == 400
+    error = answer["error"]
+    assert (error["type"], error["reason"], error["lang"]) == (
+        "script_exception",
+        "compile error",
+        "painless",
+    )
+    assert error["position"] == {"offset": 0, "start": 0, "end": 14}
+    assert error["script_stack"] == ["for (int i = 0", "^---- HERE"]
+    assert "tasksim does not support [for]" in error["caused_by"]["reason"]
+
+
+def test_delete_by_query_of_nothing_is_total_zero(rest: Rest) -> None:
+    fill(rest, "bq-src", {"1": {"user": "kimchy"}})
+    status, answer = rest.delete_by_query("bq-src", {"query": {"term": {"user": "nobody"}}})
+    assert status == 200
+    assert (answer["total"], answer["deleted"], answer["batches"]) == (0, 0, 0)
+
+
+def test_sliced_update_by_query_shares_the_real_documents(rest: Rest) -> None:
+    fill(rest, "bq-big", {str(i): {"n": i} for i in range(40)}, number_of_shards=2)
+    status, started = rest.update_by_query(
+        "bq-big", slices=2, scroll_size=5, requests_per_second=40, wait_for_completion=False
+    )
+    assert status == 200
+    task_id = started["task"]
+
+    def children() -> list[dict[str, Any]]:
+        listed = rest.ok("GET", "/_tasks", parent_task_id=task_id, detailed=True)
+        return [t for n in listed["nodes"].values() for t in n["tasks"].values()]
+
+    slices = wait_until(lambda: len(children()) >= 2 and children())
+    assert {t["status"]["slice_id"] for t in slices if "slice_id" in t["status"]} == {0, 1}
+    done = rest.task(task_id)
+    response = done["response"]
+    assert (response["total"], response["updated"], response["version_conflicts"]) == (40, 40, 0)
+    parts = response["slices"]
+    assert [p["slice_id"] for p in parts] == [0, 1]
+    assert sum(p["updated"] for p in parts) == 40 and all(p["updated"] > 0 for p in parts)
+    assert response["batches"] == sum(p["batches"] for p in parts)
+    assert response["throttled_millis"] > 0
+    for doc_id in ("0", "17", "39"):
+        _, doc = rest.get("bq-big", doc_id)
+        assert doc["_version"] == 2
+
+
+def test_a_cancelled_delete_by_query_keeps_what_its_batches_deleted(rest: Rest) -> None:
+    fill(rest, "bq-big", {str(i): {"n": i} for i in range(30)})
+    status, started = rest.delete_by_query(
+        "bq-big",
+        {"query": {"match_all": {}}},
+        scroll_size=10,
+        requests_per_second=2,  # 5 s between batches
+        wait_for_completion=False,
+    )
+    assert status == 200
+    task_id = started["task"]
+    wait_until(lambda: rest.ok("GET", f"/_tasks/{task_id}")["task"]["status"]["deleted"] >= 10)
+    rest.ok("POST", f"/_tasks/{task_id}/_cancel")
+    response = rest.task(task_id)["response"]
+    assert response["canceled"] == "by user request"
+    deleted = response["deleted"]
+    assert 10 <= deleted < 30 and deleted % 10 == 0
+    rest.refresh("bq-big")
+    assert rest.count("bq-big") == 30 - deleted
+
+
+def test_a_failed_by_query_stores_a_zeroed_status(rest: Rest) -> None:
+    status, started = rest.delete_by_query(
+        "bq-missing", {"query": {"match_all": {}}}, wait_for_completion=False
+    )
+    assert status == 200
+    done = rest.task(started["task"])
+    assert done["completed"] is True and "response" not in done
+    assert done["error"]["type"] == "index_not_found_exception"
+    assert done["task"]["status"] == {
+        "total": 0,
+        "updated": 0,
+        "created": 0,
+        "deleted": 0,
+        "batches": 0,
+        "version_conflicts": 0,
+        "noops": 0,
+        "retries": {"bulk": 0, "search": 0},
+        "throttled_millis": 0,
+        "requests_per_second": -1.0,
+        "throttled_until_millis": 0,
+    }
+
+
+def test_opensearch_py_by_query_operations(rest: Rest, cluster: RunningCluster) -> None:
+    client = OpenSearch(hosts=[cluster.url], timeout=60)
+    try:
+        for i in range(100):
+            kind = "answers" if i % 2 == 0 else "questions"
+            client.index(index="bq-py", id=str(i), body={"answer": i, "type": kind})
+        client.indices.refresh(index="bq-py")
+
+        updated = client.update_by_query(
+            index="bq-py",
+            body={
+                "query": {"term": {"type": "answers"}},
+                "script": {"source": "ctx._source.checked = true"},
+            },
+            refresh=True,
+        )
+        assert (updated["total"], updated["updated"], updated["noops"]) == (50, 50, 0)
+        assert client.count(index="bq-py", q="checked:true")["count"] == 50
+
+        moved = client.reindex(
+            body={"source": {"index": "bq-py", "query": {"term": {"answer": 42}}},
+                  "dest": {"index": "bq-py-dest"}},
+            refresh=True,
+        )  # fmt: skip
+        assert (moved["created"], moved["total"]) == (1, 1)
+        assert client.get(index="bq-py-dest", id="42")["_source"] == {
+            "answer": 42,
+            "type": "answers",
+            "checked": True,
+        }
+        with pytest.raises(ConflictError) as info:
+            client.reindex(
+                body={"source": {"index": "bq-py"},
+                      "dest": {"index": "bq-py-dest", "op_type": "create"}},
+            )  # fmt: skip
+        assert info.value.info["version_conflicts"] == 1
+        assert info.value.info["failures"][0]["id"] == "42"
+
+        deleted = client.delete_by_query(
+            index="bq-py", body={"query": {"term": {"type": "questions"}}}, refresh=True
+        )
+        assert (deleted["deleted"], deleted["batches"]) == (50, 1)
+        assert client.count(index="bq-py")["count"] == 50
+    finally:
+        client.close()
