@@ -1,13 +1,13 @@
-"""REST handlers of the operations that create tasks: indices, `_bulk`, `_search`, `_reindex`,
-`_update_by_query`, `_delete_by_query`, `_rethrottle`, and the simulator's `/_sim/indices`.
+"""REST handlers of the operations that create tasks: indices, `_reindex`, `_update_by_query`,
+`_delete_by_query`, `_rethrottle`, and the simulator's `/_sim/indices`.
 
 Every operation runs as a REST-entry task on the coordinating node (the node that received the
-request, as in OpenSearch), whose tree comes from coordinator/ops.py. Bulk-by-scroll requests with
-`wait_for_completion=false` answer `{"task": "<coordinating node>:<id>"}` at once and store their
-result in `.tasks` when done; with `true` they answer the response. The index model
-(coordinator/indices.py) follows what the operations did: `_bulk` adds and removes documents,
-`_reindex` fills its destination (created on demand), `_delete_by_query` empties its source.
-"""
+request, as in OpenSearch), whose tree comes from coordinator/ops.py. A bulk-by-scroll request
+becomes an `Operation` of coordinator/byquery.py, registered with the coordinating node's
+`hit_source` for as long as its task runs: its workers read and write the documents through it.
+With `wait_for_completion=false` it answers `{"task": "<coordinating node>:<id>"}` at once and
+stores its result in `.tasks` when done; with `true` it answers the response (409 when a version
+conflict aborted it, as `BulkIndexByScrollResponseContentListener` answers)."""
 
 from __future__ import annotations
 
