@@ -722,17 +722,6 @@ def register(router: Router, cluster: Cluster) -> None:
             {i.name: {"mappings": indices.docs(i.name).mapping.body()} for i in found}
         )
 
-    async def index_exists(request: RestRequest) -> RestResponse:
-        for key in ("ignore_unavailable", "allow_no_indices", "expand_wildcards", "local",
-                    "flat_settings", "include_defaults"):  # fmt: skip
-            request.params.param(key)
-        request.finish()
-        try:
-            found = indices.resolve(request.path_params["index"], allow_no_indices=False)
-        except OpenSearchError:
-            found = []
-        return RestResponse("", status=200 if found else 404, raw=True)
-
     for method in ("PUT", "POST"):
         router.add(method, "/{index}/_doc/{id}", index_doc)
         router.add(method, "/{index}/_create/{id}", index_doc)
@@ -754,4 +743,3 @@ def register(router: Router, cluster: Cluster) -> None:
         router.add(method, "/{index}/_refresh", refresh)
     router.add("GET", "/_mapping", get_mapping)
     router.add("GET", "/{index}/_mapping", get_mapping)
-    router.add("HEAD", "/{index}", index_exists)

@@ -49,10 +49,49 @@ SCHEMAS = {
     "tasks.cancel": TASKS + "tasks.cancel@200/content/application~1json/schema",
     "error": BASE + "schemas/_common.yaml#/components/schemas/ErrorResponseBase",
     "cat.tasks.row": BASE + "schemas/cat.tasks.yaml#/components/schemas/TasksRecord",
+    "write": BASE + "schemas/_common.yaml#/components/schemas/WriteResponseBase",
+    "get": BASE + "schemas/_core.get.yaml#/components/schemas/GetResult",
+    "search": BASE + "schemas/_core.search.yaml#/components/schemas/SearchResponse",
     # `_reindex`, `_update_by_query`, `_delete_by_query` (their `_core` operations are not in the
     # saved spec; their responses are all this schema of `_common.yaml`).
     "bulk_by_scroll": BASE + "schemas/_common.yaml#/components/schemas/BulkByScrollResponseBase",
 }
+_SHARDS = {"$ref": BASE + "schemas/_common.yaml#/components/schemas/ShardStatistics"}
+# Responses the `_core` / `indices` namespace files define inline, restated from their components.
+INLINE: dict[str, dict[str, Any]] = {
+    "count": {
+        "type": "object",
+        "properties": {"count": {"type": "integer"}, "terminated_early": {"type": "boolean"},
+                       "_shards": _SHARDS},
+        "required": ["count", "_shards"],
+    },
+    "bulk": {
+        "type": "object",
+        "properties": {
+            "errors": {"type": "boolean"},
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "$ref": BASE + "schemas/_core.bulk.yaml#/components/schemas/ResponseItem"
+                    },
+                    "minProperties": 1,
+                    "maxProperties": 1,
+                },
+            },
+            "took": {"type": "integer"},
+            "ingest_took": {"type": "integer"},
+        },
+        "required": ["errors", "items", "took"],
+    },
+    "indices.refresh": {
+        "type": "object",
+        "properties": {"_shards": _SHARDS},
+        "required": ["_shards"],
+    },
+}  # fmt: skip
+_DOC = r"/[^/_][^/]*/_doc/[^/]+"
 
 
 def operation(method: str, path: str) -> str | None:
@@ -68,7 +107,29 @@ def operation(method: str, path: str) -> str | None:
         return "cat.tasks"
     if method == "POST" and re.fullmatch(r"/_reindex|/[^/_][^/]*/_(update|delete)_by_query", path):
         return "bulk_by_scroll"
+    if method in ("PUT", "POST") and (
+        re.fullmatch(r"/[^/_][^/]*/_(doc|create)(/[^/]+)?", path)
+        or re.fullmatch(r"/[^/_][^/]*/_update/[^/]+", path)
+    ):
+        return "write"
+    if method == "DELETE" and re.fullmatch(_DOC, path):
+        return "write"
+    if method == "GET" and re.fullmatch(_DOC, path):
+        return "get"
+    if method in ("GET", "POST") and re.fullmatch(r"(/[^/]+)?/_search", path):
+        return "search"
+    if method in ("GET", "POST") and re.fullmatch(r"(/[^/]+)?/_count", path):
+        return "count"
+    if method in ("PUT", "POST") and re.fullmatch(r"(/[^/]+)?/_bulk", path):
+        return "bulk"
+    if method in ("GET", "POST") and re.fullmatch(r"(/[^/]+)?/_refresh", path):
+        return "indices.refresh"
     return None
+
+
+def _inline_validator(op: str) -> jsonschema.protocols.Validator:
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **INLINE[op]}
+    return jsonschema.Draft202012Validator(schema, registry=_registry())
 
 
 def validate(method: str, path: str, status: int, body: Any) -> None:
@@ -81,8 +142,10 @@ def validate(method: str, path: str, status: int, body: Any) -> None:
         # 200, or the highest status of its failures (409 for version conflicts)
         _validator(SCHEMAS[op]).validate(body)
         return
-    if status == 404 and isinstance(body, dict) and body.get("found") is False:
-        return  # `GetResult` of a missing document: an answer, not an error
+    if status == 404 and op in ("write", "get") and isinstance(body, dict) and "error" not in body:
+        # a delete of a missing document (`result: not_found`), a get of one (`found: false`)
+        _validator(SCHEMAS[op]).validate(body)
+        return
     if status >= 400:
         if isinstance(body, dict) and isinstance(body.get("error"), str):
             # RestController's simple form (405, no handler, bad header): no schema in the spec.
@@ -96,7 +159,9 @@ def validate(method: str, path: str, status: int, body: Any) -> None:
             for item in body:
                 row.validate(item)
         return
-    if op is not None:
+    if op in INLINE:
+        _inline_validator(op).validate(body)
+    elif op is not None:
         _validator(SCHEMAS[op]).validate(body)
 
 
