@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from opensearchpy import ConflictError, OpenSearch
+from opensearchpy import ConflictError, OpenSearch, helpers
 
 from tests.cluster.rest import Rest
 from tests.cluster.sim import wait_until
@@ -278,3 +278,59 @@ def test_opensearch_py_by_query_operations(rest: Rest, cluster: RunningCluster) 
         assert client.count(index="bq-py")["count"] == 50
     finally:
         client.close()
+
+
+@pytest.fixture
+def answers(rest: Rest, cluster: RunningCluster) -> Iterator[OpenSearch]:
+    """opensearch-py's `TestReindex.setup_method` (test_server/test_helpers/test_actions.py):
+    100 documents, half `answers` and half `questions`, the 42nd `correct`."""
+    client = OpenSearch(hosts=[cluster.url], timeout=60)
+    lines: list[dict[str, Any]] = []
+    for x in range(100):
+        lines.append({"index": {"_index": "bq-py", "_id": x}})
+        lines.append(
+            {"answer": x, "correct": x == 42, "type": "answers" if x % 2 == 0 else "questions"}
+        )
+    client.bulk(body=lines, refresh=True)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def test_helpers_reindex_passes_kwargs_to_scan_and_bulk(answers: OpenSearch) -> None:
+    # opensearch-py TestReindex.test_reindex_passes_kwargs_to_scan_and_bulk
+    helpers.reindex(
+        answers,
+        "bq-py",
+        "bq-py-dest",
+        scan_kwargs={"q": "type:answers"},
+        bulk_kwargs={"refresh": True},
+    )
+    assert answers.count(index="bq-py-dest", q="type:answers")["count"] == 50
+    assert answers.count(index="bq-py-dest")["count"] == 50
+    assert answers.get(index="bq-py-dest", id=42)["_source"] == {
+        "answer": 42,
+        "correct": True,
+        "type": "answers",
+    }
+
+
+def test_helpers_reindex_accepts_a_query_and_moves_everything(answers: OpenSearch) -> None:
+    # opensearch-py TestReindex.test_reindex_accepts_a_query, then test_all_documents_get_moved
+    helpers.reindex(
+        answers,
+        "bq-py",
+        "bq-py-dest",
+        query={"query": {"bool": {"filter": {"term": {"type": "answers"}}}}},
+    )
+    answers.indices.refresh()
+    assert answers.count(index="bq-py-dest", q="type:answers")["count"] == 50
+    assert answers.count(index="bq-py-dest", q="type:questions")["count"] == 0
+    helpers.reindex(answers, "bq-py", "bq-py-dest", chunk_size=30, scan_kwargs={"size": 7})
+    answers.indices.refresh()
+    assert answers.count(index="bq-py-dest", q="type:questions")["count"] == 50
+    assert answers.count(index="bq-py-dest", q="type:answers")["count"] == 50
+    assert answers.get(index="bq-py-dest", id=42)["_source"]["correct"] is True
+    # every scroll the helper opened was cleared when it was done
+    assert answers.clear_scroll(scroll_id="_all")["num_freed"] == 0
