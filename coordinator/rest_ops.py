@@ -396,13 +396,14 @@ def register(router: Router, cluster: Cluster) -> None:
         add_synthetic=indices.add_docs,
     )
 
-    def operation_of(req: BulkByScrollRequest) -> Operation:
+    def operation_of(req: BulkByScrollRequest, sources: list[str]) -> Operation:
+        """The operation on the documents of `sources` (the request's indices, resolved)."""
         dest = None
         if req.kind == "reindex":
             dest = Dest(req.dest, req.op_type, req.version_type)
         return Operation(
             req.kind,
-            req.sources,
+            sources,
             req.query,
             env,
             dest=dest,
@@ -430,7 +431,6 @@ def register(router: Router, cluster: Cluster) -> None:
                 sources = indices.resolve(",".join(req.sources), allow_no_indices=False)
             except OpenSearchError as e:
                 failure = e
-            req.sources = [i.name for i in sources]
             dest = indices.get(req.dest) if kind == "reindex" else None
             spec = plan_bulk_by_scroll(req, sources, dest, cluster.timing)
             key = ""
@@ -442,7 +442,7 @@ def register(router: Router, cluster: Cluster) -> None:
                 spec.ClearField("bulk_by_scroll")
                 spec.error.CopyFrom(error_to_pb(failure))
             else:
-                key = operations.add(operation_of(req))
+                key = operations.add(operation_of(req, [i.name for i in sources]))
                 spec.bulk_by_scroll.operation = key
             headers = request.task_headers
             if not req.wait_for_completion:

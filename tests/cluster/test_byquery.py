@@ -334,3 +334,20 @@ def test_helpers_reindex_accepts_a_query_and_moves_everything(answers: OpenSearc
     assert answers.get(index="bq-py-dest", id=42)["_source"]["correct"] is True
     # every scroll the helper opened was cleared when it was done
     assert answers.clear_scroll(scroll_id="_all")["num_freed"] == 0
+
+
+def test_reindex_from_a_list_and_a_wildcard(rest: Rest) -> None:
+    fill(rest, "bq-src", {"1": {"from": "src"}, "2": {"from": "src"}})
+    fill(rest, "bq-big", {"1": {"from": "big"}, "3": {"from": "big"}})
+    status, started = rest.reindex(
+        {"source": {"index": ["bq-src", "bq-b*"]}, "dest": {"index": "bq-dest"}},
+        wait_for_completion=False,
+        refresh=True,
+    )
+    assert status == 200
+    done = rest.task(started["task"])
+    assert done["task"]["description"] == "reindex from [bq-src, bq-b*] to [bq-dest]"
+    response = done["response"]
+    # id 1 is in both sources: the second copy overwrites the first
+    assert (response["total"], response["created"], response["updated"]) == (4, 3, 1)
+    assert rest.count("bq-dest") == 3
