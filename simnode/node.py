@@ -936,12 +936,17 @@ class Node:
                 scroll.close(refresh=not task.is_cancelled and not failures)
 
     async def _throttle_sleep(self, running: _Running, worker: bulk_by_scroll.WorkerState) -> None:
-        """Sleep until the throttle deadline; a rethrottle or a cancel wakes and re-reads it."""
+        """Sleep until the throttle deadline; a rethrottle or a cancel wakes and re-reads it.
+
+        The deadline is compared in the unit it was waited in (trio's seconds): `now_nanos()`
+        truncates, so it can read 1 ns short of a deadline trio has already reached — and on
+        virtual time, where no time passes while nothing sleeps, that looped forever."""
         while worker.sleep_until is not None:
+            deadline = worker.sleep_until / 1e9
             wake = running.wake = trio.Event()
-            with trio.move_on_at(worker.sleep_until / 1e9):
+            with trio.move_on_at(deadline):
                 await wake.wait()
-            if self._now()[1] >= worker.sleep_until:
+            if not wake.is_set() or trio.current_time() >= worker.sleep_until / 1e9:
                 break
         worker.end_sleep()
 
