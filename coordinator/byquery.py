@@ -40,6 +40,7 @@ from coordinator.documents import (
     SourceFilter,
     matching,
 )
+from coordinator.documents.search import SortField, _ordered
 from coordinator.painless import Script, execute
 from simnode.bulk_by_scroll import Written
 from simnode.errors import IllegalArgumentError, OpenSearchError
@@ -133,6 +134,7 @@ class Operation:
     max_docs: int = -1
     refresh: bool = False
     source_filter: SourceFilter | None = None
+    sort: tuple[SortField, ...] = ()
     _hits: list[Hit] | None = None
     _synthetic: list[Synthetic] = field(default_factory=list)
 
@@ -145,7 +147,10 @@ class Operation:
             present, self.env.now(), {n: self.env.synthetic(n) for n in present}
         )
         hits = []
-        for target, doc in matching(targets, self.query):
+        found = matching(targets, self.query)
+        if self.sort:
+            found = [row for row, _ in _ordered(found, self.sort)]
+        for target, doc in found:
             source = doc.source
             if self.source_filter is not None:
                 source = self.source_filter.apply(source)

@@ -29,11 +29,12 @@ from coordinator.documents import (
     parse_version_type,
     query_string,
 )
-from coordinator.documents.search import parse_source_filter
+from coordinator.documents.search import parse_sort, parse_source_filter
 from coordinator.http import RestRequest, RestResponse, Router
 from coordinator.indices import DEFAULT_REPLICAS, DEFAULT_SHARDS, Index
 from coordinator.ops import (
     BulkByScrollRequest,
+    check_reindex_body,
     parse_requests_per_second,
     parse_slices,
     plan_bulk_by_scroll,
@@ -45,7 +46,6 @@ from coordinator.render import tasks_response
 from simnode import bulk_by_scroll, jsontext
 from simnode._wire import node_pb2 as pb
 from simnode.errors import (
-    ActionRequestValidationError,
     IllegalArgumentError,
     OpenSearchError,
 )
@@ -309,6 +309,7 @@ def register(router: Router, cluster: Cluster) -> None:
         if rps is not None:
             req.requests_per_second = rps
         if kind == "reindex":
+            check_reindex_body(body, request.body, req)
             source = body.get("source", {})
             names = source.get("index", []) if isinstance(source, dict) else []
             req.sources = [n for n in (names.split(",") if isinstance(names, str) else names) if n]
@@ -328,6 +329,8 @@ def register(router: Router, cluster: Cluster) -> None:
                 req.query = _query(source.get("query"), ("source", "query"), request.body)
                 if "_source" in source:
                     req.source_filter = parse_source_filter(source["_source"])
+                if "sort" in source:  # deprecated, still honoured
+                    req.sort = parse_sort(source["sort"])
             if isinstance(body.get("size"), int):  # deprecated: max_docs
                 set_max_docs(req, body["size"])
         else:
@@ -339,8 +342,10 @@ def register(router: Router, cluster: Cluster) -> None:
                     raise IllegalArgumentError(
                         f"Failed to parse int parameter [scroll_size] with value [{scroll_size}]"
                     ) from None
+            if "stored_fields" in body:
+                req.invalid.append("stored_fields is not supported in this context")
             if kind == "delete_by_query" and "query" not in body and q is None:
-                raise ActionRequestValidationError.of("query is missing")
+                req.invalid.append("query is missing")
             if q is not None:
                 req.query = query_string(q, df)
             elif "query" in body:
@@ -362,6 +367,8 @@ def register(router: Router, cluster: Cluster) -> None:
                     f'conflicts may only be "proceed" or "abort" but was [{conflicts}]'
                 )
             req.abort_on_version_conflict = conflicts == "abort"
+        if isinstance(body.get("max_docs"), int):
+            set_max_docs(req, body["max_docs"])
         if max_docs is not None:
             try:
                 set_max_docs(req, int(max_docs))
@@ -369,8 +376,6 @@ def register(router: Router, cluster: Cluster) -> None:
                 raise IllegalArgumentError(
                     f"Failed to parse int parameter [max_docs] with value [{max_docs}]"
                 ) from None
-        if isinstance(body.get("max_docs"), int):
-            set_max_docs(req, body["max_docs"])
         req.validate()
         return req, body
 
@@ -412,6 +417,7 @@ def register(router: Router, cluster: Cluster) -> None:
             max_docs=req.max_docs,
             refresh=req.refresh,
             source_filter=req.source_filter,
+            sort=req.sort,
         )
 
     async def drop_when_done(task_id: int, key: str) -> None:

@@ -7,6 +7,8 @@ and is marked `xfail` with the reason, so that the measure stays honest."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +16,10 @@ import pytest
 from tests.cluster.rest import Rest
 from tests.harness import RunningCluster
 
-NAMES = ("test", "twitter", "new_twitter", "other_new_twitter", "index1", "index2")
+NAMES = (
+    "test", "twitter", "new_twitter", "other_new_twitter", "index1", "index2", "target", "dest",
+    "source",
+)  # fmt: skip
 
 
 @pytest.fixture
@@ -484,3 +489,168 @@ def test_reindex_totally_broken_script(rest: Rest) -> None:
     status, body = reindex_with(rest, "syntax errors are fun!")
     assert status == 400 and body["error"]["reason"] == "compile error"
     assert body["error"]["type"] == "script_exception"
+
+
+# -- update_by_query/40_versioning.yml -------------------------------------------------------------
+
+
+def test_ubq_increments_the_version_number(rest: Rest) -> None:
+    rest.index("test", "1", {"text": "test"})
+    rest.refresh()
+    status, body = rest.update_by_query("test")
+    assert status == 200 and (body["updated"], body["version_conflicts"]) == (1, 0)
+    _, doc = rest.get("test", "1")
+    assert doc["_version"] == 2
+
+
+# -- reindex/30_search.yml -------------------------------------------------------------------------
+
+
+def order_docs(rest: Rest) -> None:
+    rest.index("test", "1", {"order": 1})
+    rest.index("test", "2", {"order": 2})
+    rest.refresh()
+
+
+def test_reindex_can_limit_copied_docs_by_a_query(rest: Rest) -> None:
+    rest.index("test", "1", {"text": "test"})
+    rest.index("test", "2", {"text": "junk"})
+    rest.refresh()
+    status, _ = rest.reindex(
+        {"source": {"index": "test", "query": {"match": {"text": "test"}}},
+         "dest": {"index": "target"}},
+        refresh=True,
+    )  # fmt: skip
+    assert status == 200
+    assert rest.hits("target", {"match_all": {}}) == 1
+
+
+@pytest.mark.parametrize("limit", ["size", "max_docs"])
+def test_reindex_sorting_and_a_limit_combined(rest: Rest, limit: str) -> None:
+    # "Sorting and size combined", "Sorting and max_docs in body combined"
+    order_docs(rest)
+    status, _ = rest.reindex(
+        {limit: 1, "source": {"index": "test", "sort": "order"}, "dest": {"index": "target"}},
+        refresh=True,
+    )
+    assert status == 200
+    assert rest.hits("target", {"match_all": {}}) == 1
+    body = rest.ok("POST", "/target/_search", None, q="order:1", rest_total_hits_as_int=True)
+    assert body["hits"]["total"] == 1
+
+
+def test_reindex_sorting_with_wait_for_completion_false(rest: Rest) -> None:
+    rest.index("test", "1", {"order": 1})
+    rest.refresh()
+    status, body = rest.reindex(
+        {"source": {"index": "test", "sort": "order"}, "dest": {"index": "target"}},
+        refresh=True,
+        wait_for_completion=False,
+    )
+    assert status == 200
+    assert rest.task(body["task"])["completed"] is True
+
+
+def test_reindex_max_docs_in_url(rest: Rest) -> None:
+    rest.index("test", "1", {"value": 17})
+    rest.index("test", "2", {"value": 17})
+    rest.refresh()
+    status, _ = rest.reindex(
+        {"source": {"index": "test"}, "dest": {"index": "target"}}, refresh=True, max_docs=1
+    )
+    assert status == 200
+    assert rest.hits("target", {"match_all": {}}) == 1
+
+
+# -- update_by_query/20_validation.yml, delete_by_query/20_validation.yml, reindex/20_validation.yml
+
+
+RPS = r"\[requests_per_second\] must be a float greater than 0. Use -1 to disable throttling."
+SLICES = r"\[slices\] must be a positive integer or the string \"auto\""
+NEGATIVE = r"\[max_docs\] parameter cannot be negative, found \[-4\]"
+TWO_VALUES = r"\[max_docs\] set to two different values \[4\] and \[5\]"
+ALL = {"query": {"match_all": {}}}
+COPY = {"source": {"index": "test"}, "dest": {"index": "dest"}}
+VALIDATION: list[tuple[str, str, dict[str, object], object, str]] = [
+    # (case, operation, params, body, the error regex of `catch`)
+    ("ubq invalid conflicts", "ubq", {"conflicts": "cat"}, None, r"conflicts may only be .* but was \[cat\]"),
+    ("ubq invalid size", "ubq", {"size": -4}, None, NEGATIVE),
+    ("ubq invalid max_docs in URL", "ubq", {"max_docs": -4}, None, NEGATIVE),
+    ("ubq invalid max_docs in body", "ubq", {}, {"max_docs": -4}, NEGATIVE),
+    ("ubq inconsistent max_docs and size", "dbq", {"size": 4, "max_docs": 5}, ALL, TWO_VALUES),
+    ("ubq inconsistent max_docs in body and URL", "dbq", {"max_docs": 5}, {"max_docs": 4, **ALL}, TWO_VALUES),
+    ("ubq max_docs should be greater than slices", "ubq", {"max_docs": 1, "slices": 2}, None, r"\[max_docs\] should be >= \[slices\]"),
+    ("ubq invalid scroll_size", "ubq", {"scroll_size": "asdf"}, None, r"Failed to parse int parameter \[scroll_size\] with value \[asdf\]"),
+    ("ubq source fields may not be modified", "ubq", {}, {"stored_fields": ["_id"]}, "stored_fields is not supported in this context"),
+    ("ubq requests_per_second empty", "ubq", {"requests_per_second": ""}, None, RPS),
+    ("ubq requests_per_second negative", "ubq", {"requests_per_second": -12}, None, RPS),
+    ("ubq requests_per_second zero", "ubq", {"requests_per_second": 0}, None, RPS),
+    ("ubq junk in slices", "ubq", {"slices": "junk"}, None, SLICES),
+    ("ubq zero slices", "ubq", {"slices": 0}, None, SLICES),
+    ("dbq no query", "dbq_all", {}, {}, "query is missing"),
+    ("dbq invalid conflicts", "dbq", {"conflicts": "cat"}, ALL, r"conflicts may only be .* but was \[cat\]"),
+    ("dbq invalid size", "dbq", {"size": -4}, ALL, NEGATIVE),
+    ("dbq invalid max_docs", "dbq", {"max_docs": -4}, ALL, NEGATIVE),
+    ("dbq max_docs should be greater than slices", "dbq", {"max_docs": 1, "slices": 2}, ALL, r"\[max_docs\] should be >= \[slices\]"),
+    ("dbq invalid scroll_size", "dbq", {"scroll_size": "asdf"}, ALL, r"Failed to parse int parameter \[scroll_size\] with value \[asdf\]"),
+    ("dbq source fields may not be modified", "dbq", {}, {"stored_fields": ["_id"]}, "stored_fields is not supported in this context"),
+    ("dbq requests_per_second unlimited", "dbq", {"requests_per_second": "unlimited"}, ALL, RPS),
+    ("dbq junk in slices", "dbq", {"slices": "junk"}, ALL, SLICES),
+    ("reindex junk in body", "reindex", {}, {"junk": {"more_junk": None}}, r"unknown field \[junk\]"),
+    ("reindex junk in source", "reindex", {}, {"source": {"junk": {}}}, r"Unknown key for a START_OBJECT in \[junk\]."),
+    ("reindex junk in dest", "reindex", {}, {"dest": {"junk": {}}}, r"unknown field \[junk\]"),
+    ("reindex no index on destination", "reindex", {}, {"dest": {}}, "index must be specified"),
+    ("reindex search size not a number", "reindex", {}, {"source": {"size": "cat"}, "dest": {"index": "dest"}}, r"number_format_exception.*For input string: \"cat\""),
+    ("reindex search from", "reindex", {}, {"source": {"from": 1}, "dest": {"index": "dest"}}, "from is not supported in this context"),
+    ("reindex overwriting version", "reindex", {}, {"dest": {"version": 10}}, r".*\[dest\] unknown field \[version\].*"),
+    ("reindex bad conflicts", "reindex", {}, {"conflicts": "cat"}, r'.*conflicts may only be "proceed" or "abort" but was \[cat\]'),
+    ("reindex invalid size", "reindex", {}, {**COPY, "size": -4}, NEGATIVE),
+    ("reindex invalid max_docs in body", "reindex", {}, {**COPY, "max_docs": -4}, NEGATIVE),
+    ("reindex max_docs should be greater than slices", "reindex", {"max_docs": 1, "slices": 2}, COPY, r"\[max_docs\] should be >= \[slices\]"),
+    ("reindex invalid max_docs in URL", "reindex", {"max_docs": -4}, COPY, NEGATIVE),
+    ("reindex inconsistent max_docs and size", "reindex", {}, {**COPY, "size": 4, "max_docs": 5}, TWO_VALUES),
+    ("reindex inconsistent max_docs in body and URL", "reindex", {"max_docs": 5}, {**COPY, "max_docs": 4}, TWO_VALUES),
+    ("reindex requests_per_second empty", "reindex", {"requests_per_second": ""}, COPY, RPS),
+    ("reindex requests_per_second unlimited", "reindex", {"requests_per_second": "unlimited"}, COPY, RPS),
+    ("reindex source fields may not be modified", "reindex", {}, {"source": {"index": "test", "stored_fields": ["_id"]}, "dest": {"index": "dest"}}, "stored_fields is not supported in this context"),
+    ("reindex unallowlisted remote host", "reindex", {}, {"source": {"remote": {"host": "http://badremote:9200"}, "index": "test"}, "dest": {"index": "dest"}}, r"\[badremote:9200\] not allowlisted in reindex.remote.allowlist"),
+    ("reindex badly formatted remote host", "reindex", {}, {"source": {"remote": {"host": "badremote", "weird": "stuff", "badkey": "is bad"}, "index": "test"}, "dest": {"index": "dest"}}, r"\[host\] must be of the form \[scheme\].//\[host\].\[port\]"),
+    ("reindex junk in remote", "reindex", {}, {"source": {"remote": {"host": "http://okremote:9200", "weird": "stuff", "badkey": "is bad"}, "index": "test"}, "dest": {"index": "dest"}}, r"Unsupported fields in \[remote\]. \[weird,badkey\]"),
+    ("reindex broken socket timeout in remote", "reindex", {}, {"source": {"remote": {"host": "http://okremote:9200", "socket_timeout": "borked"}, "index": "test"}, "dest": {"index": "dest"}}, "number_format_exception"),
+    ("reindex broken connect timeout in remote", "reindex", {}, {"source": {"remote": {"host": "http://okremote:9200", "connect_timeout": "borked"}, "index": "test"}, "dest": {"index": "dest"}}, "number_format_exception"),
+    ("reindex junk in slices", "reindex", {"slices": "junk"}, COPY, SLICES),
+    ("reindex zero slices", "reindex", {"slices": 0}, COPY, SLICES),
+    ("reindex _source:false", "reindex", {}, {"source": {"index": "source", "_source": False}, "dest": {"index": "dest"}}, "_source:false is not supported in this context"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("operation", "params", "body", "pattern"),
+    [pytest.param(*case[1:], id=case[0]) for case in VALIDATION],
+)
+def test_validation(
+    rest: Rest, operation: str, params: dict[str, object], body: object, pattern: str
+) -> None:
+    rest.index("test", "1", {"text": "test"})
+    if operation == "ubq":
+        status, answer = rest.update_by_query("test", body, **params)
+    elif operation == "dbq":
+        status, answer = rest.delete_by_query("test", body, **params)
+    elif operation == "dbq_all":
+        status, answer = rest.delete_by_query("_all", body, **params)
+    else:
+        status, answer = rest.reindex(body, **params)
+    assert status == 400, answer
+    # matched against the answer's text with its quotes unescaped, as the YAML runner reads it
+    assert re.search(pattern, json.dumps(answer).replace('\\"', '"')), answer
+
+
+def test_reindex_source_size_is_accepted(rest: Rest) -> None:
+    rest.index("source", "1", {"text": "test"})
+    try:
+        status, _ = rest.reindex(
+            {"source": {"index": "source", "size": 1000}, "dest": {"index": "dest"}}
+        )
+        assert status == 200
+    finally:
+        rest.drop("source", "dest")
