@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -654,3 +655,84 @@ def test_reindex_source_size_is_accepted(rest: Rest) -> None:
         assert status == 200
     finally:
         rest.drop("source", "dest")
+
+
+# -- delete_by_query/80_slices.yml -----------------------------------------------------------------
+
+
+def four_docs(rest: Rest, n: int = 4) -> None:
+    for i in range(1, n + 1):
+        rest.index("test", str(i), {"text": "test"})
+    rest.refresh()
+
+
+def check_slices(body: dict[str, Any], count: int) -> None:
+    assert len(body["slices"]) == count
+    for part in body["slices"]:
+        assert (part["version_conflicts"], part["throttled_millis"]) == (0, 0)
+
+
+def tasks_index_hits(rest: Rest) -> int:
+    # The case refreshes with `indices.refresh: {}`, which in OpenSearch reaches `.tasks` too (a
+    # system index: the answer warns "this request accesses system indices: [.tasks]"); tasksim's
+    # `_all` leaves the hidden `.tasks` out, so it is refreshed by name as well.
+    rest.refresh()
+    rest.call("POST", "/.tasks/_refresh")
+    status, body = rest.call("POST", "/.tasks/_search", None, rest_total_hits_as_int=True)
+    if status == 404:  # no result stored yet: `.tasks` is made by the first one
+        return 0
+    assert status == 200, body
+    return int(body["hits"]["total"])
+
+
+def test_dbq_multiple_slices(rest: Rest) -> None:
+    four_docs(rest)
+    status, body = rest.delete_by_query("test", ALL, slices=5)
+    assert status == 200 and not body.get("timed_out")
+    assert (body["deleted"], body["version_conflicts"], body["failures"]) == (4, 0, [])
+    assert (body["noops"], body["throttled_millis"]) == (0, 0)
+    assert not body.get("created") and not body.get("updated") and not body.get("task")
+    check_slices(body, 5)
+    rest.refresh()
+    assert rest.count("test") == 0
+
+
+@pytest.mark.parametrize("rethrottle", [False, True])
+def test_dbq_multiple_slices_with_wait_for_completion_false(rest: Rest, rethrottle: bool) -> None:
+    # "Multiple slices with wait_for_completion=false" and "Multiple slices with rethrottle"
+    four_docs(rest, 6 if rethrottle else 4)
+    before = tasks_index_hits(rest)
+    params: dict[str, Any] = (
+        {"slices": 2, "requests_per_second": 0.0001} if rethrottle else {"slices": 5}
+    )
+    status, body = rest.delete_by_query("test", ALL, wait_for_completion=False, **params)
+    assert status == 200 and list(body) == ["task"]
+    if rethrottle:  # allow the task to complete
+        rest.ok("POST", f"/_delete_by_query/{body['task']}/_rethrottle", requests_per_second=-1)
+    done = rest.task(body["task"])
+    assert "node_failures" not in done and done["task"]
+    total = 6 if rethrottle else 4
+    response, status_ = done["response"], done["task"]["status"]
+    assert (response["total"], response["deleted"], response["version_conflicts"]) == (
+        total,
+        total,
+        0,
+    )
+    assert (response["failures"], response["throttled_millis"]) == ([], 0)
+    check_slices(response, 2 if rethrottle else 5)
+    assert (status_["total"], status_["deleted"], status_["version_conflicts"]) == (total, total, 0)
+    assert status_["throttled_millis"] == 0
+    check_slices(status_, 2 if rethrottle else 5)
+    # only the "parent" task wrote its status to the tasks index
+    assert tasks_index_hits(rest) == before + 1
+    assert rest.count("test") == 0
+
+
+def test_dbq_multiple_slices_with_auto_slice(rest: Rest) -> None:
+    rest.ok("PUT", "/test", {"settings": {"index": {"number_of_shards": 3}}})
+    four_docs(rest)
+    status, body = rest.delete_by_query("test", ALL, slices="auto")
+    assert status == 200 and (body["deleted"], body["version_conflicts"]) == (4, 0)
+    check_slices(body, 3)
+    rest.refresh()
+    assert rest.count("test") == 0
