@@ -24,9 +24,8 @@ from typing import Any
 
 import trio
 
-from coordinator.documents import DocumentStore
 from coordinator.engine import NodeHosts
-from coordinator.indices import Indices, Timing
+from coordinator.indices import DocumentStore, Indices, Timing
 from coordinator.results import GetTaskResult, TaskResultsIndex
 from coordinator.security import TlsFiles
 from coordinator.supervisor import NodeSpec, Supervisor, SupervisorError

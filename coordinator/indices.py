@@ -19,7 +19,8 @@ import hashlib
 import itertools
 from dataclasses import dataclass, field, replace
 
-from coordinator.documents import DocumentStore, IndexDocs, IndexMapping
+from coordinator.documents import DocumentStore as DocumentStore
+from coordinator.documents import IndexDocs, IndexMapping
 from simnode.errors import (
     IndexNotFoundError,
     InvalidIndexNameError,
@@ -184,6 +185,36 @@ class Indices:
             now=now,
         )
         return index
+
+    def settings_body(self, index: Index) -> dict[str, str]:
+        """The `index` settings `GET /{index}` and `GET /{index}/_settings` show."""
+        settings: dict[str, str] = {}
+        interval = self.docs(index.name).refresh_interval
+        if interval != 1.0:
+            settings["refresh_interval"] = "-1" if interval < 0 else f"{interval:g}s"
+        if index.hidden:
+            settings["hidden"] = "true"
+        settings["number_of_shards"] = str(len(index.shards))
+        if index.auto_expand_replicas is not None:
+            settings["auto_expand_replicas"] = index.auto_expand_replicas
+        settings["number_of_replicas"] = str(index.number_of_replicas)
+        settings["uuid"] = index.uuid
+        settings["provided_name"] = index.name
+        return settings
+
+    def set_replicas(self, name: str, replicas: int, data_nodes: list[str]) -> Index:
+        """`index.number_of_replicas` changed: primaries stay, replicas go to the next data
+        nodes after each primary (as many as there are)."""
+        index = self._indices[name]
+        placed = []
+        for shard in index.shards:
+            others = [n for n in data_nodes if n != shard.primary]
+            start = data_nodes.index(shard.primary) if shard.primary in data_nodes else 0
+            ring = others[start:] + others[:start]
+            placed.append(replace(shard, replicas=tuple(ring[:replicas])))
+        updated = replace(index, shards=tuple(placed), number_of_replicas=replicas)
+        self._indices[name] = updated
+        return updated
 
     def docs(self, name: str) -> IndexDocs:
         """The real documents of an index (`index_not_found_exception` when there is none)."""

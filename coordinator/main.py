@@ -83,17 +83,9 @@ class Ready:
 
 def build_router(cluster: Cluster) -> Router:
     router = Router()
-    for module in (
-        rest_cluster,
-        rest_tasks,
-        rest_sim,
-        rest_faults,
-        rest_ops,
-        rest_docs,
-        rest_cat,
-        rest_ml,
-    ):
+    for module in (rest_cluster, rest_tasks, rest_sim, rest_faults, rest_ops, rest_cat, rest_ml):
         module.register(router, cluster)
+    rest_docs.register(router, cluster)  # documents, _bulk, _search, _count, _refresh
     return router
 
 

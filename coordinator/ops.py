@@ -1,5 +1,6 @@
-"""Operations a user really runs, planned as task trees: `_bulk`, `_search`, `_reindex`,
-`_update_by_query`, `_delete_by_query` (the REST layer is coordinator/rest_ops.py).
+"""Operations a user really runs, planned as task trees: `_bulk` and single-document writes,
+`_search`, `_reindex`, `_update_by_query`, `_delete_by_query` (the REST layer is
+coordinator/rest_docs.py and coordinator/rest_ops.py).
 
 Each `plan_*` takes the parsed request and the index model and returns the `TaskSpec` the
 coordinating node runs as its REST-entry task, with OpenSearch's action names and descriptions:
@@ -40,6 +41,24 @@ from simnode.errors import (
 BULK_ACTION = "indices:data/write/bulk"
 SEARCH_ACTION = "indices:data/read/search"
 BULK_OPS = ("index", "create", "update", "delete")
+# The keys an action line may have (`BulkRequestParser`).
+BULK_META = frozenset(
+    {
+        "_index",
+        "_id",
+        "routing",
+        "op_type",
+        "version",
+        "version_type",
+        "if_seq_no",
+        "if_primary_term",
+        "retry_on_conflict",
+        "pipeline",
+        "_source",
+        "require_alias",
+        "dynamic_templates",
+    }
+)
 
 
 # -- bulk-by-scroll parameters ----------------------------------------------------------------------
@@ -380,6 +399,11 @@ def parse_bulk(body: bytes, default_index: str | None) -> list[BulkItem]:
                 f"[index] or [update] but found [{op}]"
             )
         meta = meta if isinstance(meta, dict) else {}
+        unknown = [k for k in meta if k not in BULK_META]
+        if unknown:
+            raise IllegalArgumentError(
+                f"Action/metadata line [{number}] contains an unknown parameter [{unknown[0]}]"
+            )
         index = meta.get("_index", default_index)
         if not index:
             errors.append("index is missing")

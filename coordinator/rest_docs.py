@@ -1,5 +1,5 @@
 """REST handlers of documents: the single-document APIs, `_bulk`, `_search`, `_count`,
-`_refresh`, and an index's `_mapping`.
+`_refresh`, `_mget`, an index's `_mapping` and its dynamic `_settings`.
 
 Every decision is taken in coordinator/documents/ (versions, conflicts, queries, search); this
 module parses the request as the OpenSearch Rest*Action does, runs the operation's task tree on the
@@ -28,9 +28,11 @@ from coordinator import rest_scroll
 from coordinator.cluster import Cluster
 from coordinator.documents import (
     ParsingError,
+    SearchRequest,
     WriteResult,
     count,
     count_body,
+    parse_interval,
     parse_query,
     parse_search,
     parse_version_type,
@@ -68,15 +70,15 @@ INDEX_ACTION = "indices:data/write/index"
 DELETE_ACTION = "indices:data/write/delete"
 UPDATE_ACTION = "indices:data/write/update"
 GET_ACTION = "indices:data/read/get"
+MGET_ACTION = "indices:data/read/mget"
 REFRESH_ACTION = "indices:admin/refresh"
 MAX_ID_BYTES = 512
 BULK_PLAN_AHEAD_ITEMS = 10_000
-APPLY_BATCH = 500  # bulk items applied between two checkpoints of the loop
+APPLY_BATCH = 500  # bulk items worked on the loop between two of its checkpoints
+OFFLOAD_DOCS = 20_000  # a search or count over more documents runs in a worker thread
 
 _SEARCH_PARAMS = (
     "timeout",
-    "allow_no_indices",
-    "ignore_unavailable",
     "expand_wildcards",
     "request_cache",
     "routing",
@@ -116,8 +118,6 @@ _SEARCH_VALUES = (
     "seq_no_primary_term",
 )
 _COUNT_PARAMS = (
-    "ignore_unavailable",
-    "allow_no_indices",
     "expand_wildcards",
     "min_score",
     "preference",
@@ -188,6 +188,12 @@ def write_options(get: Any, *, op_type: bool = False) -> WriteOptions:
 
 def validate_write(opts: WriteOptions, doc_id: str | None, *, create: bool = False) -> None:
     """`IndexRequest.validate` / `DeleteRequest.validate`: the version checks and the id."""
+    errors = write_errors(opts, doc_id, create=create)
+    if errors:
+        raise ActionRequestValidationError.of(*errors)
+
+
+def write_errors(opts: WriteOptions, doc_id: str | None, *, create: bool = False) -> list[str]:
     errors = []
     if opts.version is not None and opts.version_type == "internal":
         errors.append(
@@ -209,8 +215,52 @@ def validate_write(opts: WriteOptions, doc_id: str | None, *, create: bool = Fal
             f"id [{doc_id}] is too long, must be no longer than 512 bytes but was: "
             f"{len(doc_id.encode())}"
         )
+    return errors
+
+
+def validate_bulk(items: list[BulkItem]) -> None:
+    """`BulkRequest.validate`: every item's own checks, all at once — one failing item fails
+    the whole request (400 `action_request_validation_exception`). Items without versioning
+    metadata and with a short id have nothing to check (the common case, kept fast)."""
+    errors: list[str] = []
+    for item in items:
+        if not item.meta and (item.id is None or len(item.id) <= MAX_ID_BYTES // 4):
+            continue
+        if item.op == "update":
+            continue  # checked as the update runs (its document decides)
+        opts = write_options(item.meta.get, op_type=item.op == "index")
+        create = item.op == "create" or opts.op_type == "create"
+        errors += write_errors(opts, item.id, create=create)
     if errors:
         raise ActionRequestValidationError.of(*errors)
+
+
+MAX_SOURCE_LENGTH_IN_TOSTRING = 2048
+
+
+def byte_size(n: int) -> str:
+    """`ByteSizeValue.toString`: the largest unit, one decimal when it has one."""
+    value, suffix = float(n), "b"
+    for unit, size in (("pb", 1 << 50), ("tb", 1 << 40), ("gb", 1 << 30), ("mb", 1 << 20),
+                       ("kb", 1 << 10)):  # fmt: skip
+        if n >= size:
+            value, suffix = n / size, unit
+            break
+    text = f"{value:.1f}"
+    return (text[:-2] if text.endswith(".0") else text) + suffix
+
+
+def source_description(source: Any) -> str:
+    """The `source[...]` of `IndexRequest.toString` (a task's description): the JSON, or its
+    length when it is longer than 2 kB."""
+    text = jsontext.dumps(source)
+    length = len(text.encode())
+    if length > MAX_SOURCE_LENGTH_IN_TOSTRING:
+        return (
+            f"n/a, actual length: [{byte_size(length)}], max length: "
+            f"{byte_size(MAX_SOURCE_LENGTH_IN_TOSTRING)}"
+        )
+    return text
 
 
 def _source_of(body: Any) -> dict[str, Any]:
@@ -251,6 +301,29 @@ def parse_update(body: Any) -> dict[str, Any]:
         "doc_as_upsert": bool(body.get("doc_as_upsert", False)),
         "detect_noop": bool(body.get("detect_noop", True)),
     }
+
+
+def run_search(
+    snapshot: list[Target], req: SearchRequest, shards: dict[str, int]
+) -> dict[str, Any]:
+    return search(snapshot, req, took=0, shards=shards)
+
+
+def index_settings(body: Any) -> dict[str, Any]:
+    """Index settings, nested or dotted, as flat `index.`-prefixed names (`null` resets)."""
+    out: dict[str, Any] = {}
+    stack: list[tuple[str, Any]] = [("", body)]
+    while stack:
+        prefix, node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict):
+                stack.append((f"{name}.", value))
+            else:
+                out[name if name.startswith("index.") else f"index.{name}"] = value
+    return out
 
 
 def register(router: Router, cluster: Cluster) -> None:
@@ -320,6 +393,29 @@ def register(router: Router, cluster: Cluster) -> None:
                 await wait_visible(name)
         return False
 
+    def read_options(params: Params) -> tuple[bool, bool]:
+        """`ignore_unavailable` and `allow_no_indices` (read before `finish()`)."""
+        return (
+            params.param_bool("ignore_unavailable", False),
+            params.param_bool("allow_no_indices", True),
+        )
+
+    def resolve_for_read(request: RestRequest, options: tuple[bool, bool]) -> list[Index]:
+        """The indices a search or count reads: `ignore_unavailable` skips missing names,
+        `allow_no_indices=false` refuses an expression that matches nothing."""
+        lenient, allow_none = options
+        expression = request.path_params.get("index", "_all")
+        found: dict[str, Index] = {}
+        for part in expression.split(","):
+            try:
+                found.update((i.name, i) for i in indices.resolve(part))
+            except IndexNotFoundError:
+                if not lenient:
+                    raise
+        if not found and not allow_none:
+            raise IndexNotFoundError.of(expression)
+        return list(found.values())
+
     def targets(found: list[Index]) -> list[Target]:
         return indices.documents.targets(
             [i.name for i in found], now(), {i.name: i.docs for i in found}
@@ -355,7 +451,7 @@ def register(router: Router, cluster: Cluster) -> None:
         if doc_id is None:
             doc_id = indices.documents.ids.next(int(now() * 1000))
         shard = shard_of(doc_id, len(index.shards))
-        described = f"index {{[{name}][{doc_id}], source[{jsontext.dumps(source)}]}}"
+        described = f"index {{[{name}][{doc_id}], source[{source_description(source)}]}}"
         await run(write_spec(INDEX_ACTION, [(index, shard)], cluster.timing,
                              description=described), request.task_headers)  # fmt: skip
         result = indices.docs(name).index(
@@ -414,6 +510,59 @@ def register(router: Router, cluster: Cluster) -> None:
             else:
                 del body["_source"]
         return RestResponse(body)
+
+    async def mget(request: RestRequest) -> RestResponse:
+        """`_mget`: `docs` (`_index`, `_id`) or `ids` (with an index in the path), realtime."""
+        params = request.params
+        params.param_bool("realtime", True)
+        refresh = params.param_bool("refresh", False)
+        for key in ("routing", "preference", "stored_fields"):
+            params.param(key)
+        wanted = source_filter(params)
+        request.finish(body_allowed=True)
+        body = request.json_body()
+        default = request.path_params.get("index")
+        wanted_docs: list[tuple[str | None, Any]] = []
+        if isinstance(body, dict) and isinstance(body.get("docs"), list):
+            for entry in body["docs"]:
+                entry = entry if isinstance(entry, dict) else {}
+                wanted_docs.append((entry.get("_index", default), entry.get("_id")))
+        elif isinstance(body, dict) and isinstance(body.get("ids"), list):
+            wanted_docs = [(default, doc_id) for doc_id in body["ids"]]
+        errors = [f"index is missing for doc {n}" for n, (i, _) in enumerate(wanted_docs) if not i]
+        errors += [
+            f"id is missing for doc {n}" for n, (_, d) in enumerate(wanted_docs) if d is None
+        ]
+        if not wanted_docs:
+            errors.append("no documents to get")
+        if errors:
+            raise ActionRequestValidationError.of(*errors)
+        me = cluster.local.register(MGET_ACTION, local=False, headers=request.task_headers)
+        out: list[dict[str, Any]] = []
+        try:
+            for name, doc_id in wanted_docs:
+                assert name is not None
+                if name not in indices:
+                    out.append({"_index": name, "_id": str(doc_id),
+                                "error": IndexNotFoundError.of(name).xcontent()})  # fmt: skip
+                    continue
+                docs = indices.docs(name)
+                if refresh:
+                    docs.refresh(now())
+                doc = docs.get(str(doc_id))
+                if doc is None:
+                    out.append({"_index": name, "_id": str(doc_id), "found": False})
+                    continue
+                got = doc.get_body(name)
+                if wanted is not None:
+                    if wanted.fetch:
+                        got["_source"] = wanted.apply(doc.source)
+                    else:
+                        del got["_source"]
+                out.append(got)
+        finally:
+            cluster.local.unregister(me)
+        return RestResponse({"docs": out})
 
     async def get_source(request: RestRequest) -> RestResponse:
         name = request.path_params["index"]
@@ -570,12 +719,15 @@ def register(router: Router, cluster: Cluster) -> None:
             items = parse_bulk(request.body, default_index)
         else:  # line by line, off the loop (simnode/offload.py): it keeps serving meanwhile
             items = await offload(parse_bulk, request.body, default_index)
+        validate_bulk(items)
         # Indices of index/create/update items are created; a delete never creates one.
         for item in items:
             if item.op != "delete":
                 ensure_index(item.index)
         stamp = int(now() * 1000)
-        for item in items:
+        for n, item in enumerate(items):
+            if n and n % APPLY_BATCH == 0:
+                await trio.lowlevel.checkpoint()
             if item.id is None:
                 item.id = indices.documents.ids.next(stamp)
         planned = [i for i in items if i.index in indices]
@@ -594,7 +746,11 @@ def register(router: Router, cluster: Cluster) -> None:
             outcomes.append((item, result, error))
         written = [i.index for i, r, _ in outcomes if r is not None]
         forced = await after_write(written, policy)
-        body_items = [item_body(i, r, e, forced) for i, r, e in outcomes]
+        body_items = []
+        for n, (item, result, error) in enumerate(outcomes):
+            if n and n % APPLY_BATCH == 0:
+                await trio.lowlevel.checkpoint()
+            body_items.append(item_body(item, result, error, forced))
         took = int((trio.current_time() - started) * 1000)
         errors = any(e is not None for _, _, e in outcomes)
         return RestResponse({"took": took, "errors": errors, "items": body_items})
@@ -638,16 +794,20 @@ def register(router: Router, cluster: Cluster) -> None:
         scroll = params.param("scroll")  # coordinator/scroll.py (byquery)
         for key in _SEARCH_PARAMS:
             params.param(key)
+        options = read_options(params)
         request.finish(body_allowed=True)
         source = request.json_body()
         try:
             req = parse_search(source, values)
         except ParsingError as e:
             raise e.located(request.body) from None
-        found = indices.resolve(request.path_params.get("index", "_all"))
+        found = resolve_for_read(request, options)
         snapshot = targets(found)
         try:
-            response = search(snapshot, req, took=0, shards=search_shards(found))
+            if sum(len(t.docs) for t in snapshot) < OFFLOAD_DOCS:
+                response = search(snapshot, req, took=0, shards=search_shards(found))
+            else:  # a long scan: in a worker thread (the snapshot is immutable), the loop serves
+                response = await offload(run_search, snapshot, req, search_shards(found))
         except OpenSearchError as e:
             raise shard_failure(e) from e
         fetch = set()
@@ -670,6 +830,7 @@ def register(router: Router, cluster: Cluster) -> None:
         params = request.params
         q = params.param("q")
         df = params.param("df")
+        options = read_options(params)
         for key in _COUNT_PARAMS:
             params.param(key)
         request.finish(body_allowed=True)
@@ -688,14 +849,18 @@ def register(router: Router, cluster: Cluster) -> None:
                     query = parse_query(source["query"], ("query",))
                 except ParsingError as e:
                     raise e.located(request.body) from None
-        if q is not None:
+        if q is not None and source is None:  # `RestCountAction`: the body, else `q`
             query = query_string(q, df)
         if query is None:
             query = parse_query({"match_all": {}})
-        found = indices.resolve(request.path_params.get("index", "_all"))
+        found = resolve_for_read(request, options)
         snapshot = targets(found)
         shards = search_shards(found)
-        response = count_body(count(snapshot, query), shards)
+        if sum(len(t.docs) for t in snapshot) < OFFLOAD_DOCS:
+            counted = count(snapshot, query)
+        else:
+            counted = await offload(count, snapshot, query)
+        response = count_body(counted, shards)
         body = await run_search_tree(
             request, found, {"size": 0}, response, set(), real_per_shard(snapshot)
         )
@@ -720,6 +885,66 @@ def register(router: Router, cluster: Cluster) -> None:
             cluster.local.unregister(me)
         return RestResponse({"_shards": {"total": total, "successful": successful, "failed": 0}})
 
+    async def get_settings(request: RestRequest) -> RestResponse:
+        for key in ("ignore_unavailable", "allow_no_indices", "expand_wildcards", "local",
+                    "flat_settings", "include_defaults", "master_timeout",
+                    "cluster_manager_timeout"):  # fmt: skip
+            request.params.param(key)
+        request.finish()
+        found = indices.resolve(request.path_params.get("index", "_all"))
+        return RestResponse({i.name: {"settings": {"index": indices.settings_body(i)}}
+                             for i in found})  # fmt: skip
+
+    async def put_settings(request: RestRequest) -> RestResponse:
+        """`PUT /{index}/_settings`: the dynamic settings tasksim simulates
+        (`index.refresh_interval`, `index.number_of_replicas`), OpenSearch's errors otherwise."""
+        for key in ("ignore_unavailable", "allow_no_indices", "expand_wildcards", "timeout",
+                    "master_timeout", "cluster_manager_timeout", "preserve_existing",
+                    "flat_settings"):  # fmt: skip
+            request.params.param(key)
+        request.finish(body_allowed=True)
+        body = request.json_body()
+        if isinstance(body, dict) and len(body) == 1 and isinstance(body.get("settings"), dict):
+            body = body["settings"]
+        flat = index_settings(body)
+        if not flat:
+            raise ActionRequestValidationError.of("no settings to update")
+        found = indices.resolve(request.path_params["index"])
+        changes: dict[str, Any] = {}
+        for key, value in flat.items():
+            if key == "index.refresh_interval":
+                changes[key] = 1.0 if value is None else parse_interval(value)
+            elif key == "index.number_of_replicas":
+                number = _long(0 if value is None else value, key)
+                if number is None or number < 0:
+                    raise IllegalArgumentError(
+                        f"Failed to parse value [{value}] for setting [{key}] must be >= 0"
+                    )
+                changes[key] = number
+            elif key in ("index.number_of_shards", "index.hidden"):
+                names = ", ".join(f"[{i.name}/{i.uuid}]" for i in found)
+                raise IllegalArgumentError(
+                    f"Can't update non dynamic settings [[{key}]] for open indices [{names}]"
+                )
+            else:
+                raise IllegalArgumentError(
+                    f"unknown setting [{key}] please check that any required plugins are "
+                    "installed, or check the breaking changes documentation for removed settings"
+                )
+        me = cluster.local.register(
+            "indices:admin/settings/update", local=False, headers=request.task_headers
+        )
+        try:
+            for index in found:
+                if "index.refresh_interval" in changes:
+                    indices.docs(index.name).refresh_interval = changes["index.refresh_interval"]
+                if "index.number_of_replicas" in changes:
+                    indices.set_replicas(index.name, changes["index.number_of_replicas"],
+                                         data_nodes())  # fmt: skip
+        finally:
+            cluster.local.unregister(me)
+        return RestResponse({"acknowledged": True})
+
     async def get_mapping(request: RestRequest) -> RestResponse:
         for key in ("ignore_unavailable", "allow_no_indices", "expand_wildcards", "local",
                     "master_timeout", "cluster_manager_timeout"):  # fmt: skip
@@ -729,6 +954,18 @@ def register(router: Router, cluster: Cluster) -> None:
         return RestResponse(
             {i.name: {"mappings": indices.docs(i.name).mapping.body()} for i in found}
         )
+
+    async def index_exists(request: RestRequest) -> RestResponse:
+        """`HEAD /{index}` (`RestIndicesExistsAction`): 200 when every name resolves, else 404."""
+        for key in ("ignore_unavailable", "allow_no_indices", "expand_wildcards", "local",
+                    "flat_settings", "include_defaults"):  # fmt: skip
+            request.params.param(key)
+        request.finish()
+        try:
+            found = indices.resolve(request.path_params["index"], allow_no_indices=False)
+        except OpenSearchError:
+            found = []
+        return RestResponse("", status=200 if found else 404, raw=True)
 
     for method in ("PUT", "POST"):
         router.add(method, "/{index}/_doc/{id}", index_doc)
@@ -749,5 +986,11 @@ def register(router: Router, cluster: Cluster) -> None:
         router.add(method, "/{index}/_count", count_handler)
         router.add(method, "/_refresh", refresh)
         router.add(method, "/{index}/_refresh", refresh)
+        router.add(method, "/_mget", mget)
+        router.add(method, "/{index}/_mget", mget)
+    router.add("HEAD", "/{index}", index_exists)
+    router.add("GET", "/_settings", get_settings)
+    router.add("GET", "/{index}/_settings", get_settings)
+    router.add("PUT", "/{index}/_settings", put_settings)
     router.add("GET", "/_mapping", get_mapping)
     router.add("GET", "/{index}/_mapping", get_mapping)

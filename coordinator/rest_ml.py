@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordinator.cluster import Cluster
+from coordinator.documents import ParsingError
 from coordinator.http import RestRequest, RestResponse, Router, parse_content_to_map
 from coordinator.ml import MlService
 from coordinator.ml_state import SETTINGS, nest_settings
@@ -95,7 +96,10 @@ def register(router: Router, cluster: Cluster) -> MlService:
     async def search_tasks(request: RestRequest) -> RestResponse:
         body = _prepare(request)
         ml.start()
-        return RestResponse(ml.search_tasks(body, request.task_headers))
+        try:
+            return RestResponse(ml.search_tasks(body, request.task_headers))
+        except ParsingError as e:  # with the line and column of the offending token
+            raise e.located(request.body or request.params.peek("source")) from None
 
     async def cancel_task(request: RestRequest) -> RestResponse:
         request.finish()

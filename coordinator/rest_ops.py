@@ -229,23 +229,10 @@ def register(router: Router, cluster: Cluster) -> None:
         request.finish()
         body: dict[str, Any] = {}
         for index in indices.resolve(request.path_params["index"]):
-            docs = indices.docs(index.name)
-            settings: dict[str, Any] = {}
-            if docs.refresh_interval != 1.0:
-                interval = docs.refresh_interval
-                settings["refresh_interval"] = "-1" if interval < 0 else f"{interval:g}s"
-            if index.hidden:
-                settings["hidden"] = "true"
-            settings["number_of_shards"] = str(len(index.shards))
-            if index.auto_expand_replicas is not None:
-                settings["auto_expand_replicas"] = index.auto_expand_replicas
-            settings["number_of_replicas"] = str(index.number_of_replicas)
-            settings["uuid"] = index.uuid
-            settings["provided_name"] = index.name
             body[index.name] = {
                 "aliases": {},
-                "mappings": docs.mapping.body(),
-                "settings": {"index": settings},
+                "mappings": indices.docs(index.name).mapping.body(),
+                "settings": {"index": indices.settings_body(index)},
             }
         return RestResponse(body)
 

@@ -7,7 +7,9 @@ dates as text, which orders them); `boolean` takes `true`/`"true"`. Dynamic mapp
 `DocumentParser`'s defaults: a string is `text` with a `<field>.keyword` sub-field (`ignore_above`
 256), unless it looks like a date (`date_detection`, the `strict_date_optional_time` form) → `date`;
 an integer is `long`, a fraction `float`, a boolean `boolean`, an object `object` (its fields get
-dotted paths). The first value seen decides, as in OpenSearch. Pure: no I/O.
+dotted paths). The first value seen decides, as in OpenSearch; objects deeper than
+`index.mapping.depth.limit` (20) are refused. Walks are iterative (arrays of any depth).
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+from simnode.errors import IllegalArgumentError
 
 TEXT, KEYWORD, LONG, FLOAT, BOOLEAN, DATE, OBJECT = (
     "text",
@@ -32,6 +36,7 @@ NUMERIC_TYPES: Final = frozenset(
 KEYWORD_TYPES: Final = frozenset({"keyword", "constant_keyword", "wildcard"})
 TEXT_TYPES: Final = frozenset({"text", "match_only_text"})
 IGNORE_ABOVE: Final = 256
+DEPTH_LIMIT: Final = 20  # `index.mapping.depth.limit`
 _DATE = re.compile(
     r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$"
 )
@@ -44,28 +49,41 @@ def analyze(text: str) -> list[str]:
 
 
 def field_values(source: Mapping[str, Any], path: str) -> list[Any]:
-    """Every non-null leaf value at a dotted `path` (through objects and arrays of objects, and
-    keys that contain dots themselves), as `XContentMapValues.extractRawValues`."""
+    """Every non-null leaf value at a dotted `path` (through objects and arrays of objects, arrays
+    of arrays flattened, and keys that contain dots themselves), as
+    `XContentMapValues.extractRawValues`. Iterative: any depth of arrays."""
     out: list[Any] = []
-
-    def walk(node: Any, parts: list[str]) -> None:
+    stack: list[tuple[Any, tuple[str, ...]]] = [(source, tuple(path.split(".")))]
+    while stack:
+        node, parts = stack.pop()
         if isinstance(node, list):
-            for item in node:
-                walk(item, parts)
-            return
+            stack.extend((item, parts) for item in reversed(node))
+            continue
         if not parts:
             if node is not None and not isinstance(node, dict):
                 out.append(node)
-            return
+            continue
         if not isinstance(node, Mapping):
-            return
+            continue
+        found = []
         for i in range(1, len(parts) + 1):
             key = ".".join(parts[:i])
             if key in node:
-                walk(node[key], parts[i:])
-
-    walk(source, path.split("."))
+                found.append((node[key], parts[i:]))
+        stack.extend(reversed(found))
     return out
+
+
+def first_leaf(value: Any) -> Any:
+    """The first non-null value of a (possibly nested) array, or the value itself."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+        elif item is not None:
+            return item
+    return None
 
 
 @dataclass
@@ -81,6 +99,18 @@ class FieldMapping:
         if self.keyword_subfield:
             out["fields"] = {"keyword": {"type": "keyword", "ignore_above": IGNORE_ABOVE}}
         return out
+
+
+def _leaves(items: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    stack = list(reversed(items))
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+        else:
+            out.append(item)
+    return out
 
 
 def _dynamic_type(value: Any) -> FieldMapping | None:
@@ -144,27 +174,44 @@ class IndexMapping:
         walk(body.get("properties"), "")
         return mapping
 
-    def learn(self, source: Mapping[str, Any], prefix: str = "") -> None:
-        """Dynamic mapping: add the fields of `source` that are not mapped yet."""
+    def learn(self, source: Mapping[str, Any]) -> None:
+        """Dynamic mapping: add the fields of `source` that are not mapped yet. An object deeper
+        than `index.mapping.depth.limit` (20) is refused before anything is added."""
         if not self.dynamic:
             return
-        for key, value in source.items():
-            path = f"{prefix}{key}"
-            sample = value
-            if isinstance(value, list):
-                sample = next((v for v in value if v is not None), None)
-            if sample is None:
-                continue
-            if path not in self.fields:
-                found = _dynamic_type(sample)
-                if found is None:
+        found: list[tuple[str, FieldMapping]] = []
+        stack: list[tuple[str, int, Mapping[str, Any]]] = [("", 1, source)]
+        while stack:
+            prefix, depth, node = stack.pop()
+            for key, value in node.items():
+                path = f"{prefix}{key}"
+                sample = first_leaf(value)
+                if sample is None:
                     continue
-                self.fields[path] = found
-            if isinstance(sample, dict) and self.fields[path].type == OBJECT:
-                items = value if isinstance(value, list) else [value]
-                for item in items:
-                    if isinstance(item, dict):
-                        self.learn(item, f"{path}.")
+                known = self.fields.get(path)
+                kind = known if known is not None else _dynamic_type(sample)
+                if kind is None:
+                    continue
+                if known is None:
+                    found.append((path, kind))
+                if kind.type == OBJECT and isinstance(sample, dict):
+                    if depth + 1 > DEPTH_LIMIT:
+                        raise IllegalArgumentError(
+                            f"Limit of mapping depth [{DEPTH_LIMIT}] has been exceeded due to "
+                            f"object field [{path}]"
+                        )
+                    items = value if isinstance(value, list) else [value]
+                    stack.extend(
+                        (f"{path}.", depth + 1, item)
+                        for item in _leaves(items)
+                        if isinstance(item, dict)
+                    )
+        for path, kind in found:
+            self.fields.setdefault(path, kind)
+
+    def copy(self) -> IndexMapping:
+        """The mapping as it is now (fields are only ever added, never changed)."""
+        return IndexMapping(dict(self.fields), self.dynamic, self.root)
 
     def type_of(self, path: str) -> str | None:
         """The type a query sees at `path` (`x.keyword` of a text field is a keyword)."""

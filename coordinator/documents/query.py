@@ -20,7 +20,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -33,6 +33,7 @@ from coordinator.documents.mapping import (
     IndexMapping,
     analyze,
 )
+from coordinator.params import _levenshtein_similarity as levenshtein_similarity
 from simnode.errors import IllegalArgumentError, OpenSearchError
 
 Path = tuple[str | int, ...]
@@ -541,6 +542,39 @@ def _query_string(body: Any, path: Path) -> Query:
     return query_string(body["query"], body.get("default_field"))
 
 
+# The query names an OpenSearch 2 distribution registers (`SearchModule` and the modules that
+# ship with it): the candidates of "did you mean" — including those tasksim does not simulate.
+QUERY_NAMES: Final = (
+    "bool", "boosting", "combined_fields", "constant_score", "dis_max", "distance_feature",
+    "exists", "field_masking_span", "function_score", "fuzzy", "geo_bounding_box",
+    "geo_distance", "geo_polygon", "geo_shape", "has_child", "has_parent", "ids", "intervals",
+    "match", "match_all", "match_bool_prefix", "match_none", "match_phrase",
+    "match_phrase_prefix", "more_like_this", "multi_match", "nested", "parent_id", "percolate",
+    "prefix", "query_string", "range", "rank_feature", "regexp", "script", "script_score",
+    "simple_query_string", "span_containing", "span_field_masking", "span_first", "span_gap",
+    "span_multi", "span_near", "span_not", "span_or", "span_term", "span_within", "term",
+    "terms", "terms_set", "wildcard", "wrapper",
+)  # fmt: skip
+
+
+def suggest(unknown: str, candidates: Iterable[str]) -> str:
+    """`SuggestingErrorOnUnknown.suggest`: `" did you mean [x]?"`, `" did you mean any of [x,
+    y]?"` for the candidates more than half similar (Lucene's Levenshtein), or nothing."""
+    scored = [
+        (score, c)
+        for c in candidates
+        if 2 * abs(len(unknown) - len(c)) < max(len(unknown), len(c), 1)
+        and (score := levenshtein_similarity(unknown, c)) > 0.5
+    ]
+    scored.sort(key=lambda sc: (-sc[0], sc[1]))
+    names = [c for _, c in scored]
+    if not names:
+        return ""
+    if len(names) == 1:
+        return f" did you mean [{names[0]}]?"
+    return f" did you mean any of [{', '.join(names)}]?"
+
+
 _PARSERS: Final[Mapping[str, Callable[[Any, Path], Query]]] = {
     "term": _term,
     "terms": _terms,
@@ -554,9 +588,17 @@ _PARSERS: Final[Mapping[str, Callable[[Any, Path], Query]]] = {
 }
 
 
+MAX_NESTING: Final = 100  # compound clauses within compound clauses (tasksim's limit)
+
+
 def parse_query(query: Any, path: Path = ()) -> Query:
     """One query clause (`{"<kind>": {...}}`) → its `Query`. `path` is where the clause is in
-    the request body, for the location of an error."""
+    the request body, for the location of an error. Compound clauses nest at most `MAX_NESTING`
+    deep (OpenSearch's limit is its stack's; tasksim's predicates recurse)."""
+    if sum(1 for step in path if step == "bool") > MAX_NESTING:
+        raise IllegalArgumentError(
+            f"tasksim does not simulate queries nested deeper than [{MAX_NESTING}] levels"
+        )
     if not isinstance(query, dict):
         raise ParsingError("[_na] query malformed, must start with start_object", path=path)
     if not query:
@@ -579,5 +621,8 @@ def parse_query(query: Any, path: Path = ()) -> Query:
         return Query("match_none", lambda _i, _s, _m: False)
     parser = _PARSERS.get(kind)
     if parser is None:
-        raise ParsingError(f"unknown query [{kind}]", path=(*path, kind), unknown=kind)
+        # A name OpenSearch knows but tasksim does not simulate gets no suggestion: it is not a
+        # typo. (OpenSearch itself would run it.)
+        hint = "" if kind in QUERY_NAMES else suggest(kind, QUERY_NAMES)
+        raise ParsingError(f"unknown query [{kind}]{hint}", path=(*path, kind), unknown=kind)
     return parser(body, (*path, kind))

@@ -26,12 +26,15 @@ documents as of a refresh, a point-in-time view that later writes never change �
 `IndexDocs.delete(...)` passing `if_seq_no=doc.seq_no, if_primary_term=doc.primary_term` (update-
 and delete-by-query) or `version=doc.version, version_type="external"` (reindex); a
 `VersionConflictError` is a version conflict of the operation.
+
+A stored `_source` is shared — by snapshots, by the documents an update merges from, by answers —
+and never changed in place: whoever changes a document (a script) builds a new source (for
+instance `merge_doc`, or a copy) and indexes that.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
 import random
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -155,14 +158,34 @@ def parse_version_type(text: str | None) -> str:
 
 
 def merge_doc(source: dict[str, Any], doc: Mapping[str, Any]) -> dict[str, Any]:
-    """`XContentHelper.update`: objects merge recursively, anything else replaces."""
-    out = copy.deepcopy(source)
+    """`XContentHelper.update`: objects merge recursively, anything else replaces. Values are
+    shared, never copied: stored sources are never changed in place."""
+    out = dict(source)
     for key, value in doc.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge_doc(out[key], value)
+        old = out.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            out[key] = merge_doc(old, value)  # as deep as the stored objects (at most 20)
         else:
-            out[key] = copy.deepcopy(value)
+            out[key] = value
     return out
+
+
+def same(a: Any, b: Any) -> bool:
+    """Deep equality of JSON values, iteratively (arrays of any depth)."""
+    stack = [(a, b)]
+    while stack:
+        x, y = stack.pop()
+        if isinstance(x, dict) and isinstance(y, dict):
+            if x.keys() != y.keys():
+                return False
+            stack.extend((x[k], y[k]) for k in x)
+        elif isinstance(x, list) and isinstance(y, list):
+            if len(x) != len(y):
+                return False
+            stack.extend(zip(x, y, strict=True))
+        elif type(x) is not type(y) or x != y:
+            return False
+    return True
 
 
 class AutoIds:
@@ -336,13 +359,13 @@ class IndexDocs:
         return self._seq[shard]
 
     def _write(self, doc_id: str, source: dict[str, Any], version: int) -> Document:
+        self.mapping.learn(source)  # first: a refused mapping writes nothing
         shard = shard_of(doc_id, self.shards)
         self._order += 1
         doc = Document(doc_id, source, version, self._next_seq(shard), 1, shard, self._order)
         self._live.pop(doc_id, None)
         self._live[doc_id] = doc
         self._tombstones.pop(doc_id, None)
-        self.mapping.learn(source)
         self._dirty = True
         return doc
 
@@ -436,12 +459,12 @@ class IndexDocs:
                     version_type="internal",
                 )
             if upsert is not None:
-                return self.index(doc_id, copy.deepcopy(upsert))
+                return self.index(doc_id, upsert)
             if doc_as_upsert and doc is not None:
-                return self.index(doc_id, copy.deepcopy(doc))
+                return self.index(doc_id, doc)
             raise DocumentMissingError.of(self, doc_id)
         merged = merge_doc(current.source, doc or {})
-        if detect_noop and merged == current.source:
+        if detect_noop and same(merged, current.source):
             return WriteResult(
                 self.name,
                 doc_id,
@@ -492,7 +515,11 @@ class DocumentStore:
         return docs
 
     def drop(self, name: str) -> None:
-        self._indices.pop(name, None)
+        """Forget an index's documents; whoever waits for its next refresh is told now."""
+        docs = self._indices.pop(name, None)
+        if docs is not None:
+            for listener in list(docs.on_refresh):
+                listener()
 
     def get(self, name: str) -> IndexDocs | None:
         return self._indices.get(name)
@@ -517,13 +544,14 @@ class DocumentStore:
         self, names: Iterable[str], now: float, synthetic: Mapping[str, int] | None = None
     ) -> list[Target]:
         """A search's view of `names` at `now` (a due scheduled refresh happens first): each
-        `Target.docs` is a point-in-time snapshot. `synthetic` adds documents an index claims
-        without holding them (coordinator/indices.py `Index.docs`)."""
+        `Target.docs` is a point-in-time snapshot, with a copy of the mapping as it is now — later
+        writes change neither, so a target may be searched in another thread. `synthetic` adds
+        documents an index claims without holding them (coordinator/indices.py `Index.docs`)."""
         out = []
         for name in names:
             docs = self[name]
             count = (synthetic or {}).get(name, 0)
-            out.append(Target(name, docs.searchable(now), docs.mapping, count))
+            out.append(Target(name, docs.searchable(now), docs.mapping.copy(), count))
         return out
 
 

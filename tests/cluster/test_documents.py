@@ -74,6 +74,17 @@ def test_index_get_and_delete_a_document(api: Checked) -> None:
     assert (status, body) == (404, {"_index": "docs-a", "_id": "1", "found": False})
     status, body, _ = api.request("GET", "/docs-a/_source/1")
     assert status == 404 and body["error"]["type"] == "resource_not_found_exception"
+    status, body = send(api, "POST", "/_mget", {"docs": [
+        {"_index": "docs-a", "_id": "2"}, {"_index": "docs-a", "_id": "1"},
+        {"_index": "nope-a", "_id": "1"}]})  # fmt: skip
+    assert status == 200
+    found, missing, error = body["docs"]
+    assert (found["found"], found["_source"], missing["found"]) == (True, {"n": 2}, False)
+    assert error["error"]["type"] == "index_not_found_exception"
+    _, body = send(api, "POST", "/docs-a/_mget?_source=false", {"ids": ["2"]})
+    assert body["docs"][0]["found"] is True and "_source" not in body["docs"][0]
+    assert api.cluster.request("HEAD", "/docs-a")[0] == 200  # opensearch-py's indices.exists
+    assert api.cluster.request("HEAD", "/docs-zz")[0] == 404
     head, _, _ = api.cluster.request("HEAD", "/docs-a/_doc/2")
     assert head == 200
     head, _, _ = api.cluster.request("HEAD", "/docs-a/_doc/1")
@@ -259,6 +270,27 @@ def test_search_and_count(api: Checked) -> None:
     assert status == 400 and body["error"]["reason"] == "request does not support [size]"
     status, body = send(api, "GET", "/missing-index/_search")
     assert status == 404 and body["error"]["type"] == "index_not_found_exception"
+    status, body = send(api, "GET", "/docs-f,missing-index/_count?ignore_unavailable=true")
+    assert (status, body["count"]) == (200, 3)
+    status, body = send(api, "GET", "/nothing-*/_search?allow_no_indices=false")
+    assert status == 404 and body["error"]["reason"] == "no such index [nothing-*]"
+    status, body = send(api, "POST", "/docs-f/_count?q=user:bob", {"query": {"match_all": {}}})
+    assert body["count"] == 3  # the body's query wins over q
+    status, body = bulk(api, "/docs-f/_bulk", [
+        {"index": {"_id": "9"}}, {},
+        {"index": {"_id": "10", "version": 3}}, {},
+        {"delete": {"_id": "1", "if_seq_no": 0}},
+    ])  # fmt: skip
+    assert status == 400 and body["error"]["reason"] == (  # the whole request, nothing written
+        "Validation Failed: 1: internal versioning can not be used for optimistic concurrency "
+        "control. Please use `if_seq_no` and `if_primary_term` instead;2: ifSeqNo is set, but "
+        "primary term is [0];"
+    )
+    assert send(api, "GET", "/docs-f/_doc/9")[0] == 404
+    status, body = bulk(api, "/docs-f/_bulk", [{"index": {"_id": "9", "colour": "red"}}, {}])
+    assert status == 400 and body["error"]["reason"] == (
+        "Action/metadata line [1] contains an unknown parameter [colour]"
+    )
     status, body = send(api, "GET", "/missing-index/_doc/1")
     assert status == 404 and body["error"]["type"] == "index_not_found_exception"
 
@@ -332,6 +364,8 @@ def test_opensearch_py(client: Any) -> None:
     assert got["_source"] == {"title": "Moneyball", "year": 2011}
     assert client.exists(index="py-docs", id="1") is True
     assert client.exists(index="py-docs", id="2") is False
+    assert client.indices.exists(index="py-docs") is True
+    assert client.indices.exists(index="py-nothing") is False
     updated = client.update(index="py-docs", id="1", body={"doc": {"year": 2012}})
     assert (updated["result"], updated["_version"]) == ("updated", 2)
     ok, errors = helpers.bulk(
@@ -354,3 +388,52 @@ def test_opensearch_py(client: Any) -> None:
         client.delete(index="py-docs", id="1")
     with pytest.raises(NotFoundError):
         client.get(index="py-docs", id="1")
+
+
+def test_a_search_over_many_documents(api: Checked) -> None:
+    """Past 20 000 documents a search or count scans its snapshot in a worker thread: the same
+    answers."""
+    lines: list[dict[str, Any]] = []
+    for n in range(20_001):
+        lines += [{"index": {}}, {"n": n, "even": n % 2 == 0}]
+    status, body = bulk(api, "/docs-many/_bulk?refresh=true", lines)
+    assert status == 200 and body["errors"] is False and len(body["items"]) == 20_001
+    _, body = send(api, "GET", "/docs-many/_count")
+    assert body["count"] == 20_001
+    _, body = send(api, "POST", "/docs-many/_count", {"query": {"term": {"even": True}}})
+    assert body["count"] == 10_001
+    _, body = send(api, "POST", "/docs-many/_search",
+                   {"query": {"range": {"n": {"gte": 19_998}}}, "sort": [{"n": "desc"}]})  # fmt: skip
+    assert [h["_source"]["n"] for h in body["hits"]["hits"]] == [20_000, 19_999, 19_998]
+    _, body = send(api, "GET", "/docs-many/_search?size=0")
+    assert body["hits"]["total"] == {"value": 10_000, "relation": "gte"}
+    send(api, "DELETE", "/docs-many")
+
+
+def test_dynamic_index_settings(api: Checked) -> None:
+    send(api, "PUT", "/docs-h/_doc/1", {"a": 1})
+    assert send(api, "PUT", "/docs-h/_settings", {"index": {"refresh_interval": "-1"}}) == (
+        200, {"acknowledged": True},
+    )  # fmt: skip
+    _, body = send(api, "GET", "/docs-h/_settings")
+    assert body["docs-h"]["settings"]["index"]["refresh_interval"] == "-1"
+    send(api, "PUT", "/docs-h/_doc/2", {"a": 2})
+    send(api, "POST", "/docs-h/_refresh")
+    send(api, "PUT", "/docs-h/_doc/3", {"a": 3})
+    _, body = send(api, "GET", "/docs-h/_count")
+    assert body["count"] == 2  # no scheduled refresh any more
+    status, body = send(api, "PUT", "/docs-h/_settings", {"index.number_of_replicas": 0})
+    assert status == 200
+    _, body = send(api, "PUT", "/docs-h/_doc/4", {"a": 4})
+    assert body["_shards"] == {"total": 1, "successful": 1, "failed": 0}
+    _, body = send(api, "POST", "/docs-h/_refresh")
+    assert body["_shards"] == {"total": 1, "successful": 1, "failed": 0}
+    status, body = send(api, "PUT", "/docs-h/_settings", {"settings": {"number_of_shards": 3}})
+    assert status == 400 and body["error"]["reason"].startswith(
+        "Can't update non dynamic settings [[index.number_of_shards]] for open indices [[docs-h/"
+    )
+    status, body = send(api, "PUT", "/docs-h/_settings", {"index": {"colour": "red"}})
+    assert status == 400 and body["error"]["reason"].startswith("unknown setting [index.colour]")
+    send(api, "PUT", "/docs-h/_settings", {"index": {"refresh_interval": None}})
+    _, body = send(api, "GET", "/docs-h/_settings")
+    assert "refresh_interval" not in body["docs-h"]["settings"]["index"]  # back to the default

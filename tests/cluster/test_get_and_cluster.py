@@ -102,7 +102,7 @@ def test_content_type_is_json(cluster: RunningCluster) -> None:
 
 
 def test_unknown_path_and_wrong_method(cluster: RunningCluster) -> None:
-    # One-segment paths are index names to `GET|PUT|DELETE /{index}`, as in OpenSearch, whose
+    # One-segment paths are index names to `GET|PUT|DELETE|HEAD /{index}`, as in OpenSearch, whose
     # RestController falls through to them (`PUT /_tasks` is an invalid index name there).
     status, body = cluster.get("/_nope/_x/y?pretty")
     assert (status, body) == (
@@ -114,11 +114,11 @@ def test_unknown_path_and_wrong_method(cluster: RunningCluster) -> None:
     assert body == {
         "error": (
             "Incorrect HTTP method for uri [/_tasks?pretty] and method [POST], "
-            "allowed: [GET, PUT, DELETE]"
+            "allowed: [GET, PUT, DELETE, HEAD]"
         ),
         "status": 405,
     }
-    assert headers["allow"] == "GET,PUT,DELETE"
+    assert headers["allow"] == "GET,PUT,DELETE,HEAD"
     status, body, headers = cluster.request("DELETE", "/_tasks/x:1")
     assert status == 405 and headers["allow"] == "GET"
     # GET on the cancel path is the get-task handler with task id "_cancel", as in OpenSearch.

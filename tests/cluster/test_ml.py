@@ -513,6 +513,7 @@ def test_search_tasks(cluster: RunningCluster) -> None:
         "parsing_exception",
         "unknown query [fuzzy]",
     )
+    assert (body["error"]["line"], body["error"]["col"]) == (1, 21)  # the `{` after the name
 
 
 def test_cancel_applies_to_batch_jobs_only(cluster: RunningCluster) -> None:

@@ -326,6 +326,21 @@ def test_unknown_query_is_a_parsing_exception_with_line_and_col() -> None:
     assert (e.value.located(pretty).line, e.value.col) == (3, 13)
 
 
+def test_an_unknown_query_suggests_close_names() -> None:
+    """`SuggestingErrorOnUnknown.suggest` over the query names OpenSearch registers."""
+    reasons = {}
+    for name in ("mach", "termz", "nope", "wildcard"):
+        with pytest.raises(ParsingError) as e:
+            parse_query({name: {}})
+        reasons[name] = e.value.reason
+    assert reasons == {
+        "mach": "unknown query [mach] did you mean [match]?",
+        "termz": "unknown query [termz] did you mean any of [term, terms]?",
+        "nope": "unknown query [nope]",
+        "wildcard": "unknown query [wildcard]",  # OpenSearch's, not simulated: no suggestion
+    }
+
+
 @pytest.mark.parametrize(
     ("query", "kind", "reason"),
     [
@@ -430,3 +445,71 @@ def test_sort_on_a_text_field_is_refused() -> None:
     assert "Text fields are not optimised" in e.value.reason
     out = search([target()], parse_search({"sort": {"user.keyword": "desc"}}))
     assert [h["_id"] for h in out["hits"]["hits"]] == ["1", "4", "3", "2"]  # byte order: "A" < "b"
+
+
+def test_dropping_an_index_wakes_whoever_waits_for_its_refresh() -> None:
+    store = DocumentStore()
+    docs = store.open("w", refresh_interval=-1)
+    woken: list[str] = []
+    docs.on_refresh.append(lambda: woken.append("refresh"))
+    docs.index("1", {})
+    docs.refresh(1.0)
+    store.drop("w")
+    assert woken == ["refresh", "refresh"] and store.get("w") is None
+
+
+def test_any_depth_of_arrays_and_the_mapping_depth_limit() -> None:
+    docs = IndexDocs("deep")
+    nested: Any = 7
+    for _ in range(990):  # arrays of arrays are flattened, at any depth
+        nested = [nested]
+    docs.index("list", {"f": nested})
+    assert docs.update("list", doc={"f": nested}).result == "noop"
+    docs.refresh(0.0)
+    t = Target("deep", docs.visible(), docs.mapping)
+    assert [d.id for _, d in matching([t], parse_query({"term": {"f": 7}}))] == ["list"]
+    assert search([t], parse_search({"sort": "f"}))["hits"]["hits"][0]["sort"] == [7]
+    obj: dict[str, Any] = {"v": 1}
+    for _ in range(19):  # `o` and 19 objects in it: `v` would be at depth 21
+        obj = {"a": obj}
+    with pytest.raises(IllegalArgumentError) as e:
+        docs.index("obj", {"o": obj})
+    assert e.value.reason.startswith(
+        "Limit of mapping depth [20] has been exceeded due to object field [o.a.a."
+    )
+    assert docs.get("obj") is None and docs.mapping.type_of("o") is None  # nothing written
+    ok: dict[str, Any] = {"v": 1}
+    for _ in range(18):
+        ok = {"a": ok}
+    assert docs.index("ok", {"o": ok}).result == "created"  # `v` at depth 20: the limit
+
+
+def test_compound_queries_nest_up_to_a_limit() -> None:
+    query: dict[str, Any] = {"match_all": {}}
+    for _ in range(100):
+        query = {"bool": {"must": [query]}}
+    assert parse_query(query).matches("1", {}, IndexMapping())
+    with pytest.raises(IllegalArgumentError):
+        parse_query({"bool": {"filter": query}})
+
+
+def test_explicit_mappings_decide_how_fields_match() -> None:
+    mapping = IndexMapping.from_body(
+        {"properties": {"tag": {"type": "keyword"}, "title": {"type": "text"},
+                        "n": {"type": "integer"}, "meta": {"properties": {"k": {"type": "keyword"}}}}}
+    )  # fmt: skip
+    docs = IndexDocs("m", mapping=mapping)
+    docs.index("1", {"tag": "Big Red", "title": "Big Red", "n": "7", "meta": {"k": "x"}})
+    docs.refresh(0.0)
+    t = Target("m", docs.visible(), docs.mapping)
+
+    def ids(query: Any) -> list[str]:
+        return [d.id for _, d in matching([t], parse_query(query))]
+
+    assert ids({"term": {"tag": "Big Red"}}) == ["1"] and ids({"term": {"tag": "big"}}) == []
+    assert ids({"term": {"title": "big"}}) == ["1"] and ids({"term": {"title": "Big Red"}}) == []
+    assert ids({"match": {"tag": "Big Red"}}) == ["1"]  # a keyword: the whole value
+    assert ids({"range": {"n": {"gte": 7}}}) == ["1"]  # "7" indexed as a number
+    assert ids({"term": {"meta.k": "x"}}) == ["1"]
+    assert docs.mapping.type_of("title.keyword") is None  # no sub-field unless mapped
+    assert mapping.body()["properties"]["meta"] == {"properties": {"k": {"type": "keyword"}}}
