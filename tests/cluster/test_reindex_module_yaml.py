@@ -736,3 +736,45 @@ def test_dbq_multiple_slices_with_auto_slice(rest: Rest) -> None:
     check_slices(body, 3)
     rest.refresh()
     assert rest.count("test") == 0
+
+
+# -- delete_by_query/70_throttle.yml ---------------------------------------------------------------
+
+
+def three_docs_one_shard(rest: Rest) -> None:
+    rest.ok("PUT", "/test", {"settings": {"number_of_shards": 1}})
+    for _ in range(3):
+        rest.index("test", None, {"text": "test"})
+    rest.refresh()
+
+
+def test_dbq_throttle_the_request(rest: Rest) -> None:
+    three_docs_one_shard(rest)
+    status, body = rest.delete_by_query("test", ALL, scroll_size=1, requests_per_second=1)
+    assert status == 200 and (body["batches"], body["deleted"]) == (3, 3)
+    assert 1000 < body["throttled_millis"] < 4000
+
+
+def test_dbq_requests_per_second_minus_one_turns_off_throttling(rest: Rest) -> None:
+    three_docs_one_shard(rest)
+    status, body = rest.delete_by_query("test", ALL, scroll_size=1, requests_per_second=-1)
+    assert status == 200 and (body["batches"], body["deleted"], body["throttled_millis"]) == (
+        3,
+        3,
+        0,
+    )
+
+
+@pytest.mark.parametrize("to", ["-1", "1"])
+def test_dbq_rethrottle(rest: Rest, to: str) -> None:
+    # "Rethrottle to -1 which turns off throttling", "Rethrottle but not unlimited"
+    three_docs_one_shard(rest)
+    status, body = rest.delete_by_query(
+        "test", ALL, requests_per_second=0.00000001, wait_for_completion=False, scroll_size=1
+    )
+    assert status == 200
+    rest.ok("POST", f"/_delete_by_query/{body['task']}/_rethrottle", requests_per_second=to)
+    rest.task(body["task"])
+    if to == "-1":
+        rest.refresh()
+        assert rest.count("test") == 0
