@@ -778,3 +778,79 @@ def test_dbq_rethrottle(rest: Rest, to: str) -> None:
     if to == "-1":
         rest.refresh()
         assert rest.count("test") == 0
+
+
+# -- reindex/80_slices.yml -------------------------------------------------------------------------
+
+
+def source_docs(rest: Rest, n: int) -> None:
+    for i in range(1, n + 1):
+        rest.index("source", str(i), {"text": "test"})
+    rest.refresh()
+
+
+def check_reindex_slices(body: dict[str, Any], count: int) -> None:
+    assert len(body["slices"]) == count
+    for part in body["slices"]:
+        assert (part["updated"], part["version_conflicts"], part["throttled_millis"]) == (0, 0, 0)
+
+
+def test_reindex_multiple_slices(rest: Rest) -> None:
+    source_docs(rest, 4)
+    try:
+        status, body = rest.reindex(
+            {"source": {"index": "source"}, "dest": {"index": "dest"}}, slices=5
+        )
+        assert status == 200
+        assert (body["created"], body["updated"], body["version_conflicts"]) == (4, 0, 0)
+        assert (body["failures"], body["throttled_millis"]) == ([], 0)
+        assert not body.get("task") and not body.get("deleted")
+        check_reindex_slices(body, 5)
+    finally:
+        rest.drop("source", "dest")
+
+
+@pytest.mark.parametrize("rethrottle", [False, True])
+def test_reindex_multiple_slices_with_wait_for_completion_false(
+    rest: Rest, rethrottle: bool
+) -> None:
+    # "Multiple slices with wait_for_completion=false" and "Multiple slices with rethrottle"
+    n = 6 if rethrottle else 4
+    source_docs(rest, n)
+    try:
+        before = tasks_index_hits(rest)
+        params: dict[str, Any] = (
+            {"slices": 2, "requests_per_second": 0.0001} if rethrottle else {"slices": 5}
+        )
+        status, body = rest.reindex(
+            {"source": {"index": "source"}, "dest": {"index": "dest"}},
+            wait_for_completion=False,
+            **params,
+        )
+        assert status == 200 and list(body) == ["task"]
+        if rethrottle:
+            rest.ok("POST", f"/_reindex/{body['task']}/_rethrottle", requests_per_second=-1)
+        done = rest.task(body["task"])
+        assert "node_failures" not in done and done["task"]
+        for part in (done["response"], done["task"]["status"]):
+            assert (part["total"], part["created"], part["updated"]) == (n, n, 0)
+            assert (part["version_conflicts"], part["throttled_millis"]) == (0, 0)
+            check_reindex_slices(part, 2 if rethrottle else 5)
+        assert done["response"]["failures"] == [] and not done["response"].get("deleted")
+        assert tasks_index_hits(rest) == before + 1
+    finally:
+        rest.drop("source", "dest")
+
+
+def test_reindex_multiple_slices_with_auto_slice(rest: Rest) -> None:
+    rest.ok("PUT", "/source", {"settings": {"index": {"number_of_shards": 3}}})
+    source_docs(rest, 4)
+    try:
+        status, body = rest.reindex(
+            {"source": {"index": "source"}, "dest": {"index": "dest"}}, slices="auto"
+        )
+        assert status == 200
+        assert (body["created"], body["updated"], body["version_conflicts"]) == (4, 0, 0)
+        check_reindex_slices(body, 3)
+    finally:
+        rest.drop("source", "dest")
