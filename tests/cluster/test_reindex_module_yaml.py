@@ -854,3 +854,45 @@ def test_reindex_multiple_slices_with_auto_slice(rest: Rest) -> None:
         check_reindex_slices(body, 3)
     finally:
         rest.drop("source", "dest")
+
+
+# -- update_by_query/70_slices.yml -----------------------------------------------------------------
+
+
+def test_ubq_multiple_slices(rest: Rest) -> None:
+    four_docs(rest)
+    status, body = rest.update_by_query("test", slices=5)
+    assert status == 200 and (body["updated"], body["version_conflicts"]) == (4, 0)
+    assert (body["failures"], body["throttled_millis"]) == ([], 0)
+    assert not body.get("created") and not body.get("deleted") and not body.get("task")
+    check_slices(body, 5)
+
+
+@pytest.mark.parametrize("rethrottle", [False, True])
+def test_ubq_multiple_slices_with_wait_for_completion_false(rest: Rest, rethrottle: bool) -> None:
+    # "Multiple slices with wait_for_completion=false" and "Multiple slices with rethrottle"
+    n = 6 if rethrottle else 4
+    four_docs(rest, n)
+    before = tasks_index_hits(rest)
+    params: dict[str, Any] = (
+        {"slices": 2, "requests_per_second": 0.0001} if rethrottle else {"slices": 5}
+    )
+    status, body = rest.update_by_query("test", wait_for_completion=False, **params)
+    assert status == 200 and list(body) == ["task"]
+    if rethrottle:
+        rest.ok("POST", f"/_update_by_query/{body['task']}/_rethrottle", requests_per_second=-1)
+    done = rest.task(body["task"])
+    assert "node_failures" not in done and done["task"]
+    for part in (done["response"], done["task"]["status"]):
+        assert (part["total"], part["updated"], part["version_conflicts"]) == (n, n, 0)
+        assert part["throttled_millis"] == 0
+        check_slices(part, 2 if rethrottle else 5)
+    assert tasks_index_hits(rest) == before + 1
+
+
+def test_ubq_multiple_slices_with_auto_slice(rest: Rest) -> None:
+    rest.ok("PUT", "/test", {"settings": {"index": {"number_of_shards": 3}}})
+    four_docs(rest)
+    status, body = rest.update_by_query("test", slices="auto")
+    assert status == 200 and (body["updated"], body["version_conflicts"]) == (4, 0)
+    check_slices(body, 3)
