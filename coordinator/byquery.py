@@ -43,7 +43,7 @@ from coordinator.documents import (
 from coordinator.documents.search import SortField, _ordered
 from coordinator.painless import Script, execute
 from simnode.bulk_by_scroll import Written
-from simnode.errors import IllegalArgumentError, OpenSearchError
+from simnode.errors import IllegalArgumentError, IndexNotFoundError, OpenSearchError
 
 OP_TYPES = ("noop", "index", "delete")
 
@@ -374,14 +374,15 @@ class Scroll:
             try:
                 if request.op == "delete":
                     docs = env.store.get(request.index)
-                    if docs is not None:
-                        docs.delete(
-                            request.id or "",
-                            if_seq_no=request.if_seq_no,
-                            if_primary_term=request.if_primary_term,
-                            version=request.version,
-                            version_type=request.version_type,
-                        )
+                    if docs is None:  # a bulk delete does not create its index
+                        raise IndexNotFoundError.of(request.index)
+                    docs.delete(
+                        request.id or "",
+                        if_seq_no=request.if_seq_no,
+                        if_primary_term=request.if_primary_term,
+                        version=request.version,
+                        version_type=request.version_type,
+                    )
                     deleted += 1
                 else:
                     docs = self._docs_for_write(request.index)

@@ -314,3 +314,14 @@ def test_synthetic_documents_move_counts() -> None:
     only_real = parse_query({"ids": {"values": ["real"]}})
     (worker,) = drive(w.op("delete_by_query", ["big"], query=only_real))
     assert (worker.total, worker.deleted) == (1, 1) and w.synthetic["big"] == 2500
+
+
+def test_a_delete_into_a_missing_index_is_a_failure_not_a_creation() -> None:
+    w = World()
+    w.index("src", {"1": {}})
+    script = parse_script("ctx._index = 'nowhere'; ctx.op = 'delete'")
+    (worker,) = drive(w.op("reindex", ["src"], dest=Dest("dest"), script=script))
+    assert worker.deleted == 0 and "nowhere" not in w.store
+    (failure,) = worker.failures
+    assert (failure["index"], failure["status"]) == ("nowhere", 404)
+    assert failure["cause"]["type"] == "index_not_found_exception"
