@@ -356,6 +356,10 @@ def register(router: Router, cluster: Cluster) -> None:
             req.abort_on_version_conflict = conflicts == "abort"
         if isinstance(body.get("max_docs"), int):
             set_max_docs(req, body["max_docs"])
+        if req.batch_size < 0:  # `SearchSourceBuilder.size`
+            raise IllegalArgumentError(
+                f"[size] parameter cannot be negative, found [{req.batch_size}]"
+            )
         if max_docs is not None:
             try:
                 set_max_docs(req, int(max_docs))

@@ -351,3 +351,14 @@ def test_reindex_from_a_list_and_a_wildcard(rest: Rest) -> None:
     # id 1 is in both sources: the second copy overwrites the first
     assert (response["total"], response["created"], response["updated"]) == (4, 3, 1)
     assert rest.count("bq-dest") == 3
+
+
+def test_a_negative_batch_size_is_refused(rest: Rest) -> None:
+    fill(rest, "bq-src", {"1": {}})
+    status, answer = rest.update_by_query("bq-src", scroll_size=-5)
+    assert status == 400
+    assert answer["error"]["reason"] == "[size] parameter cannot be negative, found [-5]"
+    status, answer = rest.reindex(
+        {"source": {"index": "bq-src", "size": -1}, "dest": {"index": "bq-dest"}}
+    )
+    assert status == 400 and answer["error"]["type"] == "illegal_argument_exception"
