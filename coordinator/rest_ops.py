@@ -260,9 +260,9 @@ def register(router: Router, cluster: Cluster) -> None:
 
     # -- _reindex, _update_by_query, _delete_by_query --------------------------------------------
 
-    def parse_bulk_by_scroll(kind: str, request: RestRequest) -> tuple[BulkByScrollRequest, Any]:
-        """The request, and the body it came with (`AbstractBaseReindexRestHandler`,
-        `AbstractBulkByQueryRestHandler`, `ReindexRequest.fromXContent`)."""
+    def parse_bulk_by_scroll(kind: str, request: RestRequest) -> BulkByScrollRequest:
+        """`AbstractBaseReindexRestHandler`, `AbstractBulkByQueryRestHandler`,
+        `ReindexRequest.fromXContent`: parameters and body, with OpenSearch's messages."""
         params = request.params
         wait = params.param_bool("wait_for_completion", True)
         refresh = params.param_bool("refresh", False)
@@ -368,7 +368,7 @@ def register(router: Router, cluster: Cluster) -> None:
                     f"Failed to parse int parameter [max_docs] with value [{max_docs}]"
                 ) from None
         req.validate()
-        return req, body
+        return req
 
     store = indices.documents
     operations = Operations()
@@ -421,7 +421,7 @@ def register(router: Router, cluster: Cluster) -> None:
 
     def bulk_by_scroll_handler(kind: str) -> Any:
         async def handler(request: RestRequest) -> RestResponse:
-            req, _ = parse_bulk_by_scroll(kind, request)
+            req = parse_bulk_by_scroll(kind, request)
             failure: OpenSearchError | None = None
             sources: list[Index] = []
             try:
