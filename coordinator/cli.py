@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import sys
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 import trio
 
-from coordinator.cluster import ClusterConfig, FaultDetection
+from coordinator.cluster import ClusterConfig, FaultDetection, NodeConfig
 from coordinator.limits import Limits, SettingsError
 from coordinator.main import Ready, run
 from coordinator.security import (
@@ -107,6 +108,14 @@ def cli() -> None:
     metavar="KEY=VALUE",
     help="a limit, e.g. -E http.max_content_length=10mb (see README: Limits)",
 )
+@click.option(
+    "--node-names",
+    "node_names",
+    default=None,
+    metavar="NAMES",
+    help="the nodes' names: a comma list (opensearch-node1,opensearch-node2; its length is the "
+    "node count) or a pattern with {n} (opensearch-node{n}, numbered 1..--nodes)",
+)
 @click.option("--cluster-name", default="tasksim", show_default=True)
 @click.option("--seed", default=None, type=int, help="seed for node ids (default: random)")
 @click.option("--demo", is_flag=True, help="start long-running simulated work (reindex, search)")
@@ -126,6 +135,14 @@ def cli() -> None:
     default=None,
     type=click.Path(file_okay=False, path_type=Path),
     help="where each node's stderr goes (<node>.log; default: a temporary directory)",
+)
+@click.option(
+    "--hosts",
+    "hosts",
+    type=click.Choice(["loopback", "netns"]),
+    default=None,
+    help="loopback: every node on 127.0.0.1 (default); netns: each node in its own network "
+    "namespace and address, for `level: net` faults (root; see README)",
 )
 @click.option(
     "--record",
@@ -152,7 +169,9 @@ def up(
     settings: tuple[str, ...],
     config_file: str | None,
     log_dir: Path | None,
+    hosts: str | None,
     record: Path | None,
+    node_names: str | None,
 ) -> None:
     """Start a local cluster and serve the REST API until Ctrl-C."""
     try:
@@ -160,9 +179,24 @@ def up(
     except ValueError:
         count = -1
     section = None
+    names: list[str] | None = None
     if config_file is not None:
+        if node_names is not None:
+            raise click.UsageError("--node-names and --config both name the nodes: give one")
         section = _cluster_section(config_file, nodes)
         count = len(section.node_names())
+    elif node_names is not None:
+        ctx = click.get_current_context()
+        given = ctx.get_parameter_source("nodes") is not click.core.ParameterSource.DEFAULT
+        if given and not 1 <= count <= MAX_NODES:
+            raise click.UsageError(
+                f"--nodes must be a whole number from 1 to {MAX_NODES}, got '{nodes}'"
+            )
+        try:
+            names = expand_node_names(node_names, count if given or "{n}" in node_names else None)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+        count = len(names)
     if not 1 <= count <= MAX_NODES:
         raise click.UsageError(
             f"--nodes must be a whole number from 1 to {MAX_NODES}, got '{nodes}'"
@@ -198,11 +232,21 @@ def up(
         log_dir=log_dir,
         **extra,
     )
+    if names is not None:
+        config = replace(config, nodes=tuple(NodeConfig(n) for n in names))
     if section is not None:  # the nodes and fault detection of a scenario's cluster
         from_file = section.to_config(seed)
-        config = replace(config, nodes=from_file.nodes)
+        config = replace(config, nodes=from_file.nodes, hosts=from_file.hosts)
         if not no_fault_detection:
             config = replace(config, fault_detection=from_file.fault_detection)
+    if hosts is not None:
+        config = replace(config, hosts=hosts)
+    if config.hosts == "netns":
+        from coordinator.engine.netns import netns_problem
+
+        problem = netns_problem()
+        if problem is not None:
+            raise click.UsageError(problem)
     scheme = "https" if https else "http"
     tls_dir = Path(tempfile.mkdtemp(prefix="tasksim-tls-")) if https or transport_tls else None
     http_tls: TlsFiles | None = None
@@ -273,9 +317,26 @@ def _serve(
             click.echo(f"  {n.name:<12} {n.id}  {n.transport_address:<21} roles={roles}")
         for note in notes:
             click.echo(note)
+        if r.cluster.hosts.net is not None:
+            from coordinator.engine.netns import NetnsHosts, describe_network
+
+            if isinstance(r.cluster.hosts, NetnsHosts):
+                click.echo(describe_network(r.cluster.hosts))
         if r.open_files is not None:
             click.echo(f"  {r.open_files.describe()}")
         sys.stdout.flush()
+
+    warned: list[int] = []
+
+    def tls_client(bound: int) -> None:
+        """A TLS client reached the plain-HTTP port: say once what to start instead."""
+        if not warned:
+            warned.append(bound)
+            click.echo(
+                f"tasksim: a TLS (https) client reached the plain-HTTP port {bound}; start with "
+                f"--security for https://localhost:{bound} with admin:admin",
+                err=True,
+            )
 
     trio.run(
         lambda: run(
@@ -288,6 +349,7 @@ def _serve(
             limits=limits,
             http_tls=http_tls,
             record=record,
+            on_tls_client=tls_client,
         )
     )
 
@@ -373,6 +435,21 @@ def run_scenarios(
     )
 
 
+@cli.command("clean")
+def clean_command() -> None:
+    """Remove the network namespaces, links and rules that a killed `tasksim up --hosts netns`
+    left (its owner is dead); never anything of a running tasksim's, nor anything else."""
+    from coordinator.engine.netns import clean_stale, netns_problem
+
+    problem = netns_problem()
+    if problem is not None:
+        raise click.UsageError(problem.replace("--hosts netns", "tasksim clean"))
+    removed = clean_stale()
+    for item in removed:
+        click.echo(f"removed {item}")
+    click.echo(f"tasksim clean: {'nothing left behind' if not removed else 'done'}")
+
+
 @cli.command("check")
 @click.argument("history", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("-c", "--checker", "only", multiple=True, help="run only this checker (repeatable)")
@@ -410,6 +487,39 @@ def _fixed_hash_seed() -> None:
     sys.stderr.flush()
     env = dict(os.environ, PYTHONHASHSEED="0")
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+
+
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def expand_node_names(spec: str, count: int | None) -> list[str]:
+    """`--node-names`: `a,b,c` (`count`, when given, must agree) or a pattern with `{n}`, numbered
+    from 1 to `count`. Raises ValueError with the one-line usage error."""
+    if "{n}" in spec:
+        if count is None or not 1 <= count <= MAX_NODES:
+            raise ValueError(f"--nodes must be a whole number from 1 to {MAX_NODES} for {spec}")
+        names = [spec.replace("{n}", str(i)) for i in range(1, count + 1)]
+    else:
+        names = spec.split(",")
+        if count is not None and count != len(names):
+            raise ValueError(
+                f"--nodes {count} and --node-names ({len(names)} name"
+                f"{'s' if len(names) != 1 else ''}) disagree"
+            )
+    if not 1 <= len(names) <= MAX_NODES:
+        raise ValueError(f"--node-names gives {len(names)} names; 1 to {MAX_NODES} are allowed")
+    seen: set[str] = set()
+    for name in names:
+        if _NODE_NAME.fullmatch(name) is None:
+            raise ValueError(
+                f"--node-names: {name!r} is not a node name (letters, digits, '.', '_', '-')"
+            )
+        if name == "coordinator":
+            raise ValueError("--node-names: 'coordinator' is the coordinating node's name")
+        if name in seen:
+            raise ValueError(f"--node-names: {name!r} is given twice")
+        seen.add(name)
+    return names
 
 
 def _cluster_section(path: str, nodes: str) -> ClusterSection:

@@ -404,9 +404,11 @@ class SimClient(_Calls):
         jitter: str | None = None,
         both_ways: bool = False,
         id: str | None = None,
+        level: str | None = None,
     ) -> Fault:
         """Calls from `src` to `dst` (`None` = any): disconnect, blackhole, drop_request,
-        drop_response, delay (with latency/jitter) or loss (with p)."""
+        drop_response, delay (with latency/jitter) or loss (with p); `level="net"` cuts packets
+        (nodes in network namespaces)."""
         spec: dict[str, Any] = {"action": action, "from": _names(src), "to": _names(dst)}
         for key, value in (
             ("methods", list(methods) or None),
@@ -414,6 +416,7 @@ class SimClient(_Calls):
             ("latency", latency),
             ("jitter", jitter),
             ("id", id),
+            ("level", level),
         ):
             if value is not None:
                 spec[key] = value
@@ -428,6 +431,7 @@ class SimClient(_Calls):
         mode: str = "blackhole",
         methods: Sequence[str] = (),
         id: str | None = None,
+        level: str | None = None,
     ) -> Fault:
         """Groups of node names; the nodes not listed form one more group."""
         spec: dict[str, Any] = {
@@ -439,6 +443,8 @@ class SimClient(_Calls):
             spec["methods"] = list(methods)
         if id is not None:
             spec["id"] = id
+        if level is not None:
+            spec["level"] = level
         return self.install("partition", spec)
 
     def slow(

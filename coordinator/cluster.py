@@ -3,7 +3,8 @@
 The coordinator process is itself a node of the cluster: a coordinating-only node (roles `[]` by
 default) with its own registry (`Cluster.local`) and gRPC server, so that REST-entry tasks such as
 `cluster:monitor/tasks/lists` live in a real registry and peers can reach it. Around it: the node
-processes (the `Supervisor`), and the cluster state — who is in the cluster — which this process
+processes (the `Supervisor`), and the cluster state — who is in the cluster, and the cluster
+settings of `PUT _cluster/settings` (coordinator/settings.py decides them) — which this process
 publishes to every node.
 
 Membership follows OpenSearch's follower checks (`cluster.fault_detection.follower_check.*`: every
@@ -18,12 +19,14 @@ state names the first `cluster_manager` node as the elected one, as users expect
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from coordinator import settings
 from coordinator.engine import NodeHosts
 from coordinator.indices import DocumentStore, Indices, Timing
 from coordinator.results import GetTaskResult, TaskResultsIndex
@@ -39,7 +42,7 @@ from simnode.discovery import (
     cluster_uuid_for,
     node_id_for,
 )
-from simnode.errors import OpenSearchError
+from simnode.errors import IndexNotFoundError, OpenSearchError
 from simnode.history import Recorder, attach
 from simnode.node import Node
 from simnode.transport import TransportTls
@@ -82,6 +85,9 @@ class ClusterConfig:
     log_dir: Path | None = None
     max_live_tasks: int | None = None  # per node (tasksim.node.max_live_tasks)
     transport_tls: TlsFiles | None = None  # mutual TLS between the processes
+    # Where node processes run: `loopback` (all on 127.0.0.1) or `netns` (each in its own network
+    # namespace and address, coordinator/engine/netns.py; needs root).
+    hosts: str = "loopback"
 
     @classmethod
     def with_nodes(cls, count: int, **kwargs: Any) -> ClusterConfig:
@@ -102,7 +108,13 @@ def process_hosts(config: ClusterConfig) -> NodeHosts:
         node_args += ["--tls-cert", str(files.cert), "--tls-key", str(files.key)]
         node_args += ["--tls-ca", str(ca)]
         tls = TransportTls.from_files(files.cert, files.key, ca)
-    return ProcessHosts(Supervisor(config.log_dir, tuple(node_args)), tls)
+    supervisor = Supervisor(config.log_dir, tuple(node_args))
+    if config.hosts == "netns":
+        from coordinator.engine.netns import NetnsHosts
+
+        names = [n.name for n in config.nodes]
+        return NetnsHosts(supervisor, names, config.coordinator_name, tls)
+    return ProcessHosts(supervisor, tls)
 
 
 class Cluster:
@@ -125,6 +137,8 @@ class Cluster:
         self._applied: dict[str, int] = {}
         # The run's history (coordinator/history/recording.py), when it is recorded.
         self.recorder: Recorder | None = None
+        # Called after `PUT _cluster/settings` changed a setting (the ML service listens).
+        self.settings_listeners: list[Callable[[], None]] = []
 
     @property
     def local(self) -> Node:
@@ -137,7 +151,7 @@ class Cluster:
             id=node_id_for(self.config.seed, config.name),
             roles=config.roles,
             attributes=config.attributes,
-            host=self.config.host,
+            host=self.hosts.host_of(config.name, self.config.host),
         )
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -146,11 +160,12 @@ class Cluster:
         """Start the coordinating node and every node process; stop them all on the way out."""
         cfg = self.config
         port = self.hosts.bind_local(cfg.host, cfg.transport_port)
+        host = self.hosts.host_of(cfg.coordinator_name, cfg.host)
         me = DiscoveryNode(
             id=node_id_for(cfg.seed, cfg.coordinator_name),
             name=cfg.coordinator_name,
-            host=cfg.host,
-            ip=cfg.host,
+            host=host,
+            ip=host,
             port=port,
             roles=cfg.coordinator_roles,
             attributes=cfg.coordinator_attributes,
@@ -207,6 +222,8 @@ class Cluster:
             cluster_manager_node_id=manager,
             nodes=nodes,
             tasks_index_node_id=self.local.local.id,
+            persistent_settings=self.state.persistent_settings,
+            transient_settings=self.state.transient_settings,
         )
 
     async def publish(self, *, timeout: float = PUBLISH_TIMEOUT) -> None:
@@ -265,6 +282,64 @@ class Cluster:
             ),
             trio.current_time(),
         )
+
+    # -- cluster settings (the metadata's persistent and transient settings) -------------------
+
+    def setting(self, key: str) -> Any:
+        """A cluster setting's value in effect (coordinator/settings.py parses it)."""
+        st = self.state
+        return settings.value(key, dict(st.persistent_settings), dict(st.transient_settings))
+
+    def check_auto_create(self, index: str) -> None:
+        """`AutoCreateIndex.shouldAutoCreate`: call before a write creates `index`; raises the
+        404 `index_not_found_exception` OpenSearch answers when `action.auto_create_index` says
+        no (`no such index [x] and [action.auto_create_index] is [false]`)."""
+        auto: settings.AutoCreate = self.setting("action.auto_create_index")
+        reason = auto.allows(index)
+        if reason is not None:
+            err = IndexNotFoundError.of(index)
+            err.reason = reason
+            err.args = (reason,)
+            raise err
+
+    def check_destructive(self, expression: str) -> None:
+        """`DestructiveOperations.failDestructive`: call before deleting the indices `expression`
+        names; with `action.destructive_requires_name` a wildcard or `_all` is a 400."""
+        settings.fail_destructive(
+            expression, bool(self.setting("action.destructive_requires_name"))
+        )
+
+    async def update_settings(
+        self, persistent: Any, transient: Any, *, ack_timeout: float | None = None
+    ) -> tuple[settings.Update, bool]:
+        """`PUT _cluster/settings`: validate and apply (all or nothing), then publish the new
+        cluster state, as the elected cluster manager does. Returns the update and whether every
+        node acknowledged the new state within `ack_timeout` (default `PUBLISH_TIMEOUT`) — the
+        answer's `acknowledged`. Raises `settings.SettingsError`."""
+        timeout = PUBLISH_TIMEOUT if ack_timeout is None else min(ack_timeout, PUBLISH_TIMEOUT)
+        acknowledged = True
+        async with self._lock:
+            st = self.state
+            result = settings.update(
+                dict(st.persistent_settings), dict(st.transient_settings), persistent, transient
+            )
+            if result.changed:
+                self.state = replace(
+                    st,
+                    version=st.version + 1,
+                    persistent_settings=tuple(sorted(result.persistent.items())),
+                    transient_settings=tuple(sorted(result.transient.items())),
+                )
+                await self.publish(timeout=timeout)
+                acknowledged = all(
+                    self._applied.get(n.id, 0) >= self.state.version
+                    for n in self.state.nodes
+                    if n.id != self.local.local.id
+                )
+        if result.changed:
+            for listener in self.settings_listeners:
+                listener()
+        return result, acknowledged
 
     # -- membership ------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from coordinator.netfaults import NET_UNSUPPORTED, Level, PacketRule, link_rules, partition_rules
 from simnode._wire import ml_pb2 as mlpb
 from simnode._wire import node_pb2 as pb
 from simnode.faults import (
@@ -142,9 +143,15 @@ class LinkFault(_Strict):
     latency: Duration | None = None
     jitter: Duration | None = None
     both_ways: bool = False
+    level: Level = "transport"
 
     @model_validator(mode="after")
     def _check(self) -> LinkFault:
+        if self.level == "net":
+            if self.action in NET_UNSUPPORTED:
+                raise ValueError(NET_UNSUPPORTED[self.action])
+            if self.methods:
+                raise ValueError(NET_UNSUPPORTED["methods"])
         if self.action == "delay" and self.latency is None:
             raise ValueError("a 'delay' fault needs 'latency'")
         if self.action != "delay" and (self.latency is not None or self.jitter is not None):
@@ -165,9 +172,12 @@ class SlowFault(_Strict):
     from_: NodeNames = Field(default=(), alias="from")
     methods: Methods = ()
     p: float | None = Field(default=None, ge=0.0, le=1.0)
+    level: Level = "transport"
 
     @model_validator(mode="after")
     def _check(self) -> SlowFault:
+        if self.level == "net":
+            raise ValueError(NET_UNSUPPORTED["slow"])
         if not self.node:
             raise ValueError("'node' must name at least one node")
         return self
@@ -182,9 +192,12 @@ class Partition(_Strict):
     direction: Literal["both", "one-way"] = "both"
     mode: Literal["blackhole", "disconnect"] = "blackhole"
     methods: Methods = ()
+    level: Level = "transport"
 
     @model_validator(mode="after")
     def _check(self) -> Partition:
+        if self.level == "net" and self.methods:
+            raise ValueError(NET_UNSUPPORTED["methods"])
         seen: set[str] = set()
         for group in self.groups:
             if not group:
@@ -289,6 +302,19 @@ def to_rules(spec: FaultSpec, fault_id: str, known: list[str]) -> list[Rule]:
                 # answers to the later group's calls, which therefore hang.
                 rules.append(Rule(fault_id, DROP_RESPONSE, frozenset(a), frozenset(b), methods))
     return rules
+
+
+def to_packet_rules(spec: FaultSpec, fault_id: str, known: list[str]) -> list[PacketRule]:
+    """A `level: net` fault's packet rules (coordinator/netfaults.py says what they cut)."""
+    if isinstance(spec, LinkFault):
+        check_names(spec.from_, known, "'from'")
+        check_names(spec.to, known, "'to'")
+        return link_rules(
+            fault_id, spec.action, spec.from_, spec.to, known, p=spec.p, both_ways=spec.both_ways
+        )
+    if isinstance(spec, Partition):
+        return partition_rules(fault_id, partition_groups(spec, known), spec.direction, spec.mode)
+    raise ValueError(NET_UNSUPPORTED["slow"])
 
 
 def rule_to_json(rule: Rule) -> dict[str, Any]:

@@ -38,7 +38,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import trio
 from hypercorn.config import Config
@@ -902,6 +902,45 @@ def answer_protocol_errors_in_json() -> None:
     cls._send_error_response = send_error_response
 
 
+TLS_HANDSHAKE: Final = 0x16  # a TLS record's first byte: content type `handshake` (ClientHello)
+
+
+def close_tls_on_plain_port() -> None:
+    """A TLS client (`curl https://...`) that reaches the plain-HTTP port sends a ClientHello,
+    whose first byte is 0x16 — never the first byte of an HTTP request. OpenSearch answers it with
+    nothing useful (the client reports "wrong version number"); so does tasksim, but it tells the
+    server's owner: the connection is closed at once and the server's `tasksim_on_tls_client`
+    hook (a hypercorn config attribute, `serve_http`'s `on_tls_client`) is called with the port.
+    This wraps `H11Protocol.handle`: one attribute test per read of a plain connection, the first
+    byte looked at once per connection. Idempotent."""
+    from hypercorn.events import Closed, RawData
+    from hypercorn.protocol import h11 as h11_protocol
+
+    cls: Any = h11_protocol.H11Protocol
+    if getattr(cls.handle, "_tasksim_tls_probe", False):
+        return
+    original = cls.handle
+
+    async def handle(self: Any, event: Any) -> None:
+        if (
+            not self.ssl
+            and isinstance(event, RawData)
+            and event.data
+            and not getattr(self, "_tasksim_first_byte_seen", False)
+        ):
+            self._tasksim_first_byte_seen = True
+            if event.data[0] == TLS_HANDSHAKE:
+                hook = getattr(self.config, "tasksim_on_tls_client", None)
+                if hook is not None:
+                    hook(self.server[1] if self.server else 0)
+                await self.send(Closed())
+                return
+        await original(self, event)
+
+    handle._tasksim_tls_probe = True  # type: ignore[attr-defined]
+    cls.handle = handle
+
+
 async def serve_http(
     app: Starlette,
     host: str,
@@ -910,12 +949,14 @@ async def serve_http(
     shutdown: trio.Event,
     limits: Limits | None = None,
     tls: TlsFiles | None = None,
+    on_tls_client: Callable[[int], None] | None = None,
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `app` with hypercorn inside the caller's nursery; `started()` reports the bound port.
 
     With `tls`, HTTPS only (HTTP/1.1 over TLS, as OpenSearch serves it; a plain-HTTP client gets
-    its connection closed). Idle connections — and a client that stalls before its headers are
+    its connection closed); without it, a TLS client's connection is closed at once and
+    `on_tls_client(port)` is called. Idle connections — and a client that stalls before its headers are
     complete — are closed after `tasksim.http.idle_timeout`; each connection is its own trio
     task, so a slow client never holds up the others."""
     contain_connection_failures()
@@ -924,9 +965,11 @@ async def serve_http(
     refuse_h2_prior_knowledge()
     ignore_websocket_upgrade()
     answer_protocol_errors_in_json()
+    close_tls_on_plain_port()
     limits = limits or Limits()
     config = Config()
     config.tasksim_limits = limits  # type: ignore[attr-defined]  # read by the JSON error answers
+    config.tasksim_on_tls_client = on_tls_client  # type: ignore[attr-defined]
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("tasksim.hypercorn")

@@ -23,6 +23,7 @@ from coordinator import (
     rest_faults,
     rest_ml,
     rest_ops,
+    rest_settings,
     rest_sim,
     rest_tasks,
 )
@@ -83,7 +84,16 @@ class Ready:
 
 def build_router(cluster: Cluster) -> Router:
     router = Router()
-    for module in (rest_cluster, rest_tasks, rest_sim, rest_faults, rest_ops, rest_cat, rest_ml):
+    for module in (
+        rest_cluster,
+        rest_tasks,
+        rest_sim,
+        rest_faults,
+        rest_ops,
+        rest_cat,
+        rest_ml,
+        rest_settings,
+    ):
         module.register(router, cluster)
     rest_docs.register(router, cluster)  # documents, _bulk, _search, _count, _refresh
     return router
@@ -112,9 +122,11 @@ async def run(
     limits: Limits | None = None,
     http_tls: TlsFiles | None = None,
     record: Path | None = None,
+    on_tls_client: Callable[[int], None] | None = None,
 ) -> None:
     """`record`: write the run's history there (JSON Lines, simnode/history.py), ordered by
-    time once everything stopped."""
+    time once everything stopped. `on_tls_client(port)`: a TLS client reached the plain-HTTP
+    port (called for every such connection; the connection is closed)."""
     check_port_free(http_host, http_port)
     open_files = raise_open_files_limit()  # before any node process starts: they inherit it
     limits = limits or Limits()
@@ -134,6 +146,7 @@ async def run(
             http_tls,
             started,
             open_files,
+            on_tls_client,
         )
     finally:
         if recording is not None:
@@ -152,6 +165,7 @@ async def _run(
     http_tls: TlsFiles | None,
     started: float,
     open_files: OpenFiles,
+    on_tls_client: Callable[[int], None] | None = None,
 ) -> None:
     shutdown = trio.Event()
     # The signal receiver is in place before anything starts: a SIGTERM that arrives as soon as the
@@ -184,6 +198,7 @@ async def _run(
                     shutdown=shutdown,
                     limits=limits,
                     tls=http_tls,
+                    on_tls_client=on_tls_client,
                     task_status=task_status,
                 )
             )

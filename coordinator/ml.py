@@ -16,8 +16,8 @@ routing table and the deployed models' states, fails the tasks untouched for
 `plugins.ml_commons.ml_task_timeout_in_seconds`, and applies tasksim's UNREACHABLE rule
 (coordinator/ml_state.py says exactly when). It starts with the first ML request.
 
-Every decision (states, documents, search, settings) is taken in coordinator/ml_state.py; this
-module carries it out. Only the coordinator's trio loop touches this state.
+Every decision (states, documents, search) is taken in coordinator/ml_state.py, the settings are
+read from coordinator/settings.py's registry; this module carries it out. Only the coordinator's trio loop touches this state.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from coordinator.ml_state import (
     TRAINABLE,
     WORKERS_UNREACHABLE,
     MLModel,
-    MlSettings,
     MLTask,
     delete_running_task,
     deploy_model_state,
@@ -55,6 +54,7 @@ from coordinator.ml_state import (
     function_name,
     is_done,
     model_not_found,
+    open_circuit_breaker,
     parse_search,
     pretrained_function,
     reachability_event,
@@ -148,7 +148,6 @@ class DocIndex(Generic[T]):
 class MlService:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
-        self.settings = MlSettings()
         self.tasks: DocIndex[MLTask] = DocIndex(ML_TASK_INDEX, MLTask.source)
         if cluster.recorder is not None:  # every state an ML task takes goes into the history
             self.tasks.on_put = self._record_state
@@ -164,6 +163,7 @@ class MlService:
         self._next_worker = 0
         self._cron_started = False
         self._settings_changed = trio.Event()
+        cluster.settings_listeners.append(self.settings_changed)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -193,7 +193,7 @@ class MlService:
         return doc_id(self._rng)
 
     def setting(self, name: str) -> Any:
-        return self.settings.get(name)
+        return self.cluster.setting(name)
 
     def settings_changed(self) -> None:
         self._settings_changed.set()
@@ -447,6 +447,12 @@ class MlService:
                 n.strip() for n in str(self.setting("tasksim.ml.deploy_fail_nodes")).split(",")
             }
             load_millis = int(self.setting("tasksim.ml.deploy_seconds") * 1000)
+            breaker = open_circuit_breaker(
+                self.setting("tasksim.ml.jvm_heap_used_percent"),
+                self.setting("plugins.ml_commons.jvm_heap_memory_threshold"),
+                self.setting("tasksim.ml.native_memory_used_percent"),
+                self.setting("plugins.ml_commons.native_memory_threshold"),
+            )
             errors: dict[str, str] = {}
 
             async def one(node_id: str) -> None:
@@ -458,7 +464,7 @@ class MlService:
                     load_millis=load_millis,
                     fail_reason=CIRCUIT_BREAKER_OPEN
                     if node is not None and node.name in failing
-                    else "",
+                    else breaker or "",
                     parent_task=str(on_nodes.task_id),
                     headers=headers_to_pb(headers),
                 )

@@ -15,7 +15,7 @@ plain values and pure functions (a clock is an argument; no trio, no grpc, no I/
   timeout (`timed_out`), and tasksim's UNREACHABLE rule (`reachability_event`);
 - the subset of the search DSL that `_plugins/_ml/tasks/_search` understands (`parse_search`,
   `run_search`), rendered as OpenSearch's `SearchResponse`;
-- the ML cluster settings (`SETTINGS`), with ML Commons' names, defaults and bounds.
+- the memory circuit breaker's message (the ML cluster settings live in coordinator/settings.py).
 
 The UNREACHABLE rule (tasksim's; ML Commons sets UNREACHABLE only for remote batch jobs): a RUNNING
 task whose workers that still owe their part have *all* failed every sync-up probe for at least
@@ -32,7 +32,7 @@ import base64
 import json
 import random
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from coordinator import documents
@@ -545,194 +545,23 @@ def run_search(
     )
 
 
-# -- settings ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    default: Any
-    kind: type  # int, float, bool or str
-    minimum: float | None = None
-    maximum: float | None = None
-    doc: str = ""
-
-    def parse(self, raw: Any) -> Any:
-        text = str(raw).lower() if isinstance(raw, bool) else str(raw)
-        try:
-            if self.kind is bool:
-                if text not in ("true", "false"):
-                    raise ValueError
-                value: Any = text == "true"
-            elif self.kind is int:
-                value = int(text)
-            elif self.kind is float:
-                value = float(text)
-            else:
-                value = text
-        except ValueError:
-            raise IllegalArgumentError(
-                f"Failed to parse value [{raw}] for setting [{self.name}]"
-            ) from None
-        if self.minimum is not None and value < self.minimum:
-            raise IllegalArgumentError(
-                f"Failed to parse value [{raw}] for setting [{self.name}] must be >= {_num(self.minimum)}"
-            )
-        if self.maximum is not None and value > self.maximum:
-            raise IllegalArgumentError(
-                f"Failed to parse value [{raw}] for setting [{self.name}] must be <= {_num(self.maximum)}"
-            )
-        return value
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
-
-
-SETTINGS: Final[Mapping[str, Setting]] = {
-    s.name: s
-    for s in (
-        Setting(
-            "plugins.ml_commons.ml_task_timeout_in_seconds",
-            600,
-            int,
-            1,
-            86400,
-            "a task untouched this long is FAILED by the sync-up",
-        ),
-        Setting(
-            "plugins.ml_commons.sync_up_job_interval_in_seconds",
-            10,
-            int,
-            0,
-            86400,
-            "the sync-up cron's interval (0 disables it)",
-        ),
-        Setting(
-            "plugins.ml_commons.only_run_on_ml_node",
-            False,
-            bool,
-            doc="local models only on nodes with the `ml` role (ML Commons' default is true; "
-            "tasksim's nodes have no `ml` role by default)",
-        ),
-        Setting(
-            "plugins.ml_commons.allow_custom_deployment_plan",
-            False,
-            bool,
-            doc="deploy accepts `node_ids`",
-        ),
-        Setting(
-            "tasksim.ml.register_seconds",
-            1.0,
-            float,
-            0,
-            86400,
-            "how long a worker takes to download and register a model",
-        ),
-        Setting(
-            "tasksim.ml.deploy_seconds",
-            1.0,
-            float,
-            0,
-            86400,
-            "how long a worker takes to load a model",
-        ),
-        Setting(
-            "tasksim.ml.train_seconds",
-            1.0,
-            float,
-            0,
-            86400,
-            "how long a worker takes to train a model",
-        ),
-        Setting(
-            "tasksim.ml.unreachable_after_seconds",
-            30.0,
-            float,
-            0,
-            86400,
-            "how long all pending workers must fail the sync-up before a RUNNING task is UNREACHABLE",
-        ),
-        Setting(
-            "tasksim.ml.sync_up_timeout_seconds",
-            5.0,
-            float,
-            0.05,
-            3600,
-            "how long the sync-up waits for one node",
-        ),
-        Setting(
-            "tasksim.ml.deploy_fail_nodes",
-            "",
-            str,
-            doc="comma-separated node names whose model loading fails (memory circuit breaker open)",
-        ),
-    )
-}
+# -- the memory circuit breaker --------------------------------------------------------------------
 
 CIRCUIT_BREAKER_OPEN: Final = "Memory Circuit Breaker is open, please check your resources!"
+NATIVE_CIRCUIT_BREAKER_OPEN: Final = (
+    "Native Memory Circuit Breaker is open, please check your resources!"
+)
 
 
-def flatten_settings(body: Any, prefix: str = "") -> dict[str, Any]:
-    """`{"plugins": {"ml_commons": {"x": 1}}}` and `{"plugins.ml_commons.x": 1}` alike → flat."""
-    out: dict[str, Any] = {}
-    if not isinstance(body, dict):
-        return out
-    for key, value in body.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten_settings(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
-
-
-def nest_settings(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """Flat names → the nested objects `_cluster/settings` shows (values as strings)."""
-    out: dict[str, Any] = {}
-    for name in sorted(flat):
-        node = out
-        *parents, leaf = name.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        value = flat[name]
-        node[leaf] = str(value).lower() if isinstance(value, bool) else str(value)
-    return out
-
-
-@dataclass
-class MlSettings:
-    """The effective ML settings: defaults overlaid with persistent, then transient values. Values
-    are kept as the text the user gave (as OpenSearch stores settings) and parsed on read."""
-
-    persistent: dict[str, str] = field(default_factory=dict)
-    transient: dict[str, str] = field(default_factory=dict)
-
-    def get(self, name: str) -> Any:
-        setting = SETTINGS[name]
-        for scope in (self.transient, self.persistent):
-            if name in scope:
-                return setting.parse(scope[name])
-        return setting.default
-
-    def apply(self, scope: str, body: Any) -> dict[str, str]:
-        """Validate every value first, then apply them all; `null` resets a setting. Returns the
-        settings set (as text)."""
-        target = self.persistent if scope == "persistent" else self.transient
-        flat = flatten_settings(body)
-        parsed: dict[str, str | None] = {}
-        for name, raw in flat.items():
-            setting = SETTINGS.get(name)
-            if setting is None:
-                raise IllegalArgumentError(f"{scope} setting [{name}], not recognized")
-            if raw is None:
-                parsed[name] = None
-                continue
-            setting.parse(raw)
-            parsed[name] = str(raw).lower() if isinstance(raw, bool) else str(raw)
-        for name, text in parsed.items():
-            if text is None:
-                target.pop(name, None)
-            else:
-                target[name] = text
-        return {k: v for k, v in parsed.items() if v is not None}
+def open_circuit_breaker(
+    heap_used: int, heap_threshold: int, native_used: int, native_threshold: int
+) -> str | None:
+    """`MLCircuitBreakerService.checkOpenCB` for the two memory breakers: a breaker is open when
+    the usage is above its threshold (`plugins.ml_commons.jvm_heap_memory_threshold`,
+    `native_memory_threshold`: 100 never opens, 0 opens at any usage); the JVM heap breaker is
+    looked at first. The message, or None when both are closed."""
+    if heap_used > heap_threshold:
+        return CIRCUIT_BREAKER_OPEN
+    if native_used > native_threshold:
+        return NATIVE_CIRCUIT_BREAKER_OPEN
+    return None

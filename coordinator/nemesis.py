@@ -9,8 +9,15 @@ and catches up when it is resumed or restarted. Process faults go to the supervi
 resume) or the cluster (restart, which keeps membership right), through the node-host
 interface (coordinator/engine/), whichever engine runs the nodes.
 
-`heal()` is the one way back to a clean cluster and is idempotent: clear every rule, resume every
-paused node, restart every dead one, and push until every process runs the empty rule set.
+Every fault has a level. `transport` (the default) rules are the ones above. `net` faults become
+packet rules (coordinator/netfaults.py) that the node hosts' packet filter installs — nftables in
+the nodes' network namespaces (coordinator/engine/netns.py); hosts without one (loopback, sim)
+refuse them with a 400. Each change reinstalls the whole packet rule set, so a removed fault's
+packets flow again at once.
+
+`heal()` is the one way back to a clean cluster and is idempotent: clear every rule (both levels),
+resume every paused node, restart every dead one, and push until every process runs the empty rule
+set.
 
 It decides nothing about what a fault does (simnode/faults.py) and never touches a registry.
 """
@@ -24,7 +31,15 @@ import trio
 
 from coordinator.cluster import Cluster
 from coordinator.engine import NodeHosts
-from coordinator.faultspec import FaultSpec, Partition, rule_to_json, to_rules
+from coordinator.faultspec import (
+    FaultSpec,
+    LinkFault,
+    Partition,
+    rule_to_json,
+    to_packet_rules,
+    to_rules,
+)
+from coordinator.netfaults import PacketRule, nft_tag
 from coordinator.supervisor import SupervisorError
 from simnode._wire import control_pb2 as cpb
 from simnode.control import rule_set_to_pb
@@ -40,7 +55,9 @@ INSPECT_TIMEOUT = 1.0
 class Nemesis:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
-        self.rules: list[Rule] = []
+        self.rules: list[Rule] = []  # transport level
+        self.packet_rules: list[PacketRule] = []  # net level
+        self.levels: dict[str, str] = {}  # every installed fault's id → level, in install order
         self.version = 0
         self.applied: dict[str, int] = {}
         self.push_errors: dict[str, str] = {}  # why the last push to a process failed
@@ -78,7 +95,8 @@ class Nemesis:
         if name == self.coordinator_name:
             return self.cluster.local.local
         st = self.hosts.state(name)
-        return DiscoveryNode(id=st.id, name=name, host=st.host, ip=st.host, port=st.port)
+        host = st.control_host or st.host  # netns: an address no packet rule names
+        return DiscoveryNode(id=st.id, name=name, host=host, ip=host, port=st.port)
 
     def _can_hear(self, name: str) -> bool:
         if name == self.coordinator_name:
@@ -127,15 +145,25 @@ class Nemesis:
     async def install(self, specs: list[FaultSpec]) -> dict[str, Any]:
         async with self._lock:
             known = self.names()
-            taken = {r.id for r in self.rules}
+            taken = {*self.levels, *(r.id for r in self.rules)}
             new: list[Rule] = []
+            new_packets: list[PacketRule] = []
             ids: list[str] = []
             for spec in specs:
                 fault_id = spec.id or self._next_id(spec.kind, taken)
                 if fault_id in taken:
                     raise IllegalArgumentError(f"a fault with id [{fault_id}] is installed already")
+                if spec.level == "net" and self.hosts.net is None:
+                    raise IllegalArgumentError(
+                        f"fault [{fault_id}]: level [net] cuts packets between network "
+                        "namespaces, and this cluster's nodes share the machine's loopback: start "
+                        "it with `tasksim up --hosts netns` (or use level [transport])"
+                    )
                 try:
-                    new.extend(to_rules(spec, fault_id, known))
+                    if spec.level == "net":
+                        new_packets.extend(to_packet_rules(spec, fault_id, known))
+                    else:
+                        new.extend(to_rules(spec, fault_id, known))
                 except ValueError as e:
                     raise IllegalArgumentError(str(e)) from e
                 taken.add(fault_id)
@@ -145,17 +173,36 @@ class Nemesis:
             except ValueError as e:
                 raise IllegalArgumentError(f"the fault cannot be sent to the nodes: {e}") from e
             self.rules.extend(new)
+            for fault_id, spec in zip(ids, specs, strict=True):
+                self.levels[fault_id] = spec.level
             self.version += 1
+            if new_packets:
+                self.packet_rules.extend(new_packets)
+                await self._apply_packets()
             acked = await self._push()
             for fault_id, spec in zip(ids, specs, strict=True):
-                self._record_fault(fault_id, spec, [r for r in new if r.id == fault_id])
+                if spec.level == "net":
+                    rules = [r.to_json() for r in new_packets if r.fault == fault_id]
+                else:
+                    rules = [rule_to_json(r) for r in new if r.id == fault_id]
+                self._record_fault(fault_id, spec, rules)
             return {"acknowledged": True, "version": self.version, "ids": ids, "nodes": acked}
+
+    async def _apply_packets(self) -> None:
+        """Install the current packet rules; a failure is a 500 that says why (the rules stay
+        recorded, so that a remove or a heal still takes them out)."""
+        if self.hosts.net is None:
+            return
+        try:
+            await self.hosts.net.apply(list(self.packet_rules))
+        except SupervisorError as e:
+            raise OpenSearchError(f"the packet rules could not be installed: {e}") from e
 
     def _record(self, type: str, **fields: Any) -> None:
         if self.cluster.recorder is not None:
             self.cluster.recorder.record(type, **fields)
 
-    def _record_fault(self, fault_id: str, spec: FaultSpec, rules: list[Rule]) -> None:
+    def _record_fault(self, fault_id: str, spec: FaultSpec, rules: list[dict[str, Any]]) -> None:
         """`nodes`: who the fault cuts off — for a partition, every node outside the coordinating
         node's side; for a link or a slow node, every node its rules name (empty: all)."""
         if isinstance(spec, Partition):
@@ -164,22 +211,24 @@ class Nemesis:
             groups.append({n for n in self.names() if n not in listed})
             mine = next(g for g in groups if self.coordinator_name in g)
             names = sorted(n for n in self.names() if n not in mine)
+        elif isinstance(spec, LinkFault):  # the names it gives, whatever its level
+            names = sorted({*spec.from_, *spec.to})
         else:
-            names = sorted({n for r in rules for n in (*r.src, *r.dst)})
+            names = sorted({*spec.node, *spec.from_})
         self._record(
             "fault_start",
             fault=fault_id,
             kind=spec.kind,
+            level=spec.level,
             nodes=names,
-            rules=[rule_to_json(r) for r in rules],
+            rules=rules,
             version=self.version,
         )
 
-    def _record_ends(self, before: list[Rule]) -> None:
-        """`fault_end` for every fault of `before` that is no longer installed."""
-        left = {r.id for r in self.rules}
-        for fault_id in dict.fromkeys(r.id for r in before):
-            if fault_id not in left:
+    def _record_ends(self, before: list[str]) -> None:
+        """`fault_end` for every fault of `before` (ids) that is no longer installed."""
+        for fault_id in before:
+            if fault_id not in self.levels:
                 self._record("fault_end", fault=fault_id, version=self.version)
 
     def _next_id(self, kind: str, taken: set[str]) -> str:
@@ -190,30 +239,59 @@ class Nemesis:
 
     async def remove(self, fault_id: str) -> dict[str, Any]:
         async with self._lock:
-            kept = [r for r in self.rules if r.id != fault_id]
-            if len(kept) == len(self.rules):
+            if fault_id not in self.levels:
                 raise ResourceNotFoundError(f"fault [{fault_id}] is not installed")
-            before, self.rules = self.rules, kept
+            before = list(self.levels)
+            del self.levels[fault_id]
+            self.rules = [r for r in self.rules if r.id != fault_id]
             self.version += 1
+            if any(r.fault == fault_id for r in self.packet_rules):
+                self.packet_rules = [r for r in self.packet_rules if r.fault != fault_id]
+                await self._apply_packets()
             acked = await self._push()
             self._record_ends(before)
             return {"acknowledged": True, "version": self.version, "nodes": acked}
 
     async def clear(self) -> dict[str, Any]:
         async with self._lock:
-            before, self.rules = self.rules, []
+            before = self._forget_all()
             self.version += 1
+            await self._apply_packets()
             acked = await self._push()
             self._record_ends(before)
             return {"acknowledged": True, "version": self.version, "nodes": acked}
 
+    def _forget_all(self) -> list[str]:
+        """Every rule of both levels forgotten (not yet applied); the ids that were installed."""
+        before = list(self.levels)
+        self.rules, self.packet_rules, self.levels = [], [], {}
+        return before
+
+    async def describe_live(self) -> dict[str, Any]:
+        """`describe()`, and for each net-level fault the packets its rules cut so far."""
+        out = self.describe()
+        if self.hosts.net is not None and any(v == "net" for v in self.levels.values()):
+            try:
+                counts = await self.hosts.net.counts()
+            except SupervisorError:
+                counts = {}
+            for fault in out["faults"]:
+                if fault["level"] == "net":
+                    fault["packets_cut"] = counts.get(nft_tag(fault["id"]), 0)
+        return out
+
     def describe(self) -> dict[str, Any]:
-        faults: dict[str, list[dict[str, Any]]] = {}
+        faults: dict[str, list[dict[str, Any]]] = {k: [] for k in self.levels}
         for rule in self.rules:
             faults.setdefault(rule.id, []).append(rule_to_json(rule))
+        for packet in self.packet_rules:
+            faults.setdefault(packet.fault, []).append(packet.to_json())
         return {
             "version": self.version,
-            "faults": [{"id": k, "rules": v} for k, v in faults.items()],
+            "faults": [
+                {"id": k, "level": self.levels.get(k, "transport"), "rules": v}
+                for k, v in faults.items()
+            ],
             "nodes": {
                 n: {"applied_version": self.applied.get(n, 0), "can_hear": self._can_hear(n)}
                 for n in self.names()
@@ -263,8 +341,13 @@ class Nemesis:
             states = [self.hosts.state(n) for n in self.hosts.names()]
             resumed = [s.name for s in states if s.alive and s.paused]
             dead = [s.name for s in states if not s.alive]
-            before, self.rules = self.rules, []
+            before = self._forget_all()
             self.version += 1
+            errors: list[str] = []
+            try:
+                await self._apply_packets()
+            except OpenSearchError as e:
+                errors.append(e.reason)
             for name in resumed:
                 await self.hosts.resume(name)
             self._record_ends(before)
@@ -274,7 +357,6 @@ class Nemesis:
             # rules could still lose (and a black-holed publication waits out its timeout).
             acked = await self._push()
             restarted: list[str] = []
-            errors: list[str] = []
             for name in dead:
                 self.applied.pop(name, None)
                 self._record("restart", node=name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from coordinator import settings
 from coordinator.cluster import Cluster
 from coordinator.http import RestRequest, RestResponse, Router
 from coordinator.resolve import resolve_nodes
@@ -160,7 +161,19 @@ def register(router: Router, cluster: Cluster) -> None:
                 for n in st.nodes
             }
         if everything or "metadata" in metrics:
-            body["metadata"] = {"cluster_uuid": st.cluster_uuid, "indices": {}}
+            metadata: dict[str, Any] = {"cluster_uuid": st.cluster_uuid}
+            # Metadata.toXContent: the persistent settings as `settings`, the transient ones as
+            # `transient_settings`, flat, each only when there are some.
+            if st.persistent_settings:
+                metadata["settings"] = settings.render(
+                    dict(st.persistent_settings), flat_settings=True
+                )
+            if st.transient_settings:
+                metadata["transient_settings"] = settings.render(
+                    dict(st.transient_settings), flat_settings=True
+                )
+            metadata["indices"] = {}
+            body["metadata"] = metadata
         if everything or "routing_table" in metrics:
             body["routing_table"] = {"indices": {}}
         return RestResponse(body)

@@ -1,7 +1,8 @@
 """REST endpoints of fault injection, for interactive use and for the Python client
 (coordinator/client.py) that tests and scenarios drive:
 
-    GET    /_sim/faults                      the rules (by fault id), their version, who applied it
+    GET    /_sim/faults                      the rules (by fault id and level), their version, who
+                                             applied it; packets cut by each net-level fault
     POST   /_sim/faults                      install {"link"|"slow"|"partition": {...}}, or
                                              {"faults": [ ... ]} at once
     DELETE /_sim/faults                      remove every rule
@@ -59,7 +60,7 @@ def register(router: Router, cluster: Cluster) -> None:
 
     async def get_faults(request: RestRequest) -> RestResponse:
         request.finish()
-        return RestResponse(nemesis.describe())
+        return RestResponse(await nemesis.describe_live())
 
     async def install(request: RestRequest) -> RestResponse:
         request.finish(body_allowed=True)

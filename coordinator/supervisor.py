@@ -177,6 +177,8 @@ class Supervisor:
         self.nodes: dict[str, NodeProcess] = {}
         # Called with every node process that became ready (the history subscribes to it).
         self.on_start: list[Callable[[NodeProcess], None]] = []
+        # A node's command as it is run (the netns hosts: under `ip netns exec <ns>`, which execs).
+        self.wrap: Callable[[NodeSpec, list[str]], list[str]] = lambda spec, cmd: cmd
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="tasksim-logs-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -199,7 +201,7 @@ class Supervisor:
             cmd += ["--attr", f"{key}={value}"]
         if not spec.attributes:
             cmd += ["--attr", "="]  # an explicit empty set
-        return [*cmd, *self.node_args]
+        return self.wrap(spec, [*cmd, *self.node_args])
 
     async def start(self, spec: NodeSpec, *, port: int | None = None) -> NodeProcess:
         """Start a node process and wait for its READY line. Its stderr goes to `<log_dir>/<name>.log`."""

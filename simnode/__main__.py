@@ -45,6 +45,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--name", required=True)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument(
+        "--control-host",
+        default=None,
+        help="a second address, same port, for the coordinator's control channel alone",
+    )
     p.add_argument("--roles", default=",".join(DEFAULT_ROLES), help="comma list; '' = none")
     p.add_argument(
         "--attr",
@@ -82,7 +87,13 @@ async def serve(args: argparse.Namespace) -> None:
         if args.tls_cert and args.tls_key
         else None
     )
-    server = NodeServer(args.host, args.port, max_workers=args.max_workers, tls=tls)
+    server = NodeServer(
+        args.host,
+        args.port,
+        max_workers=args.max_workers,
+        tls=tls,
+        also=(args.control_host,) if args.control_host else (),
+    )
     local = DiscoveryNode(
         id=args.id,
         name=args.name,

@@ -52,7 +52,8 @@ class DiscoveryNode:
 
 @dataclass(frozen=True, slots=True)
 class ClusterState:
-    """The part of the cluster state the Tasks API reads: who is in the cluster, who leads."""
+    """The part of the cluster state tasksim keeps: who is in the cluster, who leads, and the
+    cluster settings of the metadata (`PUT _cluster/settings`)."""
 
     cluster_name: str = "tasksim"
     cluster_uuid: str = ""
@@ -61,6 +62,9 @@ class ClusterState:
     nodes: tuple[DiscoveryNode, ...] = field(default_factory=tuple)
     # The node that holds the `.tasks` index (the coordinating node in tasksim); "" = none.
     tasks_index_node_id: str = ""
+    # `Metadata.persistentSettings()` / `transientSettings()`: key → text, or a list of text.
+    persistent_settings: tuple[tuple[str, str | tuple[str, ...]], ...] = ()
+    transient_settings: tuple[tuple[str, str | tuple[str, ...]], ...] = ()
     # Look-ups by id and by name (a fan-out over thousands of nodes looks each one up).
     _by_id: dict[str, DiscoveryNode] = field(init=False, repr=False, compare=False)
     _by_name: dict[str, DiscoveryNode] = field(init=False, repr=False, compare=False)

@@ -388,24 +388,36 @@ class NodeServer:
         *,
         max_workers: int = DEFAULT_MAX_WORKERS,
         tls: TransportTls | None = None,
+        also: tuple[str, ...] = (),
     ):
+        """`also`: more addresses to serve on, at the same port (a node in a network namespace
+        takes the coordinator's control channel on a second address)."""
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-node"),
             options=SERVER_OPTIONS,
             interceptors=[_FaultInterceptor()],
         )
-        try:
-            if tls is None:
-                self.port = self._server.add_insecure_port(f"{host}:{port}")
-            else:  # mutual TLS: a peer without a certificate we trust is refused
-                credentials = grpc.ssl_server_credentials(
-                    [(tls.key, tls.cert)], root_certificates=tls.ca, require_client_auth=True
+        credentials = (
+            None
+            if tls is None  # mutual TLS: a peer without a certificate we trust is refused
+            else grpc.ssl_server_credentials(
+                [(tls.key, tls.cert)], root_certificates=tls.ca, require_client_auth=True
+            )
+        )
+        self.port = port
+        for address in (host, *also):
+            try:
+                if credentials is None:
+                    bound = self._server.add_insecure_port(f"{address}:{self.port}")
+                else:
+                    bound = self._server.add_secure_port(f"{address}:{self.port}", credentials)
+            except RuntimeError:
+                bound = 0
+            if bound == 0:
+                raise OSError(
+                    f"cannot bind the transport port {address}:{self.port} (address in use?)"
                 )
-                self.port = self._server.add_secure_port(f"{host}:{port}", credentials)
-        except RuntimeError:
-            self.port = 0
-        if self.port == 0:
-            raise OSError(f"cannot bind the transport port {host}:{port} (address in use?)")
+            self.port = bound
 
     def start(self, node: Node, token: trio.lowlevel.TrioToken) -> None:
         faults = node.transport.faults

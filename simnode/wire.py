@@ -164,7 +164,21 @@ def cluster_state_to_pb(state: ClusterState) -> pb.ClusterState:
         cluster_manager_node_id=state.cluster_manager_node_id,
         nodes=[discovery_node_to_pb(n) for n in state.nodes],
         tasks_index_node_id=state.tasks_index_node_id,
+        persistent_settings=[_setting_to_pb(k, v) for k, v in state.persistent_settings],
+        transient_settings=[_setting_to_pb(k, v) for k, v in state.transient_settings],
     )
+
+
+def _setting_to_pb(key: str, value: str | tuple[str, ...]) -> pb.Setting:
+    if isinstance(value, tuple):
+        return pb.Setting(key=key, values=list(value), is_list=True)
+    return pb.Setting(key=key, values=[value])
+
+
+def _setting_from_pb(msg: pb.Setting) -> tuple[str, str | tuple[str, ...]]:
+    if msg.is_list:
+        return msg.key, tuple(msg.values)
+    return msg.key, msg.values[0] if msg.values else ""
 
 
 def cluster_state_from_pb(msg: pb.ClusterState) -> ClusterState:
@@ -175,4 +189,6 @@ def cluster_state_from_pb(msg: pb.ClusterState) -> ClusterState:
         cluster_manager_node_id=msg.cluster_manager_node_id,
         nodes=tuple(discovery_node_from_pb(n) for n in msg.nodes),
         tasks_index_node_id=msg.tasks_index_node_id,
+        persistent_settings=tuple(_setting_from_pb(s) for s in msg.persistent_settings),
+        transient_settings=tuple(_setting_from_pb(s) for s in msg.transient_settings),
     )

@@ -9,18 +9,22 @@ coordinating node, and for the `Transport` its calls go through:
 - `sim` (coordinator/engine/sim.py): every node in this process and this trio run, on virtual time,
   with in-memory links (simnode/sim/), reproducible by seed.
 
-A third kind (nodes in network namespaces, pods) is one more implementation of the same interface.
+- `netns` hosts (coordinator/engine/netns.py): the `real` engine's processes, each in its own
+  network namespace with its own address, and packet faults (`level: net`) from nftables.
+
+A fourth kind (Kubernetes pods) is one more implementation of the same interface.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import trio
 
 from coordinator.cat import NodeStats
+from coordinator.netfaults import PacketRule
 from coordinator.supervisor import NodeSpec
 from simnode.driver import Transport
 from simnode.node import Clock, Node
@@ -38,10 +42,29 @@ class HostState:
     paused: bool
     restarts: int
     pid: int | None = None  # the node's process (None on the sim engine: no process of its own)
+    control_host: str = ""  # where the control channel reaches it, when not at `host`
+
+
+class PacketFilter(Protocol):
+    """Where `level: net` faults are carried out: packets cut between the hosts."""
+
+    async def apply(self, rules: Sequence[PacketRule]) -> None:
+        """Install exactly `rules` (and remove every other packet rule)."""
+        ...
+
+    async def counts(self) -> dict[str, int]:
+        """Packets each installed fault's rules cut so far, by `netfaults.nft_tag(fault id)`."""
+        ...
 
 
 class NodeHosts(Protocol):
     engine: str  # "real" | "sim"
+    net: PacketFilter | None  # None: the hosts share one network stack (no `level: net`)
+
+    def host_of(self, name: str, default: str) -> str:
+        """The address node `name` (or the coordinating node) listens on; `default` when the
+        hosts share the machine's loopback."""
+        ...
 
     @property
     def transport(self) -> Transport:

@@ -9,13 +9,15 @@ transport (simnode/transport.py). Pause and resume return once the kernel says t
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import psutil
 import trio
 
 from coordinator.cat import NodeStats
-from coordinator.engine import HostState
+from coordinator.engine import HostState, PacketFilter
 from coordinator.supervisor import NodeSpec, Supervisor
+from simnode.discovery import DiscoveryNode
 from simnode.node import Clock, Node
 from simnode.server import NodeServer
 from simnode.transport import GrpcTransport, TransportTls
@@ -38,6 +40,7 @@ async def until_stopped(pid: int, *, stopped: bool, timeout: float = 2.0) -> Non
 
 class ProcessHosts:
     engine = "real"
+    net: PacketFilter | None = None
 
     def __init__(self, supervisor: Supervisor, tls: TransportTls | None = None) -> None:
         self.supervisor = supervisor
@@ -47,6 +50,9 @@ class ProcessHosts:
 
     def clock(self) -> Clock | None:
         return None
+
+    def host_of(self, name: str, default: str) -> str:
+        return default
 
     def bind_local(self, host: str, port: int) -> int:
         self._server = NodeServer(host, port, tls=self._tls)
@@ -79,12 +85,22 @@ class ProcessHosts:
     def names(self) -> list[str]:
         return list(self.supervisor.nodes)
 
+    def control_host(self, spec: NodeSpec) -> str:
+        """The address the control channel reaches the node at."""
+        return spec.host
+
+    def control_node(self, name: str) -> DiscoveryNode:
+        """The node as the control channel (rules, inspection, history) calls it."""
+        proc = self.supervisor.get(name)
+        return replace(proc.spec, host=self.control_host(proc.spec)).discovery_node(proc.port)
+
     def state(self, name: str) -> HostState:
         proc = self.supervisor.get(name)
         return HostState(
             name=name,
             id=proc.spec.id,
             host=proc.spec.host,
+            control_host=self.control_host(proc.spec),
             port=proc.port,
             alive=proc.alive,
             paused=proc.paused and proc.alive,

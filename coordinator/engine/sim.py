@@ -32,7 +32,7 @@ import trio
 
 from coordinator.cat import NodeStats
 from coordinator.client import Response, decode_answer, encode_body
-from coordinator.engine import HostState
+from coordinator.engine import HostState, PacketFilter
 from coordinator.supervisor import NodeSpec, SupervisorError
 from simnode.history import Recorder, attach
 from simnode.node import Clock, Node
@@ -55,13 +55,23 @@ SIMULATED_STATS = NodeStats(
     uptime_nanos=0,
 )
 GC_THRESHOLD = 50_000
+# How much virtual time a run (`run_sim`) or one call into a `SimWorld` may take. A simulated system
+# that deadlocks (nothing runnable, no timer) or livelocks (its periodic timers keep time moving,
+# the awaited thing never happens) would otherwise hang the caller for good; virtual time is cheap,
+# so the bound is generous: no test or scenario comes near a day.
+VIRTUAL_LIMIT = 86_400.0
 BASE_PORT = 9300  # the coordinating node; node i (in configured order) gets BASE_PORT + i
+
+
+def _dead(_kind: str, _fields: dict[str, Any]) -> None:
+    """The listener of a killed node: it says nothing."""
 
 
 class SimHosts:
     """In-process node hosts on a `SimNetwork`."""
 
     engine = "sim"
+    net: PacketFilter | None = None  # one process: no packets to cut
 
     def __init__(
         self,
@@ -86,6 +96,9 @@ class SimHosts:
 
     def clock(self) -> Clock:
         return Clock(epoch_millis=self.epoch_millis, t0=0.0)
+
+    def host_of(self, name: str, default: str) -> str:
+        return default
 
     def bind_local(self, host: str, port: int) -> int:
         return BASE_PORT
@@ -122,13 +135,17 @@ class SimHosts:
     async def restart(self, name: str) -> int:
         old = self._get(name)
         if old.alive:
-            self.network.kill(old.node.local.id)
-            self._record_end(name, "process_ended")
+            self._kill(old, name)
         self._restarts[name] = self._restarts.get(name, 0) + 1
         return await self.start(self._specs[name])
 
     async def kill(self, name: str) -> None:
-        host = self._get(name)
+        self._kill(self._get(name), name)
+
+    def _kill(self, host: SimHost, name: str) -> None:
+        # A killed process records nothing more. Here its tasks' `finally` blocks still run when
+        # the network cancels them; silenced first, so the history shows what a real kill shows.
+        attach(host.node, _dead)
         self.network.kill(host.node.local.id)
         self._record_end(name, "process_ended")
 
@@ -313,11 +330,34 @@ class SimEngine:
                 nursery.cancel_scope.cancel()
 
 
-def run_sim(main: Callable[[SimEngine], Awaitable[T]], *, seed: int) -> T:
-    """Run `main(engine)` in a fresh simulated world for `seed` and return what it returns."""
+class SimStuck(RuntimeError):
+    """A simulated run (or one call into a world) did not finish within its virtual-time limit."""
+
+    def __init__(self, what: str, limit: float, seed: int) -> None:
+        super().__init__(
+            f"{what} did not finish within {limit:g} s of virtual time (seed {seed}): the simulated "
+            "system is deadlocked (nothing runnable, no timer) or livelocked (timers keep time "
+            f"moving, the awaited thing never happens); replay it with seed {seed}"
+        )
+        self.limit = limit
+        self.seed = seed
+
+
+async def _bounded(fn: Callable[[], Awaitable[T]], what: str, limit: float, seed: int) -> T:
+    with trio.move_on_after(limit) as scope:
+        return await fn()
+    assert scope.cancelled_caught
+    raise SimStuck(what, limit, seed)
+
+
+def run_sim(
+    main: Callable[[SimEngine], Awaitable[T]], *, seed: int, limit: float = VIRTUAL_LIMIT
+) -> T:
+    """Run `main(engine)` in a fresh simulated world for `seed` and return what it returns.
+    Raises `SimStuck` when `main` has not returned after `limit` seconds of virtual time."""
     clock = VirtualClock()
 
-    async def root() -> T:
+    async def world() -> T:
         run_inline()  # one thread: heavy work runs inline, not in a worker thread
         network = SimNetwork(seed)
         engine = SimEngine(seed, network, clock, epoch_millis_for(seed))
@@ -327,6 +367,9 @@ def run_sim(main: Callable[[SimEngine], Awaitable[T]], *, seed: int) -> T:
                 return await main(engine)
             finally:
                 nursery.cancel_scope.cancel()
+
+    async def root() -> T:
+        return await _bounded(world, "the simulated run", limit, seed)
 
     with deterministic_scheduling(seed), gc_tuned():
         return trio.run(root, clock=clock)
@@ -393,12 +436,24 @@ class SimWorld:
     moving — until the call is done *and* nothing else is runnable, hands the answer back and holds
     still until the next call. So a run is a function of the seed and the calls alone, however fast
     or slow the machine: one seed, one run, every time. `close()` (or the `with` block's end) stops
-    the world; nothing of it survives.
+    the world; nothing of it survives. A call that has not finished after `limit` seconds of
+    virtual time fails with `SimStuck` (the world goes on).
     """
 
-    def __init__(self, config: Any, *, seed: int, demo: bool = False) -> None:
+    def __init__(
+        self,
+        config: Any,
+        *,
+        seed: int,
+        demo: bool = False,
+        limit: float = VIRTUAL_LIMIT,
+        record: bool = False,
+    ) -> None:
         self.config = config
         self.seed = seed
+        self.limit = limit  # the virtual time one call may take (`SimStuck` beyond)
+        # With `record`, the world's history (simnode/history.py), `t` in virtual seconds.
+        self.recorder = Recorder(self.now) if record else None
         self.demo = demo
         self._token: trio.lowlevel.TrioToken | None = None
         self._nursery: trio.Nursery | None = None
@@ -441,7 +496,10 @@ class SimWorld:
                 self._nursery = nursery
                 await nursery.start(network.run)
                 self._pending += 1  # the start-up is the first call
-                async with engine.cluster(self.config, demo=self.demo) as (cluster, client):
+                async with engine.cluster(self.config, demo=self.demo, recorder=self.recorder) as (
+                    cluster,
+                    client,
+                ):
                     self.cluster, self.client = cluster, client
                     self._pending -= 1
                     self._ready.set()
@@ -479,7 +537,9 @@ class SimWorld:
 
     async def _run(self, job: _Job) -> None:
         try:
-            job.result = await job.fn()
+            job.result = await _bounded(
+                job.fn, "a call into the simulated world", self.limit, self.seed
+            )
         except BaseException as e:
             job.error = e
             if isinstance(e, trio.Cancelled):

@@ -116,7 +116,7 @@ class Recording:
         pid = proc.pid
         self._following[name] = (pid, 0)
         self.recorder.record("record_start", node=name, pid=pid)
-        address = proc.spec.discovery_node(proc.port)
+        address = self.hosts.control_node(proc.spec.name)
         stream = self.hosts.transport.control_stream(address, "Events", cpb.EventsRequest())
 
         def consume() -> None:
@@ -166,7 +166,7 @@ class Recording:
             proc = self.hosts.supervisor.nodes.get(name)
             if proc is None or not proc.alive or proc.paused:
                 return
-            address = proc.spec.discovery_node(proc.port)
+            address = self.hosts.control_node(proc.spec.name)
             try:
                 msg = await self.hosts.transport.call_control(
                     address, "Inspect", cpb.InspectRequest(), timeout=timeout

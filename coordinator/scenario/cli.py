@@ -175,7 +175,13 @@ def run_simulated(
         for i, (file, scenario) in enumerate(loaded, start=1):
             terminal.begin(i, len(loaded), scenario.name, str(file))
             t = time.perf_counter()
-            result, _ = run_on_sim(scenario, file, seed=seed, progress=terminal.progress)
+            result, _ = run_on_sim(
+                scenario,
+                file,
+                seed=seed,
+                progress=terminal.progress,
+                history_dir=report_dir / scenario.name,
+            )
             results.append(result)
             terminal.end(result, wall=time.perf_counter() - t)
     except KeyboardInterrupt:
@@ -258,4 +264,26 @@ def run_sweep(
         console.print(f"[dim]{name}: {escape(path)}[/]", soft_wrap=True)
     if interrupted:
         return EXIT_INTERRUPTED
+    replay_failures(bad, report_dir, terminal)
     return EXIT_FAILED if bad else EXIT_OK
+
+
+REPLAYED_FAILURES = 3
+
+
+def replay_failures(bad: list[SeedOutcome], report_dir: Path, terminal: report.Terminal) -> None:
+    """The first failing (scenario, seed) pairs of a sweep, run once more with their history: a
+    seed replays its run, so the history, checks and timeline are those of the failure itself
+    (`<report dir>/<scenario>/seed-<S>/`). A sweep's thousands of passing runs record nothing."""
+    for outcome in bad[:REPLAYED_FAILURES]:
+        r = outcome.result
+        if r.status in ("passed", "skipped"):
+            continue  # a determinism difference: its trace said what differs
+        file = Path(r.file)
+        where = report_dir / r.name / f"seed-{r.seed}"
+        replayed, _ = run_on_sim(load_scenario(file), file, seed=r.seed, history_dir=where)
+        terminal.console.print(
+            f"  {escape(r.name)} seed {r.seed} replayed with its history ({replayed.status}): "
+            f"{escape(replayed.timeline or replayed.history or str(where))}",
+            soft_wrap=True,
+        )

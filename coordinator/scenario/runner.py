@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from coordinator.client import AsyncSend, AsyncSimClient, SimClientError
+from coordinator.history.recording import run_header
 from coordinator.limits import Limits
 from coordinator.scenario import checks
 from coordinator.scenario.expect import (
@@ -51,6 +52,8 @@ from coordinator.scenario.schema import (
     Step,
 )
 from coordinator.scenario.trace import Recorder
+from simnode.history import Recorder as HistoryRecorder
+from simnode.history import write as write_history
 
 if TYPE_CHECKING:
     from coordinator.engine.sim import SimEngine
@@ -130,6 +133,7 @@ class ScenarioRun:
         history_dir: Path | None = None,
         engine: str = "real",
         recorder: Recorder | None = None,
+        record_history: bool = True,
     ) -> None:
         self.scenario = scenario
         self.file = file
@@ -143,6 +147,10 @@ class ScenarioRun:
         self.history_dir = history_dir or base / scenario.name
         self.progress = progress or (lambda _event, _data: None)
         self.recorder = recorder
+        # The cluster's history (history.jsonl, checked, drawn as a timeline) — always on the real
+        # engine (the `tasksim up --record` child writes it); on the sim engine when asked for
+        # (`tasksim run --engine sim` does; a sweep's thousand seeds do not, only its failures).
+        self.record_history = record_history
         self.result = ScenarioResult(scenario.name, str(file), self.seed, engine=engine)
         self.result.repro = repro(file, self.seed, engine)
         self.result.steps = [StepResult(i, s.label(i)) for i, s in enumerate(scenario.steps)]
@@ -250,7 +258,8 @@ class ScenarioRun:
             engine.network.on_message = self.recorder.message
         self.progress("cluster", {"seed": self.seed})
         t = trio.current_time()
-        async with engine.cluster(config) as (_cluster, asgi):
+        history = HistoryRecorder(lambda: trio.current_time() - t) if self.record_history else None
+        async with engine.cluster(config, recorder=history) as (_cluster, asgi):
             self.result.timings["cluster_start"] = round(trio.current_time() - t, 6)
             self.result.url = asgi.url
             send: AsyncSend = asgi.request
@@ -258,8 +267,15 @@ class ScenarioRun:
                 send = self.recorder.sender(send)
             self.client = AsyncSimClient(send, url=asgi.url)
             await self._run_on_cluster()
-            t = trio.current_time()
-        self.result.timings["cluster_stop"] = round(trio.current_time() - t, 6)
+            stopping = trio.current_time()
+        self.result.timings["cluster_stop"] = round(trio.current_time() - stopping, 6)
+        if history is not None:
+            write_history(
+                self.history_dir / "history.jsonl",
+                run_header(config, engine="sim", scenario=self.scenario.name),
+                history.events,
+            )
+            self._check_history()
 
     async def _run_on_cluster(self) -> None:
         nodes = await self.sim.nodes()
@@ -789,15 +805,26 @@ def run_on_sim(
     seed: int | None = None,
     progress: Progress | None = None,
     record: bool = False,
+    history_dir: Path | None = None,
 ) -> tuple[ScenarioResult, str | None]:
     """Run a scenario on the sim engine, in a fresh simulated world for its seed; the result and,
-    with `record`, its trace (coordinator/scenario/trace.py). Synchronous: the world is its own
-    trio run."""
+    with `record`, its trace (coordinator/scenario/trace.py). With `history_dir`, the run's
+    history, its checks and its timeline go there, as a real run's do. Synchronous: the world is
+    its own trio run."""
     from coordinator.engine.sim import run_sim
     from coordinator.scenario.trace import trace
 
     recorder = Recorder() if record else None
-    one = ScenarioRun(scenario, file, seed=seed, progress=progress, engine="sim", recorder=recorder)
+    one = ScenarioRun(
+        scenario,
+        file,
+        seed=seed,
+        progress=progress,
+        engine="sim",
+        recorder=recorder,
+        history_dir=history_dir,
+        record_history=history_dir is not None,
+    )
     result = one.skipped()
     if result is None:
         try:

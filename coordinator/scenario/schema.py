@@ -93,7 +93,26 @@ class NodeSpecModel(_Strict):
 
 class ClusterSection(_Strict):
     nodes: int | list[NodeSpecModel] = 3
+    # With `nodes: N`: the nodes' names, `opensearch-node{n}` (numbered 1..N); default `node-{n}`.
+    name_pattern: str | None = None
     fault_detection: FaultDetectionSpec | Literal[False] = FaultDetectionSpec()
+
+    @model_validator(mode="after")
+    def _name_pattern(self) -> ClusterSection:
+        if self.name_pattern is None:
+            return self
+        if not isinstance(self.nodes, int):
+            raise ValueError("name_pattern goes with a node count; a node list names each node")
+        if "{n}" not in self.name_pattern:
+            raise ValueError(
+                f"name_pattern needs {{n}}, e.g. 'opensearch-node{{n}}', not {self.name_pattern!r}"
+            )
+        for name in self.node_names():
+            if re.fullmatch(NAME, name) is None:
+                raise ValueError(f"name_pattern gives {name!r}, not a node name ({NAME})")
+            if name == COORDINATOR:
+                raise ValueError(f"{COORDINATOR!r} is the coordinating node's name")
+        return self
 
     @field_validator("nodes")
     @classmethod
@@ -115,7 +134,8 @@ class ClusterSection(_Strict):
 
     def node_names(self) -> list[str]:
         if isinstance(self.nodes, int):
-            return [f"node-{i}" for i in range(1, self.nodes + 1)]
+            pattern = self.name_pattern or "node-{n}"
+            return [pattern.replace("{n}", str(i)) for i in range(1, self.nodes + 1)]
         return [n.name for n in self.nodes]
 
     def names(self) -> list[str]:

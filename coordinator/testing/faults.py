@@ -30,7 +30,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -251,24 +251,16 @@ class Faults(SimClient):
     def note_history(self, error: BaseException, started: float) -> Path | None:
         """Save the history since `started` (wall-clock seconds) for a failed example and add
         its path to `error`'s notes. Nothing while hypothesis shrinks (only its final replay)."""
-        if self.history is None or not _final_example():
+        history = self.history
+        if history is None or not final_example():
             return None
-        try:
-            path = save_history(self.history, started, _test_name())
-        except (OSError, ValueError) as e:
-            error.add_note(f"tasksim: the example's history could not be saved: {e}")
-            return None
-        if path is not None:
-            error.add_note(
-                f"tasksim: the history of this example: {path} (see it: tasksim timeline {path})"
-            )
-        return path
+        return note_saved(error, lambda: save_history(history, started, example_name()))
 
 
 FLUSH_WAIT = 1.2  # the cluster writes its history out every 0.5 s
 
 
-def _final_example() -> bool:
+def final_example() -> bool:
     try:
         from hypothesis.control import current_build_context
 
@@ -277,7 +269,7 @@ def _final_example() -> bool:
         return True
 
 
-def _test_name() -> str:
+def example_name() -> str:
     current = os.environ.get("PYTEST_CURRENT_TEST", "example").split(" ")[0]
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", current.split("::")[-1] or "example")[:80]
 
@@ -302,6 +294,13 @@ def save_history(source: Path, started: float, name: str) -> Path | None:
             continue  # the line being written
         if float(event.get("t", 0.0)) >= since:
             events.append(event)
+    path = history_path(name)
+    write(path, head, events)
+    return path.resolve()
+
+
+def history_path(name: str) -> Path:
+    """A new file for a failed example's history: `$TASKSIM_HISTORY_DIR/<name>-<time>.jsonl`."""
     out_dir = Path(os.environ.get("TASKSIM_HISTORY_DIR", "tasksim-reports/histories"))
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
@@ -309,5 +308,18 @@ def save_history(source: Path, started: float, name: str) -> Path | None:
     while path.exists():
         n += 1
         path = out_dir / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{n}.jsonl"
-    write(path, head, events)
-    return path.resolve()
+    return path
+
+
+def note_saved(error: BaseException, save: Callable[[], Path | None]) -> Path | None:
+    """Save a failed example's history with `save()` and name it in `error`'s notes."""
+    try:
+        path = save()
+    except (OSError, ValueError) as e:
+        error.add_note(f"tasksim: the example's history could not be saved: {e}")
+        return None
+    if path is not None:
+        error.add_note(
+            f"tasksim: the history of this example: {path} (see it: tasksim timeline {path})"
+        )
+    return path

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
@@ -29,8 +30,9 @@ from coordinator.client import Response
 from coordinator.cluster import ClusterConfig, FaultDetection, NodeConfig
 from coordinator.engine.sim import SimPending, SimWorld
 from coordinator.testing.cluster import ClusterNodes, Node
-from coordinator.testing.faults import Faults
+from coordinator.testing.faults import Faults, example_name, final_example, history_path, note_saved
 from coordinator.testing.model import ClusterShape
+from simnode.history import write
 
 ENGINE = "sim"
 # `tasksim up` arguments a simulated cluster understands (the rest need a real process).
@@ -132,9 +134,12 @@ class SimCluster(ClusterNodes):
         return resp.status, resp.body, resp.headers
 
 
-def start_simulated(config: ClusterConfig, *, seed: int, demo: bool = False) -> SimCluster:
-    """Start a world for `config` under `seed`; the caller closes `cluster.world`."""
-    world = SimWorld(replace(config, seed=seed), seed=seed, demo=demo).start()
+def start_simulated(
+    config: ClusterConfig, *, seed: int, demo: bool = False, record: bool = False
+) -> SimCluster:
+    """Start a world for `config` under `seed` (recording its history with `record`); the caller
+    closes `cluster.world`."""
+    world = SimWorld(replace(config, seed=seed), seed=seed, demo=demo, record=record).start()
     try:
         state = world.cluster.state
         nodes = [Node(n.name, n.id, n.transport_address, list(n.roles)) for n in state.nodes]
@@ -146,14 +151,32 @@ def start_simulated(config: ClusterConfig, *, seed: int, demo: bool = False) -> 
 
 @contextlib.contextmanager
 def simulated_cluster(
-    config: ClusterConfig | None = None, *, seed: int = 7, demo: bool = False
+    config: ClusterConfig | None = None, *, seed: int = 7, demo: bool = False, record: bool = False
 ) -> Iterator[SimCluster]:
-    """A simulated cluster of `config` (default: three nodes) under `seed`, stopped on exit."""
-    cluster = start_simulated(config or sim_config(), seed=seed, demo=demo)
+    """A simulated cluster of `config` (default: three nodes) under `seed`, stopped on exit.
+
+    With `record`, a failure inside the block leaves the world's history in
+    `$TASKSIM_HISTORY_DIR` (default `tasksim-reports/histories`), named in the failure's notes."""
+    cluster = start_simulated(config or sim_config(), seed=seed, demo=demo, record=record)
     try:
         yield cluster
+    except BaseException as e:
+        if cluster.world.recorder is not None:
+            note_saved(e, lambda: save_world_history(cluster))
+        raise
     finally:
         cluster.world.close()
+
+
+def save_world_history(cluster: SimCluster) -> Path:
+    """The history a world recorded so far, in a new file of `$TASKSIM_HISTORY_DIR`."""
+    from coordinator.history.recording import run_header
+
+    world = cluster.world
+    assert world.recorder is not None
+    path = history_path(example_name())
+    write(path, run_header(world.config, engine="sim"), list(world.recorder.events))
+    return path.resolve()
 
 
 class SimClusters:
@@ -169,13 +192,17 @@ class SimClusters:
         return f"SimClusters(nodes=[{names}], fault_detection={detection})"
 
     @contextlib.contextmanager
-    def start(self, seed: int) -> Iterator[SimCluster]:
-        with simulated_cluster(self.config, seed=seed, demo=self.demo) as cluster:
+    def start(self, seed: int, *, record: bool = False) -> Iterator[SimCluster]:
+        with simulated_cluster(self.config, seed=seed, demo=self.demo, record=record) as cluster:
             yield cluster
 
     @contextlib.contextmanager
     def example(self, data: st.DataObject) -> Iterator[SimCluster]:
-        """A fresh world for this example, its seed drawn from `data` (label `seed`)."""
+        """A fresh world for this example, its seed drawn from `data` (label `seed`).
+
+        Only hypothesis's final replay of a failing example records its history (the seed and the
+        calls replay the run exactly, so nothing is lost by not recording the others): a failure
+        then names the saved file in its notes, as on the real engine."""
         seed = data.draw(seeds(), label="seed")
-        with self.start(seed) as cluster:
+        with self.start(seed, record=final_example()) as cluster:
             yield cluster

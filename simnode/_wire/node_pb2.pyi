@@ -897,6 +897,8 @@ class ClusterState(_message.Message):
     CLUSTER_MANAGER_NODE_ID_FIELD_NUMBER: _builtins.int
     NODES_FIELD_NUMBER: _builtins.int
     TASKS_INDEX_NODE_ID_FIELD_NUMBER: _builtins.int
+    PERSISTENT_SETTINGS_FIELD_NUMBER: _builtins.int
+    TRANSIENT_SETTINGS_FIELD_NUMBER: _builtins.int
     cluster_name: _builtins.str
     cluster_uuid: _builtins.str
     version: _builtins.int
@@ -905,6 +907,12 @@ class ClusterState(_message.Message):
     """the node that holds the `.tasks` index ("" = none)"""
     @_builtins.property
     def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___DiscoveryNode]: ...
+    @_builtins.property
+    def persistent_settings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Setting]:
+        """the metadata's cluster settings (PUT _cluster/settings)"""
+
+    @_builtins.property
+    def transient_settings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Setting]: ...
     def __init__(
         self,
         *,
@@ -914,14 +922,44 @@ class ClusterState(_message.Message):
         cluster_manager_node_id: _builtins.str = ...,
         nodes: _abc.Iterable[Global___DiscoveryNode] | None = ...,
         tasks_index_node_id: _builtins.str = ...,
+        persistent_settings: _abc.Iterable[Global___Setting] | None = ...,
+        transient_settings: _abc.Iterable[Global___Setting] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_manager_node_id", b"cluster_manager_node_id", "cluster_name", b"cluster_name", "cluster_uuid", b"cluster_uuid", "nodes", b"nodes", "tasks_index_node_id", b"tasks_index_node_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_manager_node_id", b"cluster_manager_node_id", "cluster_name", b"cluster_name", "cluster_uuid", b"cluster_uuid", "nodes", b"nodes", "persistent_settings", b"persistent_settings", "tasks_index_node_id", b"tasks_index_node_id", "transient_settings", b"transient_settings", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ClusterState: _TypeAlias = ClusterState  # noqa: Y015
+
+@_typing.final
+class Setting(_message.Message):
+    """One cluster setting as OpenSearch's `Settings` keeps it: text, or a list of text."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
+    IS_LIST_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    is_list: _builtins.bool
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        values: _abc.Iterable[_builtins.str] | None = ...,
+        is_list: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["is_list", b"is_list", "key", b"key", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Setting: _TypeAlias = Setting  # noqa: Y015
 
 @_typing.final
 class NodeStatus(_message.Message):

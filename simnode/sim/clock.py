@@ -5,8 +5,11 @@ how long to sleep only when its run queue is empty (trio/_core/_run.py, the `whi
 loop), and this clock answers by jumping straight to the next deadline and returning 0. No wall time
 is read, ever; a run of ten virtual minutes costs what its events cost. A run with nothing runnable
 and no deadline left is stuck for good (a deadlock of the simulated system, since there is no real
-I/O to wait for): the clock then answers with a long real sleep and counts it in `stalls`, and the
-engine's own timeout (a deadline, so never reached in that state) is the user's way out.
+I/O to wait for): the clock then answers with a long real sleep and counts it in `stalls`. The sim
+engine never lets it come to that: `run_sim` and every `SimWorld` call run under a virtual-time
+limit (coordinator/engine/sim.py, `VIRTUAL_LIMIT`), a deadline the clock jumps to when nothing else
+is left, which ends a deadlocked or livelocked run with `SimStuck`. (A `SimWorld` that holds still
+between its driver's calls sleeps here too, woken by the next call through the trio token.)
 
 `deterministic_scheduling(seed)` makes trio's scheduling choices a function of the seed: trio picks
 the order of each batch of runnable tasks with its module-level `random.Random` (`_r`); with

@@ -95,6 +95,7 @@ def test_every_change_is_versioned_and_applied_by_every_process(sim: SimClient) 
     assert state["faults"] == [
         {
             "id": "cut",
+            "level": "transport",
             "rules": [
                 {
                     "id": "cut",
@@ -126,6 +127,13 @@ def test_invalid_faults_are_400s_with_a_reason(sim: SimClient) -> None:
         ({"link": {"action": "blackhole", "methods": ["Teleport"]}}, "unknown method 'Teleport'"),
         ({"partition": {"groups": [["node-1"], ["node-1"]]}}, "more than one partition group"),
         ({"storm": {}}, "exactly one key: link, slow, partition"),
+        # Packet faults need nodes in network namespaces; this cluster's share loopback.
+        (
+            {"link": {"action": "blackhole", "to": "node-2", "level": "net"}},
+            "level [net] cuts packets between network namespaces",
+        ),
+        ({"partition": {"groups": [["node-1"]], "level": "net"}}, "tasksim up --hosts netns"),
+        ({"link": {"action": "delay", "latency": "1s", "level": "net"}}, "no netem qdisc"),
     ]
     for body, reason in cases:
         resp = sim.request("POST", "/_sim/faults", body)

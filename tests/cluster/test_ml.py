@@ -284,6 +284,39 @@ def test_deploy_failing_everywhere_fails(cluster: RunningCluster) -> None:
     assert model["model_state"] == "DEPLOY_FAILED"
 
 
+def test_deploy_fails_when_a_memory_threshold_is_below_the_use(cluster: RunningCluster) -> None:
+    """ML Commons' memory circuit breakers: open when the node's use is above
+    `plugins.ml_commons.native_memory_threshold` / `jvm_heap_memory_threshold` (0: always)."""
+    native = "Native Memory Circuit Breaker is open, please check your resources!"
+    model_id = registered_model(cluster)
+    settings(cluster, plugins__ml_commons__native_memory_threshold=0)
+    try:
+        task_id = deploy(cluster, model_id)
+        done = wait_state(cluster, task_id, "COMPLETED", "COMPLETED_WITH_ERROR", "FAILED")
+        assert done["state"] == "FAILED"
+        assert json.loads(done["error"]) == {w: native for w in workers(cluster)}
+        # the JVM heap breaker is looked at first; 100 never opens
+        settings(
+            cluster,
+            plugins__ml_commons__jvm_heap_memory_threshold=40,
+            tasksim__ml__jvm_heap_used_percent=41,
+            plugins__ml_commons__native_memory_threshold=100,
+        )
+        task_id = deploy(cluster, model_id)
+        done = wait_state(cluster, task_id, "COMPLETED", "COMPLETED_WITH_ERROR", "FAILED")
+        assert json.loads(done["error"]) == {w: CIRCUIT for w in workers(cluster)}
+        settings(cluster, tasksim__ml__jvm_heap_used_percent=40)
+        task_id = deploy(cluster, model_id)
+        assert wait_state(cluster, task_id, "COMPLETED")["state"] == "COMPLETED"
+    finally:
+        settings(
+            cluster,
+            plugins__ml_commons__native_memory_threshold=None,
+            plugins__ml_commons__jvm_heap_memory_threshold=None,
+            tasksim__ml__jvm_heap_used_percent=None,
+        )
+
+
 def test_custom_deployment_plan(cluster: RunningCluster) -> None:
     model_id = registered_model(cluster)
     node3 = cluster.node("node-3").id

@@ -184,3 +184,45 @@ def test_a_failing_example_leaves_its_history(tmp_path: Path) -> None:
     assert "pause" in kinds and "resume" in kinds
     lists = [e for e in history.events if e["type"] == "ok" and "/_tasks?timeout" in e["path"]]
     assert lists and lists[-1]["summary"]["node_failures"]
+
+
+# The same mistake on the sim engine: each example a fresh world, its seed drawn by hypothesis.
+FAILING_SIM_TEST = """
+import pytest
+from hypothesis import given, strategies as st
+from coordinator.testing import cluster_settings
+
+pytestmark = pytest.mark.tasksim(nodes=2, fault_detection=False, engine="sim")
+
+
+@cluster_settings(max_examples=20)
+@given(data=st.data())
+def test_wrong_on_purpose_sim(tasksim_sim, data):
+    timeout = data.draw(st.sampled_from(["300ms", "400ms"]), label="timeout")
+    with tasksim_sim.example(data) as cluster:
+        cluster.sim.pause("node-2")
+        status, body = cluster.get(f"/_tasks?timeout={timeout}")
+        assert body.get("node_failures", []) == []
+"""
+
+
+def test_a_failing_sim_example_leaves_the_history_of_its_final_replay(tmp_path: Path) -> None:
+    (tmp_path / "test_user.py").write_text(FAILING_SIM_TEST)
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"]
+    if not entry_point_installed():
+        args[3:3] = ["-p", "coordinator.testing.plugin"]
+    histories = tmp_path / "histories"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TASKSIM_HISTORY_DIR=str(histories))
+    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    # One file: the final replay records, the examples hypothesis generated and shrank did not.
+    [saved] = list(histories.glob("test_wrong_on_purpose_sim-*.jsonl"))
+    assert f"tasksim: the history of this example: {saved}" in done.stdout, done.stdout
+    from simnode.history import read
+
+    history = read(saved)
+    assert history.head["engine"] == "sim"
+    assert f"Draw 2 (seed): {history.head['seed']}" in done.stdout  # the falsifying seed
+    assert {"pause", "record_start"} <= {e["type"] for e in history.events}
+    lists = [e for e in history.events if e["type"] == "ok" and "/_tasks?timeout" in e["path"]]
+    assert lists and lists[-1]["summary"]["node_failures"]

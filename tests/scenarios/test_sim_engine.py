@@ -132,6 +132,11 @@ def test_a_failing_seed_is_reported_with_the_command_that_replays_it(tmp_path: P
     assert "seed 1313" in out and "seed 1314:" in out
     replay = f"replay: tasksim run --engine sim --seed 1314 {anyseed}"
     assert replay in out, out
+    # The failing seed ran once more with its history: the failure's own timeline is on disk.
+    replayed = tmp_path / "lossy-links-seeded" / "seed-1314"
+    assert f"seed 1314 replayed with its history (failed): {replayed / 'timeline.html'}" in out
+    assert (replayed / "history.jsonl").is_file() and (replayed / "timeline.html").is_file()
+    assert not (tmp_path / "lossy-links-seeded" / "seed-1313").exists()  # passing: no history
     line = next(x for x in out.splitlines() if "seed 1314:" in x)
     problem = line.split("seed 1314:", 1)[1].strip()
     command = shlex.split(replay.removeprefix("replay: "))[1:]
@@ -315,3 +320,34 @@ def test_a_crash_under_a_seed_is_an_error_with_its_replay(monkeypatch: pytest.Mo
     assert "a bug that only this seed finds" in result.failures[-1]
     assert result.repro == f"tasksim run --engine sim --seed 7 {HUNG}"
     assert trace is not None and '"status": "error"' in trace
+
+
+def test_a_sim_run_writes_the_history_a_real_run_writes_and_a_killed_node_says_nothing(
+    tmp_path: Path,
+) -> None:
+    """`tasksim run --engine sim` records the cluster's history, checks it and draws its timeline,
+    as a real run does. A killed node records nothing after its `record_end` (on the sim engine its
+    tasks' cleanup still runs in-process: before the fix, the lifecycle checker saw tasks
+    unregistered by a dead node and failed this scenario)."""
+    from simnode.history import read
+
+    file = ROOT / "scenarios" / "node-killed-during-list.yaml"
+    result, _ = run_on_sim(load_scenario(file), file, history_dir=tmp_path)
+    assert result.status == "passed", (result.error, result.failures)
+    assert result.history == str(tmp_path / "history.jsonl")
+    assert (tmp_path / "timeline.html").stat().st_size > 0
+    history = read(tmp_path / "history.jsonl")
+    assert history.head["engine"] == "sim" and history.head["seed"] == result.seed
+    checks = result.checks["history"]
+    assert checks["task_lifecycle"]["status"] == "passed", checks
+    gone = False
+    for event in history.events:
+        if event.get("node") != "node-2":
+            continue
+        if event["type"] == "record_end":
+            gone = True
+        elif event["type"] == "record_start":
+            gone = False
+        elif event["type"].startswith(("task_", "ban_")):  # what the node itself records
+            assert not gone, f"node-2 recorded {event['type']} while killed: {event}"
+    assert any(e["type"] == "record_end" and e.get("node") == "node-2" for e in history.events)

@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from coordinator.cluster import ClusterConfig, FaultDetection
-from coordinator.engine.sim import AsgiClient, SimEngine, run_sim
+from coordinator.engine.sim import AsgiClient, SimEngine, SimStuck, SimWorld, run_sim
 from simnode.sim.clock import VirtualClock, deterministic_scheduling, epoch_millis_for
 from simnode.sim.network import SimNetwork
 
@@ -292,3 +292,40 @@ def test_cat_nodes_shows_the_numbers_of_an_idle_simulated_node_not_the_machine_s
     rows = sim(fn)
     assert [r["name"] for r in rows] == ["coordinator", "node-1", "node-2", "node-3"]
     assert all(r == {"name": r["name"], **numbers, "load_1m": "0.00"} for r in rows), rows
+
+
+# -- a stuck simulated system fails, it does not hang --------------------------------------------
+
+
+def test_a_deadlocked_run_fails_with_its_seed_instead_of_hanging() -> None:
+    """Nothing runnable and no timer: without the limit the clock would sleep for real, forever."""
+
+    async def main(engine: SimEngine) -> None:
+        await trio.Event().wait()  # never set: the simulated system is deadlocked
+
+    with pytest.raises(SimStuck, match=r"within 60 s of virtual time \(seed 5\)") as stuck:
+        run_sim(main, seed=5, limit=60)
+    assert stuck.value.seed == 5
+
+
+def test_a_livelocked_run_fails_once_its_virtual_time_is_spent() -> None:
+    """A cluster's follower checks keep virtual time moving; the awaited thing never happens."""
+    moved: list[float] = []
+
+    async def main(engine: SimEngine) -> None:
+        async with engine.cluster(THREE):
+            moved.append(trio.current_time())
+            await trio.Event().wait()
+
+    with pytest.raises(SimStuck, match="livelocked"):
+        run_sim(main, seed=6, limit=120)
+    assert moved  # the cluster was up; the limit, not a crash, ended the run
+
+
+def test_a_stuck_call_into_a_world_fails_and_the_world_goes_on() -> None:
+    with SimWorld(THREE, seed=8, limit=30) as world:
+        before = world.now()
+        with pytest.raises(SimStuck, match="a call into the simulated world"):
+            world.call(lambda: trio.Event().wait())
+        assert world.now() - before == pytest.approx(30, abs=1)
+        assert world.request("GET", "/_cluster/health").status == 200  # still serving
