@@ -375,7 +375,10 @@ def register(router: Router, cluster: Cluster) -> None:
     cluster.local.hit_source = operations
 
     def ensure_docs(name: str) -> IndexDocs:
-        """A write to a missing index creates it (1 shard, 1 replica), with its documents."""
+        """A write to a missing index creates it (1 shard, 1 replica), with its documents —
+        unless `action.auto_create_index` says no (the item's `index_not_found_exception`)."""
+        if indices.get(name) is None:
+            cluster.check_auto_create(name)
         ensure_index(name)
         return indices.docs(name)
 

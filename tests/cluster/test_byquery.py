@@ -362,3 +362,22 @@ def test_a_negative_batch_size_is_refused(rest: Rest) -> None:
         {"source": {"index": "bq-src", "size": -1}, "dest": {"index": "bq-dest"}}
     )
     assert status == 400 and answer["error"]["type"] == "illegal_argument_exception"
+
+
+def test_reindex_into_an_index_auto_create_refuses(rest: Rest) -> None:
+    fill(rest, "bq-src", {"1": {}, "2": {}})
+    rest.ok("PUT", "/_cluster/settings", {"persistent": {"action.auto_create_index": False}})
+    try:
+        status, answer = rest.reindex({"source": {"index": "bq-src"}, "dest": {"index": "bq-dest"}})
+    finally:
+        rest.ok("PUT", "/_cluster/settings", {"persistent": {"action.auto_create_index": None}})
+    assert status == 404
+    assert answer["created"] == 0 and answer["batches"] == 1
+    failure = answer["failures"][0]
+    assert (failure["index"], failure["status"]) == ("bq-dest", 404)
+    assert failure["cause"]["type"] == "index_not_found_exception"
+    assert failure["cause"]["reason"] == (
+        "no such index [bq-dest] and [action.auto_create_index] is [false]"
+    )
+    status, _ = rest.call("GET", "/bq-dest")
+    assert status == 404
