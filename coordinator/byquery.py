@@ -38,6 +38,7 @@ from coordinator.documents import (
     IndexDocs,
     Query,
     SourceFilter,
+    Target,
     matching,
 )
 from coordinator.documents.search import SortField, _ordered
@@ -138,14 +139,17 @@ class Operation:
     _hits: list[Hit] | None = None
     _synthetic: list[Synthetic] = field(default_factory=list)
 
-    def snapshot(self) -> None:
-        """The point-in-time view of the matching documents (taken once, by the first worker)."""
-        if self._hits is not None:
-            return
+    def targets(self) -> list[Target]:
+        """The sources as a search sees them now (on the loop: a due refresh happens first);
+        each `Target.docs` is an immutable tuple."""
         present = [n for n in self.sources if n in self.env.store]
-        targets = self.env.store.targets(
+        return self.env.store.targets(
             present, self.env.now(), {n: self.env.synthetic(n) for n in present}
         )
+
+    def match(self, targets: list[Target]) -> None:
+        """The point-in-time view of the matching documents — pure work over the immutable
+        `targets`, which a caller may run in a worker thread (a scan of many documents)."""
         hits = []
         found = matching(targets, self.query)
         if self.sort:
@@ -155,12 +159,19 @@ class Operation:
             if self.source_filter is not None:
                 source = self.source_filter.apply(source)
             hits.append(Hit(target.name, doc.id, source, doc.version, doc.seq_no, doc.primary_term))
-        self._hits = hits
+        synthetic = []
         if self.query.matches_all:
-            for name in self.sources:
-                count = self.env.synthetic(name)
-                if count > 0:
-                    self._synthetic.append(Synthetic(name, count))
+            synthetic = [Synthetic(t.name, t.synthetic) for t in targets if t.synthetic > 0]
+        self._hits, self._synthetic = hits, synthetic
+
+    @property
+    def snapshot_taken(self) -> bool:
+        return self._hits is not None
+
+    def snapshot(self) -> None:
+        """Take the snapshot now, if it was not taken yet (the first worker does)."""
+        if self._hits is None:
+            self.match(self.targets())
 
     def open(self, slice_id: int | None, slices: int) -> Scroll:
         self.snapshot()

@@ -43,12 +43,14 @@ from coordinator.ops import (
 from coordinator.painless import parse_script
 from coordinator.params import check_group_by
 from coordinator.render import tasks_response
+from coordinator.rest_docs import OFFLOAD_DOCS
 from simnode import bulk_by_scroll, jsontext
 from simnode._wire import node_pb2 as pb
 from simnode.errors import (
     IllegalArgumentError,
     OpenSearchError,
 )
+from simnode.offload import offload
 from simnode.registry import Headers
 from simnode.taskid import TaskId
 from simnode.wire import error_to_pb, headers_to_pb
@@ -442,7 +444,13 @@ def register(router: Router, cluster: Cluster) -> None:
                 spec.ClearField("bulk_by_scroll")
                 spec.error.CopyFrom(error_to_pb(failure))
             else:
-                key = operations.add(operation_of(req, [i.name for i in sources]))
+                operation = operation_of(req, [i.name for i in sources])
+                targets = operation.targets()
+                if sum(len(t.docs) for t in targets) >= OFFLOAD_DOCS:
+                    # A scan of many documents: taken now, off the loop, not by the first
+                    # worker on it (a snapshot of the same moment, give or take a scroll child).
+                    await offload(operation.match, targets)
+                key = operations.add(operation)
                 spec.bulk_by_scroll.operation = key
             headers = request.task_headers
             if not req.wait_for_completion:

@@ -913,20 +913,27 @@ class Node:
                 if not hits or task.is_cancelled:
                     return
                 worker.batches += 1
-                batch = scroll.prepare(hits)
-                worker.noops += batch.noops
-                if batch.size > 0:
-                    await self._run_child(
-                        task, _bulk_child(bbs, batch.size), headers, via_client=True
-                    )
-                    written = scroll.write(batch)
-                    worker.count_written(written)
-                    if written.failures:
-                        return
-                    if scroll.reached_max_docs(worker.successfully_processed):
+                # A large batch is worked a part at a time, so that the loop keeps serving
+                # between parts (the script runs in `prepare`, the writes in `write`).
+                parts = []
+                for start in range(0, len(hits), DOCUMENTS_PER_TURN):
+                    part = scroll.prepare(hits[start : start + DOCUMENTS_PER_TURN])
+                    worker.noops += part.noops
+                    parts.append(part)
+                    await trio.lowlevel.checkpoint()
+                size = sum(part.size for part in parts)
+                if size > 0:
+                    await self._run_child(task, _bulk_child(bbs, size), headers, via_client=True)
+                    failed = False
+                    for part in parts:
+                        written = scroll.write(part)
+                        worker.count_written(written)
+                        failed = failed or bool(written.failures)
+                        await trio.lowlevel.checkpoint()
+                    if failed or scroll.reached_max_docs(worker.successfully_processed):
                         return
                 _, nanos = self._now()
-                if worker.start_sleep(batch.size, nanos):
+                if worker.start_sleep(size, nanos):
                     await self._throttle_sleep(running, worker)
         except OpenSearchError as e:
             if not task.is_cancelled:
@@ -1064,6 +1071,9 @@ class Node:
                 for parent, reason in self.registry.bans.items()
             ],
         )
+
+
+DOCUMENTS_PER_TURN = 100  # a by-query batch's hits prepared / written per turn of the loop
 
 
 def _reason(task: Task) -> str | None:
