@@ -921,9 +921,11 @@ class Node:
                     worker.noops += part.noops
                     parts.append(part)
                     await trio.lowlevel.checkpoint()
-                size = sum(part.size for part in parts)
-                if size > 0:
-                    await self._run_child(task, _bulk_child(bbs, size), headers, via_client=True)
+                requests = sum(part.size for part in parts)
+                if requests > 0:
+                    await self._run_child(
+                        task, _bulk_child(bbs, requests), headers, via_client=True
+                    )
                     failed = False
                     for part in parts:
                         written = scroll.write(part)
@@ -933,7 +935,7 @@ class Node:
                     if failed or scroll.reached_max_docs(worker.successfully_processed):
                         return
                 _, nanos = self._now()
-                if worker.start_sleep(size, nanos):
+                if worker.start_sleep(requests, nanos):
                     await self._throttle_sleep(running, worker)
         except OpenSearchError as e:
             if not task.is_cancelled:

@@ -425,3 +425,12 @@ def test_a_large_update_by_query_does_not_hold_the_loop(
     status, body, _ = done["answer"]
     assert status == 200 and (body["updated"], body["batches"]) == (30_000, 1), body
     assert worst < max(1.0, done["took"] / 5), (worst, done["took"])
+
+
+def test_a_batch_the_script_made_all_noops_does_not_end_the_scroll(rest: Rest) -> None:
+    fill(rest, "bq-src", {str(n): {"n": n} for n in range(1, 7)}, number_of_shards=1)
+    status, body = rest.update_by_query(
+        "bq-src", {"script": "if (ctx._source.n < 3) {ctx.op = 'noop'}"}, scroll_size=2
+    )
+    assert status == 200
+    assert (body["total"], body["batches"], body["noops"], body["updated"]) == (6, 3, 2, 4)
