@@ -136,6 +136,7 @@ class Operation:
     refresh: bool = False
     source_filter: SourceFilter | None = None
     sort: tuple[SortField, ...] = ()
+    manual_slice: tuple[int, int] | None = None  # the request's own `slice: {id, max}`
     _hits: list[Hit] | None = None
     _synthetic: list[Synthetic] = field(default_factory=list)
 
@@ -154,6 +155,9 @@ class Operation:
         found = matching(targets, self.query)
         if self.sort:
             found = [row for row, _ in _ordered(found, self.sort)]
+        if self.manual_slice is not None:
+            slice_id, most = self.manual_slice
+            found = [(t, d) for t, d in found if _slice_of(d.id, most) == slice_id]
         for target, doc in found:
             source = doc.source
             if self.source_filter is not None:
@@ -162,6 +166,13 @@ class Operation:
         synthetic = []
         if self.query.matches_all:
             synthetic = [Synthetic(t.name, t.synthetic) for t in targets if t.synthetic > 0]
+        if self.manual_slice is not None:
+            slice_id, most = self.manual_slice
+            synthetic = [
+                Synthetic(run.index, share)
+                for run in synthetic
+                if (share := run.count // most + (1 if slice_id < run.count % most else 0))
+            ]
         self._hits, self._synthetic = hits, synthetic
 
     @property
@@ -181,7 +192,7 @@ class Operation:
         if slices == 1:
             hits, synthetic = list(self._hits), list(self._synthetic)
         else:
-            hits = [h for h in self._hits if zlib.crc32(h.id.encode()) % slices == sid]
+            hits = [h for h in self._hits if _slice_of(h.id, slices) == sid]
             synthetic = []
             for run in self._synthetic:
                 share = run.count // slices + (1 if sid < run.count % slices else 0)
@@ -431,6 +442,12 @@ class Scroll:
             self.op.env.store.refresh(
                 [n for n in sorted(self.written_indices) if n in store], self.op.env.now()
             )
+
+
+def _slice_of(doc_id: str, slices: int) -> int:
+    """The slice a document is in (OpenSearch hashes `_id`; tasksim with CRC-32). A manual
+    `slice` and the slices of `slices=N` share out the documents the same way."""
+    return zlib.crc32(doc_id.encode()) % slices
 
 
 def failure(index: str, doc_id: str | None, error: OpenSearchError) -> dict[str, Any]:

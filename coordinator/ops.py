@@ -116,6 +116,7 @@ class BulkByScrollRequest:
     version_type: str = "internal"
     source_filter: SourceFilter | None = None
     sort: tuple[SortField, ...] = ()  # reindex's deprecated `source.sort`
+    manual_slice: tuple[int, int] | None = None  # `slice: {id, max}` of the search
     invalid: list[str] = field(default_factory=list)  # more `validate` errors, found parsing
 
     @property
@@ -151,6 +152,24 @@ def set_max_docs(req: BulkByScrollRequest, value: int) -> None:
     if value < req.slices:
         raise IllegalArgumentError("[max_docs] should be >= [slices]")
     req.max_docs = value
+
+
+def parse_manual_slice(spec: Any, req: BulkByScrollRequest) -> None:
+    """`SliceBuilder`: `{"id": n, "max": m}`, 0 <= id < max, max > 1; not with `slices`."""
+    if not isinstance(spec, dict):
+        raise ParsingError("[slice] failed to parse object")
+    slice_id, most = spec.get("id"), spec.get("max")
+    if not isinstance(slice_id, int) or isinstance(slice_id, bool):
+        raise IllegalArgumentError("id must be greater than or equal to 0")
+    if not isinstance(most, int) or isinstance(most, bool) or most <= 1:
+        raise IllegalArgumentError("max must be greater than 1")
+    if slice_id < 0:
+        raise IllegalArgumentError("id must be greater than or equal to 0")
+    if slice_id >= most:
+        raise IllegalArgumentError("max must be greater than id")
+    req.manual_slice = (slice_id, most)
+    if req.slices != 1:
+        req.invalid.append("can't specify both manual and automatic slicing at the same time")
 
 
 class XContentParseError(OpenSearchError):

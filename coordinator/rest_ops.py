@@ -35,6 +35,7 @@ from coordinator.indices import DEFAULT_REPLICAS, DEFAULT_SHARDS, Index
 from coordinator.ops import (
     BulkByScrollRequest,
     check_reindex_body,
+    parse_manual_slice,
     parse_requests_per_second,
     parse_slices,
     plan_bulk_by_scroll,
@@ -320,6 +321,8 @@ def register(router: Router, cluster: Cluster) -> None:
                     req.source_filter = parse_source_filter(source["_source"])
                 if "sort" in source:  # deprecated, still honoured
                     req.sort = parse_sort(source["sort"])
+                if "slice" in source:
+                    parse_manual_slice(source["slice"], req)
             if isinstance(body.get("size"), int):  # deprecated: max_docs
                 set_max_docs(req, body["size"])
         else:
@@ -333,6 +336,8 @@ def register(router: Router, cluster: Cluster) -> None:
                     ) from None
             if "stored_fields" in body:
                 req.invalid.append("stored_fields is not supported in this context")
+            if "slice" in body:
+                parse_manual_slice(body["slice"], req)
             if kind == "delete_by_query" and "query" not in body and q is None:
                 req.invalid.append("query is missing")
             if q is not None:
@@ -414,6 +419,7 @@ def register(router: Router, cluster: Cluster) -> None:
             refresh=req.refresh,
             source_filter=req.source_filter,
             sort=req.sort,
+            manual_slice=req.manual_slice,
         )
 
     async def drop_when_done(task_id: int, key: str) -> None:

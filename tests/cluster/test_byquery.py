@@ -434,3 +434,29 @@ def test_a_batch_the_script_made_all_noops_does_not_end_the_scroll(rest: Rest) -
     )
     assert status == 200
     assert (body["total"], body["batches"], body["noops"], body["updated"]) == (6, 3, 2, 4)
+
+
+def test_manual_slices_of_a_reindex(rest: Rest) -> None:
+    fill(rest, "bq-src", {str(i): {"n": i} for i in range(20)})
+    created = 0
+    for slice_id in (0, 1):
+        status, body = rest.reindex(
+            {
+                "source": {"index": "bq-src", "slice": {"id": slice_id, "max": 2}},
+                "dest": {"index": "bq-dest"},
+            }
+        )
+        assert status == 200 and body["updated"] == 0  # the two slices do not overlap
+        created += body["created"]
+    assert created == 20
+    status, body = rest.reindex(
+        {"source": {"index": "bq-src", "slice": {"id": 0, "max": 2}}, "dest": {"index": "bq-dest"}},
+        slices=2,
+    )
+    assert status == 400
+    assert (
+        "can't specify both manual and automatic slicing at the same time"
+        in (body["error"]["reason"])
+    )
+    status, body = rest.update_by_query("bq-src", {"slice": {"id": 2, "max": 2}})
+    assert status == 400 and body["error"]["reason"] == "max must be greater than id"

@@ -325,3 +325,14 @@ def test_a_delete_into_a_missing_index_is_a_failure_not_a_creation() -> None:
     (failure,) = worker.failures
     assert (failure["index"], failure["status"]) == ("nowhere", 404)
     assert failure["cause"]["type"] == "index_not_found_exception"
+
+
+def test_manual_slices_share_out_the_documents() -> None:
+    w = World()
+    w.index("src", {str(i): {} for i in range(30)})
+    w.synthetic["src"] = 11
+    seen: list[int] = []
+    for slice_id in range(3):
+        (worker,) = drive(w.op("update_by_query", ["src"], manual_slice=(slice_id, 3)))
+        seen.append(worker.total)
+    assert sum(seen) == 41 and all(n > 0 for n in seen)
