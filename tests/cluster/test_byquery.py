@@ -39,7 +39,7 @@ def fill(rest: Rest, index: str, docs: dict[str, dict[str, Any]], **settings: An
     for doc_id, source in docs.items():
         lines.append({"index": {"_index": index, "_id": doc_id}})
         lines.append(source)
-    body = "\n".join(__import__("json").dumps(x) for x in lines) + "\n"
+    body = "\n".join(json.dumps(x) for x in lines) + "\n"
     status, answer, _ = rest.checked.cluster.request(
         "POST",
         "/_bulk?refresh=true",
