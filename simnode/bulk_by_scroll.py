@@ -10,6 +10,11 @@ it takes effect at the next batch. Cancelling rethrottles to unlimited, so a sle
 and finishes with `canceled`. A leader (`LeaderState`) of `slices` workers reports the sum of its
 finished slices, with `slices: [status|null, ...]`.
 
+A worker on real documents reads and writes them through a `HitSource` (the coordinator's
+document store; simnode never sees a document): `open` a `Scroll` on the operation's snapshot,
+then page, `prepare` (the script), `write` — `Written` says what the batch's bulk did, which the
+worker counts as `onBulkResponse` does. Without one, a worker counts synthetic documents.
+
 Field order and presence follow `BulkByScrollTask.Status.innerXContent` and
 `BulkByScrollResponse.toXContent`. Pure: no I/O, no clock (times are arguments, in nanoseconds).
 """
