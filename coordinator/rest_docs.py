@@ -267,9 +267,11 @@ def _source_of(body: Any) -> dict[str, Any]:
     if body is None:
         raise ActionRequestValidationError.of("source is missing")
     if not isinstance(body, dict):
+        # `DocumentParser.validateStart`, wrapped by `parseDocument`
         raise MapperParsingError(
-            "failed to parse", cause=OpenSearchError("not an object")
-        )  # OpenSearch: a document must be a JSON object
+            "failed to parse",
+            cause=MapperParsingError("Malformed content, must start with an object"),
+        )
     return body
 
 

@@ -136,6 +136,7 @@ def parse_source_filter(value: Any) -> SourceFilter:
 class SortField:
     name: str
     descending: bool = False
+    unmapped_type: str | None = None  # an index that does not map the field sorts it as missing
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,10 @@ def parse_sort(spec: Any) -> tuple[SortField, ...]:
             )
         if order not in ("asc", "desc"):
             raise IllegalArgumentError(f"Unknown SortOrder [{order}]")
-        out.append(SortField(name, order == "desc"))
+        unmapped = (
+            how.get("unmapped_type") if isinstance(item, dict) and isinstance(how, dict) else None
+        )
+        out.append(SortField(name, order == "desc", None if unmapped is None else str(unmapped)))
     return tuple(out)
 
 
@@ -230,6 +234,21 @@ def _bool_param(value: str, name: str) -> bool:
     )
 
 
+def token_name(value: Any) -> str:
+    """The Jackson token a JSON value starts with (`XContentParser.Token`)."""
+    if isinstance(value, dict):
+        return "START_OBJECT"
+    if isinstance(value, list):
+        return "START_ARRAY"
+    if isinstance(value, bool):
+        return "VALUE_BOOLEAN"
+    if isinstance(value, (int, float)):
+        return "VALUE_NUMBER"
+    if value is None:
+        return "VALUE_NULL"
+    return "VALUE_STRING"
+
+
 def parse_search(body: Any, params: Mapping[str, str] | None = None) -> SearchRequest:
     """A search body and the URL parameters that override it."""
     if body is None:
@@ -238,7 +257,7 @@ def parse_search(body: Any, params: Mapping[str, str] | None = None) -> SearchRe
         raise ParsingError("Expected [START_OBJECT] but found [START_ARRAY]")
     unknown = [k for k in body if k not in SEARCH_KEYS]
     if unknown:
-        kind = "START_OBJECT" if isinstance(body[unknown[0]], dict) else "VALUE_STRING"
+        kind = token_name(body[unknown[0]])
         raise ParsingError(f"Unknown key for a {kind} in [{unknown[0]}].", path=(unknown[0],))
     query = parse_query(body["query"], ("query",)) if "query" in body else MATCH_ALL
     size = _int(body.get("size", 10), "size")
@@ -336,7 +355,7 @@ def check_sort(sort: Sequence[SortField], mappings: Sequence[IndexMapping]) -> N
         if s.name in ("_score", "_doc"):
             continue
         kinds = [m.type_of(s.name) for m in mappings]
-        if mappings and all(k is None for k in kinds):
+        if mappings and all(k is None for k in kinds) and s.unmapped_type is None:
             raise QueryShardError(f"No mapping found for [{s.name}] in order to sort on")
         if any(k in TEXT_TYPES for k in kinds):
             raise IllegalArgumentError(

@@ -241,7 +241,8 @@ class IndexDocs:
     mapping: IndexMapping = field(default_factory=IndexMapping)
     refresh_interval: float = DEFAULT_REFRESH_INTERVAL
     last_refresh: float = 0.0
-    _live: dict[str, Document] = field(default_factory=dict)
+    _live: dict[str, Document] = field(default_factory=dict)  # by id
+    _by_shard: list[dict[str, Document]] = field(default_factory=list)  # in write order
     _tombstones: dict[str, int] = field(default_factory=dict)  # id → version of the delete
     _visible: tuple[Document, ...] = ()
     _seq: list[int] = field(default_factory=list)
@@ -254,6 +255,8 @@ class IndexDocs:
     def __post_init__(self) -> None:
         if not self._seq:
             self._seq = [-1] * max(1, self.shards)
+        if not self._by_shard:
+            self._by_shard = [{} for _ in range(max(1, self.shards))]
 
     def shard_metadata(self, shard: int) -> list[tuple[str, str]]:
         return [("index_uuid", self.uuid), ("shard", str(shard)), ("index", self.name)]
@@ -268,7 +271,7 @@ class IndexDocs:
         return len(self._live)
 
     def live(self) -> tuple[Document, ...]:
-        return tuple(sorted(self._live.values(), key=_doc_order))
+        return tuple(d for shard in self._by_shard for d in shard.values())
 
     def visible(self) -> tuple[Document, ...]:
         """The documents as of the last refresh, in doc order (shard, then write order). The
@@ -363,8 +366,10 @@ class IndexDocs:
         shard = shard_of(doc_id, self.shards)
         self._order += 1
         doc = Document(doc_id, source, version, self._next_seq(shard), 1, shard, self._order)
-        self._live.pop(doc_id, None)
         self._live[doc_id] = doc
+        docs = self._by_shard[shard]
+        docs.pop(doc_id, None)  # a new write goes to the end, as Lucene appends it
+        docs[doc_id] = doc
         self._tombstones.pop(doc_id, None)
         self._dirty = True
         return doc
@@ -423,6 +428,7 @@ class IndexDocs:
         )
         current = self._live.pop(doc_id, None)
         shard = shard_of(doc_id, self.shards)
+        self._by_shard[shard].pop(doc_id, None)
         if version is not None and version_type != "internal":
             new_version = version
         else:
@@ -476,10 +482,6 @@ class IndexDocs:
                 current.source,
             )
         return self.index(doc_id, merged, if_seq_no=if_seq_no, if_primary_term=if_primary_term)
-
-
-def _doc_order(doc: Document) -> tuple[int, int]:
-    return (doc.shard, doc.order)
 
 
 @dataclass

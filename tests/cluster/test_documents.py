@@ -64,6 +64,12 @@ def test_index_get_and_delete_a_document(api: Checked) -> None:
     assert body["error"]["index"] == "docs-a" and body["error"]["shard"] == "0"
     status, body = send(api, "PUT", "/docs-a/_doc/1?op_type=create", {"foo": "x"})
     assert status == 409
+    status, body = send(api, "PUT", "/docs-a/_doc/9", [1])
+    assert status == 400 and body["error"]["type"] == "mapper_parsing_exception"
+    assert body["error"]["caused_by"]["reason"] == "Malformed content, must start with an object"
+    status, body = send(api, "PUT", "/docs-a/_doc/9")
+    assert status == 400
+    assert body["error"]["reason"] == "Validation Failed: 1: source is missing;"
     status, body = send(api, "POST", "/docs-a/_doc", {"auto": True})
     assert status == 201 and body["result"] == "created" and len(body["_id"]) == 20
     status, body = send(api, "DELETE", "/docs-a/_doc/1")

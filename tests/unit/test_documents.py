@@ -513,3 +513,16 @@ def test_explicit_mappings_decide_how_fields_match() -> None:
     assert ids({"term": {"meta.k": "x"}}) == ["1"]
     assert docs.mapping.type_of("title.keyword") is None  # no sub-field unless mapped
     assert mapping.body()["properties"]["meta"] == {"properties": {"k": {"type": "keyword"}}}
+
+
+def test_sort_unmapped_type_and_unknown_search_keys() -> None:
+    t = target()
+    body = {"sort": [{"nope": {"order": "asc", "unmapped_type": "long"}}, {"likes": "asc"}]}
+    out = search([t], parse_search(body))
+    assert [h["_id"] for h in out["hits"]["hits"]] == ["3", "1", "2", "4"]
+    assert out["hits"]["hits"][0]["sort"] == [None, 0]
+    for value, token in (({}, "START_OBJECT"), ([], "START_ARRAY"), ("x", "VALUE_STRING"),
+                         (1, "VALUE_NUMBER"), (True, "VALUE_BOOLEAN")):  # fmt: skip
+        with pytest.raises(ParsingError) as e:
+            parse_search({"search_after": value})
+        assert e.value.reason == f"Unknown key for a {token} in [search_after]."
