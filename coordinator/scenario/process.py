@@ -50,6 +50,7 @@ class ClusterProcess:
     node_ids: dict[str, str] = field(default_factory=dict)  # name → id
     output: list[str] = field(default_factory=list)
     node_pids: set[int] = field(default_factory=set)
+    addresses: dict[str, str] = field(default_factory=dict)  # name → transport address
 
     @classmethod
     async def start(
@@ -92,6 +93,7 @@ class ClusterProcess:
         buf = b""
         url = None
         ids: dict[str, str] = {}
+        addresses: dict[str, str] = {}
         expected = None
         with trio.move_on_after(START_TIMEOUT):
             while True:
@@ -109,8 +111,9 @@ class ClusterProcess:
                         expected = int(counted.group(1)) + 1 if counted else None
                     elif url is not None and (m2 := NODE_LINE.match(line)):
                         ids[m2.group(1)] = m2.group(2)
+                        addresses[m2.group(1)] = m2.group(3)
                 if url is not None and expected is not None and len(ids) >= expected:
-                    cluster = cls(proc, url, ids, lines)
+                    cluster = cls(proc, url, ids, lines, addresses=addresses)
                     cluster.node_pids = cluster._node_pids()
                     return cluster
         await _terminate(proc)

@@ -17,7 +17,8 @@ started is stopped and no node process may outlive it.
 
 Outcome: `passed`, `failed` (an expectation or a check did not hold), `error` (the scenario
 could not be carried out: a step's request was refused, the cluster did not start, a timeout), or
-`skipped` (the scenario says it needs the other engine).
+`skipped` (the scenario says it needs the other engine, or `hosts: netns` where namespaces cannot
+be made: not root, no `nft`, or the sim engine).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class ScenarioResult:
     url: str = ""
     timings: dict[str, float] = field(default_factory=dict)  # cluster start/stop
     pids: list[int] = field(default_factory=list)  # the processes of the cluster the run started
+    addresses: dict[str, str] = field(default_factory=dict)  # its transport addresses, by name
     history: str = ""  # the history the cluster recorded (history.jsonl)
     timeline: str = ""  # its timeline (timeline.html)
     engine: str = "real"  # real | sim
@@ -176,12 +178,19 @@ class ScenarioRun:
         return trio.current_time() - self.t0
 
     def skip_reason(self) -> str | None:
-        """Why this scenario does not run on this engine (None: it does)."""
+        """Why this scenario does not run on this engine or this machine (None: it does)."""
         needs = self.scenario.engine
-        if needs is None or needs == self.engine:
-            return None
-        why = self.scenario.description.strip().splitlines()
-        return f"needs the {needs} engine" + (f": {why[0]}" if why else "")
+        if needs is not None and needs != self.engine:
+            why = self.scenario.description.strip().splitlines()
+            return f"needs the {needs} engine" + (f": {why[0]}" if why else "")
+        if self.scenario.cluster.hosts == "netns":
+            if self.engine == "sim":
+                return (
+                    "needs hosts: netns (node processes in network namespaces), not the sim engine"
+                )
+            if self.external_url is None:
+                return netns_unavailable()
+        return None
 
     def skipped(self) -> ScenarioResult | None:
         """The result of a scenario that needs the other engine (None: it runs here)."""
@@ -223,6 +232,7 @@ class ScenarioRun:
                 )
                 self.result.timings["cluster_start"] = round(trio.current_time() - t, 3)
                 self.result.url = cluster.url
+                self.result.addresses = dict(cluster.addresses)
             else:
                 self.result.url = self.external_url
             self.client = AsyncSimClient.over_http(self.result.url)
@@ -746,6 +756,14 @@ class ScenarioRun:
                     f"eventually {name} (within {spec.within:g}s): {problem}"
                 )
         return not failed
+
+
+def netns_unavailable() -> str | None:
+    """Why node processes cannot run in network namespaces here, in one line (None: they can)."""
+    from coordinator.engine.netns import netns_problem
+
+    problem = netns_problem()
+    return None if problem is None else problem.replace("--hosts netns", "hosts: netns", 1)
 
 
 def _first(group: BaseExceptionGroup[Any]) -> BaseException:

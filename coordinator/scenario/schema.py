@@ -5,6 +5,7 @@ A scenario names its cluster, a seed, and steps run in order. A step does exactl
     start        simulated task trees (a `POST /_sim/tasks` body)   (`${id}` is then its task id)
     request      one REST call, with `expect`; `background: true` runs it alongside the next steps
     partition / link / slow      install a fault; `for: 2s` or `until: <step id>` removes it again
+                                 (`level: net` on a link or partition: packets, with `hosts: netns`)
     kill / pause / resume / restart      a process fault on a node
     heal         `true`: everything (rules, paused, dead); or the id of one fault step
     wait         a duration;   await: the id of a background request;   wait_until: poll a request
@@ -17,7 +18,9 @@ Any step may say `at: 1.5s`: it does not start before that time since the scenar
 `sometimes` names events that must happen at least once in the run's history (else: vacuous).
 
 `engine: real` or `engine: sim` says the scenario runs on that engine only (its `description` says
-why); it is skipped on the other. A cluster has up to 16 nodes, or up to 10 000 with `engine: sim`.
+why); it is skipped on the other. `cluster: {hosts: netns}` runs each node process in a network
+namespace of its own (real packets, `level: net` faults): such a scenario is skipped, with the
+reason in one line, on the sim engine and where namespaces cannot be made (not root, no `nft`). A cluster has up to 16 nodes, or up to 10 000 with `engine: sim`.
 `sweep: false` says its expectations hold for its own seed only: a seed sweep runs it once.
 
 Validation is strict and complete before a process starts: unknown keys, bad durations, unknown
@@ -96,6 +99,10 @@ class ClusterSection(_Strict):
     # With `nodes: N`: the nodes' names, `opensearch-node{n}` (numbered 1..N); default `node-{n}`.
     name_pattern: str | None = None
     fault_detection: FaultDetectionSpec | Literal[False] = FaultDetectionSpec()
+    # Where the node processes run (`tasksim up --hosts`): `loopback` (the default), all on
+    # 127.0.0.1; `netns`, each in a network namespace of its own, with its own address, for
+    # `level: net` faults (root only: skipped elsewhere, and on the sim engine).
+    hosts: Literal["loopback", "netns"] = "loopback"
 
     @model_validator(mode="after")
     def _name_pattern(self) -> ClusterSection:
@@ -165,8 +172,8 @@ class ClusterSection(_Strict):
             )
         )
         if seed is None:
-            return ClusterConfig(nodes=nodes, fault_detection=detection)
-        return ClusterConfig(nodes=nodes, seed=seed, fault_detection=detection)
+            return ClusterConfig(nodes=nodes, fault_detection=detection, hosts=self.hosts)
+        return ClusterConfig(nodes=nodes, seed=seed, fault_detection=detection, hosts=self.hosts)
 
 
 # -- requests and expectations ----------------------------------------------------------------------
@@ -485,6 +492,8 @@ def semantic_errors(scenario: Scenario, marks: Marks) -> list[ScenarioError]:
         err(("sweep",), "'sweep: false' is for expectations of one seed: give the 'seed'")
     if scenario.engine is not None and not scenario.description.strip():
         err(("engine",), "a scenario that needs one engine says why in its 'description'")
+    if scenario.cluster.hosts == "netns" and scenario.engine == "sim":
+        err(("engine",), "'hosts: netns' runs node processes: it needs the real engine, not 'sim'")
     count = len(nodes)
     if count > MAX_NODES and scenario.engine != "sim":
         err(
@@ -536,6 +545,12 @@ def semantic_errors(scenario: Scenario, marks: Marks) -> list[ScenarioError]:
         elif step.fault is not None:
             fault = step.fault
             where = (*base, kind)
+            if fault.level == "net" and scenario.cluster.hosts != "netns":
+                err(
+                    (*where, "level"),
+                    "'level: net' cuts packets between network namespaces: "
+                    "it needs 'cluster: {hosts: netns}'",
+                )
             if isinstance(fault, Partition):
                 for g, group in enumerate(fault.groups):
                     for name in group:

@@ -124,3 +124,26 @@ def test_fault_specs_are_checked_too() -> None:
         "CancelTasks, GetTask, RunTask, StartTask, BanParent,"
     )
     assert "DeployModel" in problem and "(or the OpenSearch action they carry" in problem
+
+
+def test_hosts_loopback_by_default_netns_on_request_and_never_on_the_sim_engine() -> None:
+    assert load_scenario_text("name: x\nsteps: [{wait: 1s}]\n").cluster.hosts == "loopback"
+    netns = load_scenario_text("name: x\ncluster: {hosts: netns}\nsteps: [{wait: 1s}]\n")
+    assert netns.cluster.hosts == "netns"
+    [bad] = errors("name: x\ncluster: {hosts: pods}\nsteps: [{wait: 1s}]\n")
+    assert bad.startswith("s.yaml:2:11: cluster.hosts: Input should be 'loopback' or 'netns'")
+    assert errors(
+        "name: x\ndescription: why\nengine: sim\ncluster: {hosts: netns}\nsteps: [{wait: 1s}]\n"
+    ) == [
+        "s.yaml:3:1: engine: 'hosts: netns' runs node processes: it needs the real engine, not 'sim'"
+    ]
+
+
+def test_a_net_level_fault_needs_netns_hosts() -> None:
+    text = "name: x\ncluster: {hosts: HOSTS}\nsteps:\n  - partition: {groups: [[node-1]], level: net}\n"
+    assert errors(text.replace("HOSTS", "loopback")) == [
+        "s.yaml:4:37: steps[0].partition.level: 'level: net' cuts packets between network "
+        "namespaces: it needs 'cluster: {hosts: netns}'"
+    ]
+    step = load_scenario_text(text.replace("HOSTS", "netns")).steps[0]
+    assert step.partition is not None and step.partition.level == "net"
