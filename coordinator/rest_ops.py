@@ -378,8 +378,7 @@ def register(router: Router, cluster: Cluster) -> None:
         return req
 
     store = indices.documents
-    operations = Operations()
-    cluster.local.hit_source = operations
+    operations = Operations()  # the coordinating node's `hit_source` (set when one starts)
 
     def ensure_docs(name: str) -> IndexDocs:
         """A write to a missing index creates it (1 shard, 1 replica), with its documents —
@@ -458,6 +457,7 @@ def register(router: Router, cluster: Cluster) -> None:
                     await offload(operation.match, targets)
                 key = operations.add(operation)
                 spec.bulk_by_scroll.operation = key
+                cluster.local.hit_source = operations  # the router is built before the node
             headers = request.task_headers
             if not req.wait_for_completion:
                 try:
