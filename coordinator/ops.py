@@ -19,15 +19,24 @@ Parameter parsing keeps OpenSearch's messages (`AbstractBaseReindexRestHandler`)
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from coordinator.documents import shard_of
+from coordinator.documents import MATCH_ALL, ParsingError, Query, SourceFilter, shard_of
+from coordinator.documents.search import SortField
 from coordinator.indices import Index, Indices, Timing
+from coordinator.painless import Script
 from coordinator.params import Params
 from simnode import bulk_by_scroll, jsontext
 from simnode._wire import node_pb2 as pb
-from simnode.errors import ActionRequestValidationError, IllegalArgumentError, ParseError
+from simnode.errors import (
+    ActionRequestValidationError,
+    IllegalArgumentError,
+    NumberFormatError,
+    OpenSearchError,
+    ParseError,
+)
 
 BULK_ACTION = "indices:data/write/bulk"
 SEARCH_ACTION = "indices:data/read/search"
@@ -99,6 +108,16 @@ class BulkByScrollRequest:
     requests_per_second: float = math.inf
     slices: int = 1
     wait_for_completion: bool = True
+    refresh: bool = False
+    query: Query = MATCH_ALL
+    script: Script | None = None
+    abort_on_version_conflict: bool = True
+    op_type: str = "index"  # reindex's dest
+    version_type: str = "internal"
+    source_filter: SourceFilter | None = None
+    sort: tuple[SortField, ...] = ()  # reindex's deprecated `source.sort`
+    manual_slice: tuple[int, int] | None = None  # `slice: {id, max}` of the search
+    invalid: list[str] = field(default_factory=list)  # more `validate` errors, found parsing
 
     @property
     def description(self) -> str:
@@ -108,7 +127,7 @@ class BulkByScrollRequest:
         return f"{self.kind.replace('_', '-')} {sources}"
 
     def validate(self) -> None:
-        errors = []
+        errors = list(self.invalid)
         if self.kind == "reindex" and not self.sources:
             errors.append("use _all if you really want to copy from all existing indexes")
         if self.kind == "reindex" and not self.dest:
@@ -133,6 +152,128 @@ def set_max_docs(req: BulkByScrollRequest, value: int) -> None:
     if value < req.slices:
         raise IllegalArgumentError("[max_docs] should be >= [slices]")
     req.max_docs = value
+
+
+def parse_manual_slice(spec: Any, req: BulkByScrollRequest) -> None:
+    """`SliceBuilder`: `{"id": n, "max": m}`, 0 <= id < max, max > 1; not with `slices`."""
+    if not isinstance(spec, dict):
+        raise ParsingError("[slice] failed to parse object")
+    slice_id, most = spec.get("id"), spec.get("max")
+    if not isinstance(slice_id, int) or isinstance(slice_id, bool):
+        raise IllegalArgumentError("id must be greater than or equal to 0")
+    if not isinstance(most, int) or isinstance(most, bool) or most <= 1:
+        raise IllegalArgumentError("max must be greater than 1")
+    if slice_id < 0:
+        raise IllegalArgumentError("id must be greater than or equal to 0")
+    if slice_id >= most:
+        raise IllegalArgumentError("max must be greater than id")
+    req.manual_slice = (slice_id, most)
+    if req.slices != 1:
+        req.invalid.append("can't specify both manual and automatic slicing at the same time")
+
+
+class XContentParseError(OpenSearchError):
+    """`XContentParseException`: `[line:col] [parser] unknown field [name]`."""
+
+    type = "x_content_parse_exception"
+    status = 400
+
+
+REINDEX_FIELDS = ("source", "dest", "size", "max_docs", "script", "conflicts")
+DEST_FIELDS = ("index", "version_type", "op_type", "pipeline", "routing")
+# What `source` may hold: the search source (`SearchSourceBuilder`) and reindex's own keys.
+SOURCE_FIELDS = (
+    "index", "query", "size", "from", "_source", "sort", "slice", "remote", "stored_fields",
+    "docvalue_fields", "script_fields", "timeout", "terminate_after", "track_total_hits",
+    "version", "seq_no_primary_term", "min_score", "post_filter", "search_after",
+)  # fmt: skip
+REMOTE_FIELDS = ("host", "username", "password", "headers", "socket_timeout", "connect_timeout")
+_TOKENS = ((dict, "START_OBJECT"), (list, "START_ARRAY"), (bool, "VALUE_BOOLEAN"),
+           (str, "VALUE_STRING"), (int, "VALUE_NUMBER"), (float, "VALUE_NUMBER"))  # fmt: skip
+
+
+def _field_at(raw: bytes, name: str) -> str:
+    """`line:col` of the first `"name"` key in the body (where the parser met it)."""
+    text = raw.decode("utf-8", "replace")
+    at = text.find(f'"{name}"')
+    if at < 0:
+        return "1:1"
+    line = text.count("\n", 0, at) + 1
+    return f"{line}:{at - (text.rfind(chr(10), 0, at) + 1) + 1}"
+
+
+def check_reindex_body(body: dict[str, Any], raw: bytes, req: BulkByScrollRequest) -> None:
+    """`ReindexRequest.fromXContent` and `validate`: unknown fields are parse errors (the body's
+    `ObjectParser`s, the search source's `Unknown key`), and what reindex does not take
+    (`from`, `stored_fields`, `_source: false`) is a validation error. A `remote` source is
+    checked as OpenSearch checks it, and then refused: `reindex.remote.allowlist` is empty."""
+    for key in body:
+        if key not in REINDEX_FIELDS:
+            raise XContentParseError(f"[{_field_at(raw, key)}] [reindex] unknown field [{key}]")
+    dest = body.get("dest")
+    if isinstance(dest, dict):
+        for key in dest:
+            if key not in DEST_FIELDS:
+                raise XContentParseError(f"[{_field_at(raw, key)}] [dest] unknown field [{key}]")
+    source = body.get("source")
+    if not isinstance(source, dict):
+        return
+    for key, value in source.items():
+        if key not in SOURCE_FIELDS:
+            token = next((t for kind, t in _TOKENS if isinstance(value, kind)), "VALUE_NULL")
+            raise ParsingError(f"Unknown key for a {token} in [{key}].")
+    size = source.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
+        raise NumberFormatError(f'For input string: "{size}"')
+    if "from" in source:
+        req.invalid.append("from is not supported in this context")
+    if "stored_fields" in source:
+        req.invalid.append("stored_fields is not supported in this context")
+    if source.get("_source") is False:
+        req.invalid.append("_source:false is not supported in this context")
+    remote = source.get("remote")
+    if isinstance(remote, dict):
+        _check_remote(remote)
+
+
+def _time_value(text: str, name: str) -> None:
+    """`TimeValue.parseTimeValue`'s failures: a unit suffix on something not a number (`borked`
+    ends with the `d` of days) is a parse error caused by `NumberFormatException`."""
+    normalized = text.strip().lower()
+    for suffix in ("nanos", "micros", "ms", "s", "m", "h", "d"):
+        if normalized.endswith(suffix):
+            number = normalized[: -len(suffix)].strip()
+            if not re.fullmatch(r"-?\d+", number):
+                raise ParseError(
+                    f"failed to parse [{text}]",
+                    cause=NumberFormatError(f'For input string: "{number}"'),
+                )
+            return
+    if normalized not in ("-1", "0"):
+        raise IllegalArgumentError(
+            f"failed to parse setting [{name}] with value [{text}] as a time value: unit is "
+            "missing or unrecognized"
+        )
+
+
+def _check_remote(remote: dict[str, Any]) -> None:
+    """`ReindexRequest.buildRemoteInfo`, then `ReindexValidator.checkRemoteAllowlist` with the
+    default (empty) `reindex.remote.allowlist`."""
+    host = remote.get("host")
+    if host is None:
+        raise IllegalArgumentError("[host] must be specified to reindex from a remote cluster")
+    m = re.fullmatch(r"(\w+)://([^:/]+):(\d+)(/.*)?", str(host))
+    if m is None:
+        raise IllegalArgumentError(
+            f"[host] must be of the form [scheme]://[host]:[port](/[pathPrefix])? but was [{host}]"
+        )
+    for key in ("socket_timeout", "connect_timeout"):
+        if key in remote:
+            _time_value(str(remote[key]), key)
+    unsupported = [k for k in remote if k not in REMOTE_FIELDS]
+    if unsupported:
+        raise IllegalArgumentError(f"Unsupported fields in [remote]: [{','.join(unsupported)}]")
+    raise IllegalArgumentError(f"[{m[2]}:{m[3]}] not allowlisted in reindex.remote.allowlist")
 
 
 def plan_bulk_by_scroll(

@@ -24,6 +24,7 @@ from typing import Any
 
 import trio
 
+from coordinator import rest_scroll
 from coordinator.cluster import Cluster
 from coordinator.documents import (
     ParsingError,
@@ -50,6 +51,7 @@ from coordinator.ops import (
     write_spec,
 )
 from coordinator.params import Params
+from coordinator.scroll import Scrolls, parse_keep_alive
 from simnode import jsontext
 from simnode._wire import node_pb2 as pb
 from simnode.errors import (
@@ -328,6 +330,8 @@ def index_settings(body: Any) -> dict[str, Any]:
 
 def register(router: Router, cluster: Cluster) -> None:
     indices = cluster.indices
+    scrolls = Scrolls()  # `_search?scroll=` and coordinator/rest_scroll.py (byquery)
+    rest_scroll.register(router, cluster, scrolls)
     waiting: dict[str, trio.Event] = {}  # index → woken by its next refresh
 
     def now() -> float:
@@ -789,6 +793,7 @@ def register(router: Router, cluster: Cluster) -> None:
     async def search_handler(request: RestRequest) -> RestResponse:
         params = request.params
         values = search_values(params)
+        scroll = params.param("scroll")  # coordinator/scroll.py (byquery)
         for key in _SEARCH_PARAMS:
             params.param(key)
         options = read_options(params)
@@ -818,6 +823,9 @@ def register(router: Router, cluster: Cluster) -> None:
         body = await run_search_tree(
             request, found, description, response, fetch, real_per_shard(snapshot)
         )
+        if scroll is not None:  # the first page of a scroll: its context keeps the snapshot
+            keep_alive = parse_keep_alive(scroll)
+            body = {"_scroll_id": scrolls.open(snapshot, req, keep_alive, now()), **body}
         return RestResponse(body)
 
     async def count_handler(request: RestRequest) -> RestResponse:

@@ -1,13 +1,13 @@
-"""REST handlers of the operations that create tasks: indices, `_bulk`, `_search`, `_reindex`,
-`_update_by_query`, `_delete_by_query`, `_rethrottle`, and the simulator's `/_sim/indices`.
+"""REST handlers of the operations that create tasks: indices, `_reindex`, `_update_by_query`,
+`_delete_by_query`, `_rethrottle`, and the simulator's `/_sim/indices`.
 
 Every operation runs as a REST-entry task on the coordinating node (the node that received the
-request, as in OpenSearch), whose tree comes from coordinator/ops.py. Bulk-by-scroll requests with
-`wait_for_completion=false` answer `{"task": "<coordinating node>:<id>"}` at once and store their
-result in `.tasks` when done; with `true` they answer the response. The index model
-(coordinator/indices.py) follows what the operations did: `_bulk` adds and removes documents,
-`_reindex` fills its destination (created on demand), `_delete_by_query` empties its source.
-"""
+request, as in OpenSearch), whose tree comes from coordinator/ops.py. A bulk-by-scroll request
+becomes an `Operation` of coordinator/byquery.py, registered with the coordinating node's
+`hit_source` for as long as its task runs: its workers read and write the documents through it.
+With `wait_for_completion=false` it answers `{"task": "<coordinating node>:<id>"}` at once and
+stores its result in `.tasks` when done; with `true` it answers the response (409 when a version
+conflict aborted it, as `BulkIndexByScrollResponseContentListener` answers)."""
 
 from __future__ import annotations
 
@@ -16,26 +16,42 @@ from typing import Any
 import trio
 
 from coordinator import fanout
+from coordinator.byquery import Dest, Env, Operation, Operations
 from coordinator.cluster import Cluster
-from coordinator.documents import IndexMapping, parse_interval
+from coordinator.documents import (
+    MATCH_ALL,
+    IndexDocs,
+    IndexMapping,
+    ParsingError,
+    Query,
+    parse_interval,
+    parse_query,
+    parse_version_type,
+    query_string,
+)
+from coordinator.documents.search import parse_sort, parse_source_filter
 from coordinator.http import RestRequest, RestResponse, Router
 from coordinator.indices import DEFAULT_REPLICAS, DEFAULT_SHARDS, Index
 from coordinator.ops import (
     BulkByScrollRequest,
+    check_reindex_body,
+    parse_manual_slice,
     parse_requests_per_second,
     parse_slices,
     plan_bulk_by_scroll,
     set_max_docs,
 )
+from coordinator.painless import parse_script
 from coordinator.params import check_group_by
 from coordinator.render import tasks_response
+from coordinator.rest_docs import OFFLOAD_DOCS
 from simnode import bulk_by_scroll, jsontext
 from simnode._wire import node_pb2 as pb
 from simnode.errors import (
-    ActionRequestValidationError,
     IllegalArgumentError,
     OpenSearchError,
 )
+from simnode.offload import offload
 from simnode.registry import Headers
 from simnode.taskid import TaskId
 from simnode.wire import error_to_pb, headers_to_pb
@@ -120,6 +136,16 @@ def _index_body(index: Index, names: dict[str, str], stored: int) -> dict[str, A
 
 
 BULK_PLAN_AHEAD_ITEMS = 10_000
+
+
+def _query(body: Any, path: tuple[str, ...], raw: bytes) -> Query:
+    """The query of a by-query request (none: everything)."""
+    if body is None:
+        return MATCH_ALL
+    try:
+        return parse_query(body, path)
+    except ParsingError as e:
+        raise e.located(raw) from None
 
 
 def register(router: Router, cluster: Cluster) -> None:
@@ -238,9 +264,11 @@ def register(router: Router, cluster: Cluster) -> None:
     # -- _reindex, _update_by_query, _delete_by_query --------------------------------------------
 
     def parse_bulk_by_scroll(kind: str, request: RestRequest) -> BulkByScrollRequest:
+        """`AbstractBaseReindexRestHandler`, `AbstractBulkByQueryRestHandler`,
+        `ReindexRequest.fromXContent`: parameters and body, with OpenSearch's messages."""
         params = request.params
         wait = params.param_bool("wait_for_completion", True)
-        params.param("refresh")
+        refresh = params.param_bool("refresh", False)
         params.param("timeout")
         slices = parse_slices(params)
         params.param("wait_for_active_shards")
@@ -249,29 +277,54 @@ def register(router: Router, cluster: Cluster) -> None:
         params.param("scroll")
         params.param("require_alias")
         scroll_size = None
+        size_param = None
+        q = df = None
         if kind != "reindex":
             for key in _BY_QUERY_PARAMS:
                 params.param(key)
+            q, df = params.param("q"), params.param("df")
             scroll_size = params.param("scroll_size")
+            size_param = params.param("size")
             if kind == "update_by_query":
                 params.param("pipeline")
+        conflicts = params.param("conflicts")
         request.finish(body_allowed=True)
         body = request.json_body() or {}
         if not isinstance(body, dict):
             raise IllegalArgumentError("request body must be a JSON object")
         req = BulkByScrollRequest(kind=kind, sources=[], wait_for_completion=wait)
+        req.refresh = refresh
         if slices is not None:
             req.slices = slices
         if rps is not None:
             req.requests_per_second = rps
         if kind == "reindex":
+            check_reindex_body(body, request.body, req)
             source = body.get("source", {})
             names = source.get("index", []) if isinstance(source, dict) else []
             req.sources = [n for n in (names.split(",") if isinstance(names, str) else names) if n]
             dest = body.get("dest", {})
             req.dest = str(dest.get("index", "")) if isinstance(dest, dict) else ""
-            if isinstance(source, dict) and isinstance(source.get("size"), int):
-                req.batch_size = source["size"]
+            if isinstance(dest, dict):
+                op_type = dest.get("op_type", "index")
+                if op_type not in ("index", "create"):
+                    raise IllegalArgumentError(
+                        f"opType must be 'create' or 'index', found: [{op_type}]"
+                    )
+                req.op_type = str(op_type)
+                req.version_type = parse_version_type(dest.get("version_type"))
+            if isinstance(source, dict):
+                if isinstance(source.get("size"), int):
+                    req.batch_size = source["size"]
+                req.query = _query(source.get("query"), ("source", "query"), request.body)
+                if "_source" in source:
+                    req.source_filter = parse_source_filter(source["_source"])
+                if "sort" in source:  # deprecated, still honoured
+                    req.sort = parse_sort(source["sort"])
+                if "slice" in source:
+                    parse_manual_slice(source["slice"], req)
+            if isinstance(body.get("size"), int):  # deprecated: max_docs
+                set_max_docs(req, body["size"])
         else:
             req.sources = [n for n in request.path_params["index"].split(",") if n]
             if scroll_size is not None:
@@ -281,8 +334,39 @@ def register(router: Router, cluster: Cluster) -> None:
                     raise IllegalArgumentError(
                         f"Failed to parse int parameter [scroll_size] with value [{scroll_size}]"
                     ) from None
-            if kind == "delete_by_query" and "query" not in body:
-                raise ActionRequestValidationError.of("query is missing")
+            if "stored_fields" in body:
+                req.invalid.append("stored_fields is not supported in this context")
+            if "slice" in body:
+                parse_manual_slice(body["slice"], req)
+            if kind == "delete_by_query" and "query" not in body and q is None:
+                req.invalid.append("query is missing")
+            if q is not None:
+                req.query = query_string(q, df)
+            elif "query" in body:
+                req.query = _query(body["query"], ("query",), request.body)
+            for value in (size_param, body.get("size")):  # deprecated: max_docs
+                if value is not None:
+                    try:
+                        set_max_docs(req, int(value))
+                    except ValueError:
+                        raise IllegalArgumentError(
+                            f"Failed to parse int parameter [size] with value [{value}]"
+                        ) from None
+        if "script" in body and kind != "delete_by_query":
+            req.script = parse_script(body["script"])
+        conflicts = body.get("conflicts", conflicts) if conflicts is None else conflicts
+        if conflicts is not None:
+            if conflicts not in ("proceed", "abort"):
+                raise IllegalArgumentError(
+                    f'conflicts may only be "proceed" or "abort" but was [{conflicts}]'
+                )
+            req.abort_on_version_conflict = conflicts == "abort"
+        if isinstance(body.get("max_docs"), int):
+            set_max_docs(req, body["max_docs"])
+        if req.batch_size < 0:  # `SearchSourceBuilder.size`
+            raise IllegalArgumentError(
+                f"[size] parameter cannot be negative, found [{req.batch_size}]"
+            )
         if max_docs is not None:
             try:
                 set_max_docs(req, int(max_docs))
@@ -290,74 +374,110 @@ def register(router: Router, cluster: Cluster) -> None:
                 raise IllegalArgumentError(
                     f"Failed to parse int parameter [max_docs] with value [{max_docs}]"
                 ) from None
-        if isinstance(body.get("max_docs"), int):
-            set_max_docs(req, body["max_docs"])
         req.validate()
         return req
 
-    def apply(kind: str, sources: list[Index], dest: str, response: dict[str, Any]) -> None:
-        """What the finished operation did to the index model."""
-        if kind == "reindex":
-            indices.add_docs(dest, int(response.get("created", 0)))
-        elif kind == "delete_by_query":
-            left = int(response.get("deleted", 0))
-            for index in sources:
-                current = indices.get(index.name)
-                if current is None:
-                    continue
-                take = min(left, current.docs)
-                indices.add_docs(index.name, -take)
-                left -= take
+    store = indices.documents
+    operations = Operations()  # the coordinating node's `hit_source` (set when one starts)
 
-    async def apply_when_done(task_id: int, kind: str, sources: list[Index], dest: str) -> None:
+    def ensure_docs(name: str) -> IndexDocs:
+        """A write to a missing index creates it (1 shard, 1 replica), with its documents —
+        unless `action.auto_create_index` says no (the item's `index_not_found_exception`)."""
+        if indices.get(name) is None:
+            cluster.check_auto_create(name)
+        ensure_index(name)
+        return indices.docs(name)
+
+    def synthetic_docs(name: str) -> int:
+        index = indices.get(name)
+        return index.docs if index is not None else 0
+
+    env = Env(
+        store=store,
+        now=trio.current_time,
+        create_index=ensure_docs,
+        auto_id=lambda: store.ids.next(int(trio.current_time() * 1000)),
+        synthetic=synthetic_docs,
+        add_synthetic=indices.add_docs,
+    )
+
+    def operation_of(req: BulkByScrollRequest, sources: list[str]) -> Operation:
+        """The operation on the documents of `sources` (the request's indices, resolved)."""
+        dest = None
+        if req.kind == "reindex":
+            dest = Dest(req.dest, req.op_type, req.version_type)
+        return Operation(
+            req.kind,
+            sources,
+            req.query,
+            env,
+            dest=dest,
+            script=req.script,
+            abort_on_version_conflict=req.abort_on_version_conflict,
+            max_docs=req.max_docs,
+            refresh=req.refresh,
+            source_filter=req.source_filter,
+            sort=req.sort,
+            manual_slice=req.manual_slice,
+        )
+
+    async def drop_when_done(task_id: int, key: str) -> None:
         task = cluster.local.registry.get(task_id)
-        if task is not None:
-            await cluster.local.wait_done(task)
         try:
-            result = cluster.results.get(TaskId(cluster.local.local.id, task_id))
-        except OpenSearchError:
-            return
-        if result.response is not None:
-            apply(kind, sources, dest, result.response)
+            if task is not None:
+                await cluster.local.wait_done(task)
+        finally:
+            operations.drop(key)
 
     def bulk_by_scroll_handler(kind: str) -> Any:
         async def handler(request: RestRequest) -> RestResponse:
             req = parse_bulk_by_scroll(kind, request)
             failure: OpenSearchError | None = None
             sources: list[Index] = []
-            dest: Index | None = None
             try:
                 sources = indices.resolve(",".join(req.sources), allow_no_indices=False)
-                if kind == "reindex":
-                    dest = ensure_index(req.dest)
             except OpenSearchError as e:
                 failure = e
-            real = sum(  # the sources' real documents as of now (every one, whatever the query)
-                len(indices.docs(i.name).searchable(trio.current_time())) for i in sources
-            )
-            spec = plan_bulk_by_scroll(req, sources, dest, cluster.timing, real)
+            dest = indices.get(req.dest) if kind == "reindex" else None
+            spec = plan_bulk_by_scroll(req, sources, dest, cluster.timing)
+            key = ""
             if failure is not None:  # the task starts, and fails as it would when it runs
+                # `initTaskState` made it a worker before the search failed: its stored status
+                # is a worker's, all zero (`requests_per_second: -1.0` when unthrottled).
+                zero = bulk_by_scroll.Status(requests_per_second=req.requests_per_second)
+                spec.status_json = jsontext.dumps(zero.xcontent())
                 spec.ClearField("bulk_by_scroll")
                 spec.error.CopyFrom(error_to_pb(failure))
+            else:
+                operation = operation_of(req, [i.name for i in sources])
+                targets = operation.targets()
+                if sum(len(t.docs) for t in targets) >= OFFLOAD_DOCS:
+                    # A scan of many documents: taken now, off the loop, not by the first
+                    # worker on it (a snapshot of the same moment, give or take a scroll child).
+                    await offload(operation.match, targets)
+                key = operations.add(operation)
+                spec.bulk_by_scroll.operation = key
+                cluster.local.hit_source = operations  # the router is built before the node
             headers = request.task_headers
             if not req.wait_for_completion:
-                started = cluster.local.start_task(
-                    pb.RunTaskRequest(spec=spec, headers=headers_to_pb(headers))
-                )
+                try:
+                    started = cluster.local.start_task(
+                        pb.RunTaskRequest(spec=spec, headers=headers_to_pb(headers))
+                    )
+                except BaseException:
+                    operations.drop(key)
+                    raise
                 task_id = TaskId.parse(started.task_id)
                 cluster.local.spawn(
-                    f"applying the result of task [{task_id}]",
-                    apply_when_done,
-                    task_id.id,
-                    kind,
-                    sources,
-                    req.dest,
+                    f"dropping the operation of task [{task_id}]", drop_when_done, task_id.id, key
                 )
                 return RestResponse({"task": started.task_id})
-            answer = await run(spec, headers)
-            response = jsontext.loads(answer.response_json)
-            apply(kind, sources, req.dest, response)
-            return RestResponse(bulk_by_scroll.filter_response(response, kind))
+            try:
+                answer = await run(spec, headers)
+            finally:
+                operations.drop(key)
+            response = bulk_by_scroll.filter_response(jsontext.loads(answer.response_json), kind)
+            return RestResponse(response, status=bulk_by_scroll.response_status(response))
 
         return handler
 

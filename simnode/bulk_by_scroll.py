@@ -10,6 +10,11 @@ it takes effect at the next batch. Cancelling rethrottles to unlimited, so a sle
 and finishes with `canceled`. A leader (`LeaderState`) of `slices` workers reports the sum of its
 finished slices, with `slices: [status|null, ...]`.
 
+A worker on real documents reads and writes them through a `HitSource` (the coordinator's
+document store; simnode never sees a document): `open` a `Scroll` on the operation's snapshot,
+then page, `prepare` (the script), `write` — `Written` says what the batch's bulk did, which the
+worker counts as `onBulkResponse` does. Without one, a worker counts synthetic documents.
+
 Field order and presence follow `BulkByScrollTask.Status.innerXContent` and
 `BulkByScrollResponse.toXContent`. Pure: no I/O, no clock (times are arguments, in nanoseconds).
 """
@@ -17,8 +22,9 @@ Field order and presence follow `BulkByScrollTask.Status.innerXContent` and
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from simnode.errors import OpenSearchError
 
@@ -124,13 +130,91 @@ def merge(slices: list[Status | OpenSearchError | None], reason_cancelled: str |
 
 
 def response(
-    status: Status, took_millis: int, *, include_created: bool = True, include_updated: bool = True
+    status: Status,
+    took_millis: int,
+    *,
+    include_created: bool = True,
+    include_updated: bool = True,
+    failures: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """`BulkByScrollResponse.toXContent`: took, timed_out, the status fields, failures."""
     out: dict[str, Any] = {"took": took_millis, "timed_out": False}
     out.update(status.xcontent(include_created=include_created, include_updated=include_updated))
-    out["failures"] = []
+    out["failures"] = list(failures)
     return out
+
+
+def response_status(body: dict[str, Any]) -> int:
+    """`BulkIndexByScrollResponseContentListener.getStatus`: 200, 408 when timed out, or the
+    highest status of its failures (409 for version conflicts)."""
+    status = 408 if body.get("timed_out") else 200
+    for failure in body.get("failures") or []:
+        if isinstance(failure, dict) and isinstance(failure.get("status"), int):
+            status = max(status, failure["status"])
+    return status
+
+
+# -- the documents a worker reads and writes ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What the bulk request of one batch did (`onBulkResponse`): the counts of its successful
+    items, its version conflicts, and the failures that end the operation (a conflict is one
+    unless `conflicts=proceed`), as `BulkItemResponse.Failure` JSON."""
+
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    version_conflicts: int = 0
+    failures: tuple[dict[str, Any], ...] = ()
+
+
+class Prepared(Protocol):
+    """A batch made into bulk requests (`buildBulk`): how many, and how many hits a script
+    turned into noops."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def noops(self) -> int: ...
+
+
+class Scroll(Protocol):
+    """One worker's scroll over its share of the operation's snapshot."""
+
+    @property
+    def total(self) -> int: ...
+
+    def next_batch(self, size: int, processed: int) -> Sequence[Any]:
+        """The next page of hits (empty at the end), cut to what `max_docs` leaves after
+        `processed` successful writes."""
+        ...
+
+    def prepare(self, hits: Sequence[Any]) -> Prepared:
+        """The bulk requests of the hits (the script runs here); raises an `OpenSearchError`
+        that fails the operation (a script error)."""
+        ...
+
+    def write(self, batch: Any) -> Written:
+        """Send the bulk requests of a `prepare`d batch."""
+        ...
+
+    def reached_max_docs(self, processed: int) -> bool:
+        """`max_docs` is set and `processed` successful writes reached it: the scroll ends."""
+        ...
+
+    def close(self, *, refresh: bool) -> None:
+        """The scroll ends; `refresh` the indices it wrote when the request asked for it."""
+        ...
+
+
+class HitSource(Protocol):
+    """What a node's bulk-by-scroll workers read and write through (the coordinator's document
+    store): the operation a `BulkByScrollSpec.operation` names, for one slice of it."""
+
+    def open(self, operation: str, slice_id: int | None, slices: int) -> Scroll: ...
 
 
 def filter_response(body: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -178,6 +262,9 @@ class WorkerState:
     created: int = 0
     updated: int = 0
     deleted: int = 0
+    noops: int = 0
+    version_conflicts: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
     throttled_nanos: int = 0
     # The current throttle sleep: its deadline (monotonic nanos), its length, and the rate it was
     # scheduled at (a rethrottle rescales it).
@@ -194,12 +281,27 @@ class WorkerState:
             created=self.created,
             deleted=self.deleted,
             batches=self.batches,
+            version_conflicts=self.version_conflicts,
+            noops=self.noops,
             throttled_nanos=self.throttled_nanos,
             requests_per_second=self.requests_per_second,
             reason_cancelled=reason_cancelled,
             throttled_until_nanos=until,
             slice_id=self.slice_id,
         )
+
+    @property
+    def successfully_processed(self) -> int:
+        """`Status.getSuccessfullyProcessed`: created + updated + deleted."""
+        return self.created + self.updated + self.deleted
+
+    def count_written(self, written: Written) -> None:
+        """`onBulkResponse`: the batch's successful items, conflicts and failures."""
+        self.created += written.created
+        self.updated += written.updated
+        self.deleted += written.deleted
+        self.version_conflicts += written.version_conflicts
+        self.failures.extend(written.failures)
 
     @property
     def remaining(self) -> int:
@@ -250,6 +352,7 @@ class LeaderState:
 
     slices: int
     results: list[Status | OpenSearchError | None] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)  # of the slices, merged
 
     def __post_init__(self) -> None:
         if not self.results:

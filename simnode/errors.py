@@ -59,12 +59,13 @@ class OpenSearchError(Exception):
         reason: str,
         *,
         cause: OpenSearchError | None = None,
-        metadata: list[tuple[str, str]] | None = None,
+        metadata: list[tuple[str, Any]] | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.cause = cause
-        self.metadata: list[tuple[str, str]] = list(metadata or [])
+        # Values are strings, or JSON values (lists, objects) as `ScriptException` renders them.
+        self.metadata: list[tuple[str, Any]] = list(metadata or [])
 
     @classmethod
     def from_parts(
@@ -73,7 +74,7 @@ class OpenSearchError(Exception):
         reason: str,
         *,
         status: int = 500,
-        metadata: list[tuple[str, str]] | None = None,
+        metadata: list[tuple[str, Any]] | None = None,
         cause: OpenSearchError | None = None,
     ) -> OpenSearchError:
         """Rebuild an error received over the wire, as the class its `type` names when we know it."""

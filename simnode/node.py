@@ -176,6 +176,8 @@ class Node:
         self._running: dict[int, _Running] = {}
         # Set on the node that holds the `.tasks` index (the coordinating node).
         self.on_store_result: Callable[[pb.StoreResultRequest], None] | None = None
+        # The documents of by-query operations (set by the coordinator on its own node).
+        self.hit_source: bulk_by_scroll.HitSource | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -828,14 +830,16 @@ class Node:
             return
         took = int((trio.current_time() - started) * 1000)
         _, nanos = self._now()
-        status = (
-            running.leader.status(_reason(task))
-            if running.leader is not None
-            else running.worker.status(nanos, _reason(task))
-            if running.worker is not None
-            else bulk_by_scroll.Status()
-        )
-        running.response = bulk_by_scroll.response(status, took)
+        failed: list[dict[str, Any]] = []
+        if running.leader is not None:
+            status = running.leader.status(_reason(task))
+            failed = running.leader.failures
+        elif running.worker is not None:
+            status = running.worker.status(nanos, _reason(task))
+            failed = running.worker.failures
+        else:
+            status = bulk_by_scroll.Status()
+        running.response = bulk_by_scroll.response(status, took, failures=failed)
 
     async def _bulk_by_scroll_worker(
         self,
@@ -845,7 +849,8 @@ class Node:
         failures: list[OpenSearchError],
     ) -> None:
         """`AbstractAsyncBulkByScrollAction`: scroll a batch, bulk it, throttle, again; a cancel
-        is seen at the next batch (or wakes the throttle sleep) and ends with `canceled`."""
+        is seen at the next batch (or wakes the throttle sleep) and ends with `canceled`. With an
+        `operation`, the batches are real documents read and written through `hit_source`."""
         task = running.task
         worker = running.worker = bulk_by_scroll.WorkerState(
             kind=bbs.kind,
@@ -854,6 +859,9 @@ class Node:
             slice_id=bbs.slice_id if bbs.HasField("slice_id") else None,
         )
         task.status_fn = lambda now: worker.status(now, _reason(task)).xcontent()
+        if bbs.operation and self.hit_source is not None:
+            await self._documents_worker(running, worker, bbs, headers, failures)
+            return
         size = bbs.batch_size or bulk_by_scroll.DEFAULT_SCROLL_SIZE
         first = True
         while not task.is_cancelled:
@@ -877,13 +885,77 @@ class Node:
             if worker.start_sleep(docs, nanos):
                 await self._throttle_sleep(running, worker)
 
+    async def _documents_worker(
+        self,
+        running: _Running,
+        worker: bulk_by_scroll.WorkerState,
+        bbs: pb.BulkByScrollSpec,
+        headers: Headers,
+        failures: list[OpenSearchError],
+    ) -> None:
+        """The worker on real documents: `onScrollResponse` → `prepareBulkRequest` (count the
+        batch, cut to `max_docs`, run the script) → `sendBulkRequest` → `onBulkResponse` (count;
+        failures end it) → throttle → the next scroll; `refreshAndFinish` at the end."""
+        assert self.hit_source is not None
+        task = running.task
+        size = bbs.batch_size or bulk_by_scroll.DEFAULT_SCROLL_SIZE
+        scroll: bulk_by_scroll.Scroll | None = None
+        slice_id = bbs.slice_id if bbs.HasField("slice_id") else None
+        try:
+            while not task.is_cancelled:
+                await self._run_child(
+                    task, _scroll_child(bbs, scroll is None), headers, via_client=True
+                )
+                if scroll is None:
+                    scroll = self.hit_source.open(bbs.operation, slice_id, max(1, bbs.slice_count))
+                    worker.total = scroll.total
+                hits = scroll.next_batch(size, worker.successfully_processed)
+                if not hits or task.is_cancelled:
+                    return
+                worker.batches += 1
+                # A large batch is worked a part at a time, so that the loop keeps serving
+                # between parts (the script runs in `prepare`, the writes in `write`).
+                parts = []
+                for start in range(0, len(hits), DOCUMENTS_PER_TURN):
+                    part = scroll.prepare(hits[start : start + DOCUMENTS_PER_TURN])
+                    worker.noops += part.noops
+                    parts.append(part)
+                    await trio.lowlevel.checkpoint()
+                requests = sum(part.size for part in parts)
+                if requests > 0:
+                    await self._run_child(
+                        task, _bulk_child(bbs, requests), headers, via_client=True
+                    )
+                    failed = False
+                    for part in parts:
+                        written = scroll.write(part)
+                        worker.count_written(written)
+                        failed = failed or bool(written.failures)
+                        await trio.lowlevel.checkpoint()
+                    if failed or scroll.reached_max_docs(worker.successfully_processed):
+                        return
+                _, nanos = self._now()
+                if worker.start_sleep(requests, nanos):
+                    await self._throttle_sleep(running, worker)
+        except OpenSearchError as e:
+            if not task.is_cancelled:
+                failures.append(e)
+        finally:
+            if scroll is not None:
+                scroll.close(refresh=not task.is_cancelled and not failures)
+
     async def _throttle_sleep(self, running: _Running, worker: bulk_by_scroll.WorkerState) -> None:
-        """Sleep until the throttle deadline; a rethrottle or a cancel wakes and re-reads it."""
+        """Sleep until the throttle deadline; a rethrottle or a cancel wakes and re-reads it.
+
+        The deadline is compared in the unit it was waited in (trio's seconds): `now_nanos()`
+        truncates, so it can read 1 ns short of a deadline trio has already reached — and on
+        virtual time, where no time passes while nothing sleeps, that looped forever."""
         while worker.sleep_until is not None:
+            deadline = worker.sleep_until / 1e9
             wake = running.wake = trio.Event()
-            with trio.move_on_at(worker.sleep_until / 1e9):
+            with trio.move_on_at(deadline):
                 await wake.wait()
-            if self._now()[1] >= worker.sleep_until:
+            if not wake.is_set() or trio.current_time() >= worker.sleep_until / 1e9:
                 break
         worker.end_sleep()
 
@@ -909,15 +981,16 @@ class Node:
             sub.store_result = False
             sub.bulk_by_scroll.slices = 1
             sub.bulk_by_scroll.slice_id = slice_id
+            sub.bulk_by_scroll.slice_count = bbs.slices
             sub.bulk_by_scroll.total = share
             sub.bulk_by_scroll.requests_per_second = bbs.requests_per_second / bbs.slices
             try:
                 answer = await self._run_child(
                     task, pb.ChildSpec(task=sub), headers, via_client=True
                 )
-                leader.results[slice_id] = bulk_by_scroll.status_from_xcontent(
-                    jsontext.loads(answer.response_json)
-                )
+                body = jsontext.loads(answer.response_json)
+                leader.results[slice_id] = bulk_by_scroll.status_from_xcontent(body)
+                leader.failures.extend(body.get("failures") or [])
             except OpenSearchError as e:
                 leader.results[slice_id] = e
                 errors.append(e)
@@ -1000,6 +1073,9 @@ class Node:
                 for parent, reason in self.registry.bans.items()
             ],
         )
+
+
+DOCUMENTS_PER_TURN = 100  # a by-query batch's hits prepared / written per turn of the loop
 
 
 def _reason(task: Task) -> str | None:

@@ -28,7 +28,12 @@ def error_to_pb(err: OpenSearchError) -> pb.ErrorCause:
         type=err.type,
         reason=err.reason,
         status=err.status,
-        metadata=[pb.ErrorMeta(key=k, value=v) for k, v in err.metadata],
+        metadata=[
+            pb.ErrorMeta(key=k, value=v)
+            if isinstance(v, str)
+            else pb.ErrorMeta(key=k, json=jsontext.dumps(v))
+            for k, v in err.metadata
+        ],
     )
     if err.cause is not None:
         msg.caused_by.CopyFrom(error_to_pb(err.cause))
@@ -41,7 +46,9 @@ def error_from_pb(msg: pb.ErrorCause) -> OpenSearchError:
         msg.type,
         msg.reason,
         status=msg.status or 500,
-        metadata=[(m.key, m.value) for m in msg.metadata],
+        metadata=[
+            (m.key, jsontext.loads(m.json) if m.HasField("json") else m.value) for m in msg.metadata
+        ],
         cause=cause,
     )
 

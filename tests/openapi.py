@@ -52,6 +52,9 @@ SCHEMAS = {
     "write": BASE + "schemas/_common.yaml#/components/schemas/WriteResponseBase",
     "get": BASE + "schemas/_core.get.yaml#/components/schemas/GetResult",
     "search": BASE + "schemas/_core.search.yaml#/components/schemas/SearchResponse",
+    # `_reindex`, `_update_by_query`, `_delete_by_query` (their `_core` operations are not in the
+    # saved spec; their responses are all this schema of `_common.yaml`).
+    "bulk_by_scroll": BASE + "schemas/_common.yaml#/components/schemas/BulkByScrollResponseBase",
 }
 _SHARDS = {"$ref": BASE + "schemas/_common.yaml#/components/schemas/ShardStatistics"}
 # Responses the `_core` / `indices` namespace files define inline, restated from their components.
@@ -102,6 +105,8 @@ def operation(method: str, path: str) -> str | None:
         return "tasks.cancel"
     if method == "GET" and path == "/_cat/tasks":
         return "cat.tasks"
+    if method == "POST" and re.fullmatch(r"/_reindex|/[^/_][^/]*/_(update|delete)_by_query", path):
+        return "bulk_by_scroll"
     if method in ("PUT", "POST") and (
         re.fullmatch(r"/[^/_][^/]*/_(doc|create)(/[^/]+)?", path)
         or re.fullmatch(r"/[^/_][^/]*/_update/[^/]+", path)
@@ -130,6 +135,13 @@ def _inline_validator(op: str) -> jsonschema.protocols.Validator:
 def validate(method: str, path: str, status: int, body: Any) -> None:
     """Raise `jsonschema.ValidationError` unless `body` fits the spec for this answer."""
     op = operation(method, path)
+    if op == "bulk_by_scroll" and isinstance(body, dict) and "error" not in body:
+        if set(body) == {"task"}:  # wait_for_completion=false
+            assert re.fullmatch(r"[^:]+:\d+", body["task"]), body
+            return
+        # 200, or the highest status of its failures (409 for version conflicts)
+        _validator(SCHEMAS[op]).validate(body)
+        return
     if status == 404 and op in ("write", "get") and isinstance(body, dict) and "error" not in body:
         # a delete of a missing document (`result: not_found`), a get of one (`found: false`)
         _validator(SCHEMAS[op]).validate(body)

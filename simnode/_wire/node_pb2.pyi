@@ -55,19 +55,25 @@ class ErrorMeta(_message.Message):
 
     KEY_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
+    JSON_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     value: _builtins.str
+    json: _builtins.str
+    """a value that is not a string (a list, an object), as JSON text"""
     def __init__(
         self,
         *,
         key: _builtins.str = ...,
         value: _builtins.str = ...,
+        json: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_json", b"_json", "json", b"json"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_json", b"_json", "json", b"json", "key", b"key", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__json: _TypeAlias = _typing.Literal["json"]  # noqa: Y015
+    _WhichOneofArgType__json: _TypeAlias = _typing.Literal["_json", b"_json"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__json) -> _WhichOneofReturnType__json | None: ...
 
 Global___ErrorMeta: _TypeAlias = ErrorMeta  # noqa: Y015
 
@@ -580,6 +586,8 @@ class BulkByScrollSpec(_message.Message):
     BATCH_MILLIS_FIELD_NUMBER: _builtins.int
     SOURCE_INDICES_FIELD_NUMBER: _builtins.int
     DEST_INDEX_FIELD_NUMBER: _builtins.int
+    OPERATION_FIELD_NUMBER: _builtins.int
+    SLICE_COUNT_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """"reindex", "update_by_query", "delete_by_query"; "" = none"""
     total: _builtins.int
@@ -595,6 +603,12 @@ class BulkByScrollSpec(_message.Message):
     batch_millis: _builtins.int
     """simulated time of one batch's search + bulk"""
     dest_index: _builtins.str
+    operation: _builtins.str
+    """The operation on real documents the coordinator registered (its `HitSource` on the
+    coordinating node reads and writes them); "" = synthetic counts from `total`.
+    """
+    slice_count: _builtins.int
+    """a slice worker: how many slices its leader has"""
     @_builtins.property
     def search_nodes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """one entry per source shard: the node holding it"""
@@ -619,10 +633,12 @@ class BulkByScrollSpec(_message.Message):
         batch_millis: _builtins.int = ...,
         source_indices: _abc.Iterable[_builtins.str] | None = ...,
         dest_index: _builtins.str = ...,
+        operation: _builtins.str = ...,
+        slice_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_slice_id", b"_slice_id", "slice_id", b"slice_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_slice_id", b"_slice_id", "batch_millis", b"batch_millis", "batch_size", b"batch_size", "bulk_nodes", b"bulk_nodes", "dest_index", b"dest_index", "kind", b"kind", "requests_per_second", b"requests_per_second", "search_nodes", b"search_nodes", "slice_id", b"slice_id", "slices", b"slices", "source_indices", b"source_indices", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_slice_id", b"_slice_id", "batch_millis", b"batch_millis", "batch_size", b"batch_size", "bulk_nodes", b"bulk_nodes", "dest_index", b"dest_index", "kind", b"kind", "operation", b"operation", "requests_per_second", b"requests_per_second", "search_nodes", b"search_nodes", "slice_count", b"slice_count", "slice_id", b"slice_id", "slices", b"slices", "source_indices", b"source_indices", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__slice_id: _TypeAlias = _typing.Literal["slice_id"]  # noqa: Y015
     _WhichOneofArgType__slice_id: _TypeAlias = _typing.Literal["_slice_id", b"_slice_id"]  # noqa: Y015

@@ -377,6 +377,7 @@ def test_opensearch_py_operations(cluster: RunningCluster) -> None:
         body={"source": {"index": "py-src", "size": 10}, "dest": {"index": "py-dest"}},
         wait_for_completion=False,
         requests_per_second=20,
+        refresh=True,  # the copies are real documents: searchable (by the delete) once refreshed
     )
     task_id = started["task"]
     rethrottled = client.reindex_rethrottle(task_id=task_id, requests_per_second=-1)
