@@ -28,7 +28,7 @@ import trio
 
 from coordinator import settings
 from coordinator.engine import NodeHosts
-from coordinator.indices import DocumentStore, Indices, Timing
+from coordinator.indices import DocumentStore, Index, Indices, Timing
 from coordinator.results import GetTaskResult, TaskResultsIndex
 from coordinator.security import TlsFiles
 from coordinator.supervisor import NodeSpec, Supervisor, SupervisorError
@@ -301,6 +301,15 @@ class Cluster:
             err.reason = reason
             err.args = (reason,)
             raise err
+
+    def auto_create(self, name: str) -> Index:
+        """The index a write goes to: `name`, created (1 shard, 1 replica, dynamic mapping) when
+        missing and `action.auto_create_index` allows it (else `check_auto_create`'s 404)."""
+        existing = self.indices.get(name)
+        if existing is not None:
+            return existing
+        self.check_auto_create(name)
+        return self.indices.create(name, self._data_node_ids(), now=trio.current_time())
 
     def check_destructive(self, expression: str) -> None:
         """`DestructiveOperations.failDestructive`: call before deleting the indices `expression`

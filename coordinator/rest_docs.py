@@ -351,12 +351,7 @@ def register(router: Router, cluster: Cluster) -> None:
 
             docs.on_refresh.append(woken)
 
-    def ensure_index(name: str) -> Index:
-        """Auto-create (`action.auto_create_index`): 1 shard, 1 replica, dynamic mapping."""
-        existing = indices.get(name)
-        if existing is not None:
-            return existing
-        return indices.create(name, data_nodes(), now=now())
+    ensure_index = cluster.auto_create  # a write's index, auto-created when the setting allows
 
     def existing(name: str) -> Index:
         index = indices.get(name)
@@ -646,16 +641,17 @@ def register(router: Router, cluster: Cluster) -> None:
     # -- _bulk -----------------------------------------------------------------------------------
 
     def apply_item(
-        item: BulkItem, policy: str
+        item: BulkItem, policy: str, refused: dict[str, OpenSearchError]
     ) -> tuple[WriteResult | None, OpenSearchError | None]:
-        """One bulk item on the store: its result, or the error its item answers with."""
+        """One bulk item on the store: its result, or the error its item answers with
+        (`refused`: the indices auto-create would not create, with why)."""
         try:
             meta = item.meta
             opts = write_options(meta.get, op_type=item.op == "index")
             opts = replace(opts, refresh=policy)
             index = indices.get(item.index)
             if index is None:
-                raise IndexNotFoundError.of(item.index)
+                raise refused.get(item.index) or IndexNotFoundError.of(item.index)
             docs = indices.docs(item.index)
             assert item.id is not None
             if item.op in ("index", "create"):
@@ -722,10 +718,16 @@ def register(router: Router, cluster: Cluster) -> None:
         else:  # line by line, off the loop (simnode/offload.py): it keeps serving meanwhile
             items = await offload(parse_bulk, request.body, default_index)
         validate_bulk(items)
-        # Indices of index/create/update items are created; a delete never creates one.
+        # Indices of index/create/update items are created; a delete never creates one. An index
+        # that `action.auto_create_index` refuses fails its items, not the request (as
+        # TransportBulkAction's setResponseFailureIfIndexMatches).
+        refused: dict[str, OpenSearchError] = {}
         for item in items:
-            if item.op != "delete":
-                ensure_index(item.index)
+            if item.op != "delete" and item.index not in refused:
+                try:
+                    ensure_index(item.index)
+                except IndexNotFoundError as e:
+                    refused[item.index] = e
         stamp = int(now() * 1000)
         for n, item in enumerate(items):
             if n and n % APPLY_BATCH == 0:
@@ -744,7 +746,7 @@ def register(router: Router, cluster: Cluster) -> None:
         for n, item in enumerate(items):
             if n and n % APPLY_BATCH == 0:
                 await trio.lowlevel.checkpoint()
-            result, error = apply_item(item, policy)
+            result, error = apply_item(item, policy, refused)
             outcomes.append((item, result, error))
         written = [i.index for i, r, _ in outcomes if r is not None]
         forced = await after_write(written, policy)

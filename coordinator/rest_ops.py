@@ -162,11 +162,7 @@ def register(router: Router, cluster: Cluster) -> None:
         request = pb.RunTaskRequest(spec=spec, headers=headers_to_pb(headers))
         return await cluster.local.run_task(request, local=False)
 
-    def ensure_index(name: str) -> Index:
-        existing = indices.get(name)
-        if existing is not None:
-            return existing
-        return indices.create(name, data_nodes(), now=trio.current_time())  # auto-create
+    ensure_index = cluster.auto_create  # a write's index, auto-created when the setting allows
 
     # -- indices -------------------------------------------------------------------------------
 
@@ -211,6 +207,8 @@ def register(router: Router, cluster: Cluster) -> None:
             "indices:admin/delete", local=False, headers=request.task_headers
         )
         try:
+            # TransportDeleteIndexAction.doExecute: `action.destructive_requires_name` first
+            cluster.check_destructive(request.path_params["index"])
             indices.delete(request.path_params["index"])
         finally:
             cluster.local.unregister(me)
@@ -383,8 +381,6 @@ def register(router: Router, cluster: Cluster) -> None:
     def ensure_docs(name: str) -> IndexDocs:
         """A write to a missing index creates it (1 shard, 1 replica), with its documents —
         unless `action.auto_create_index` says no (the item's `index_not_found_exception`)."""
-        if indices.get(name) is None:
-            cluster.check_auto_create(name)
         ensure_index(name)
         return indices.docs(name)
 

@@ -230,3 +230,54 @@ def test_a_node_that_does_not_apply_the_state_in_time_makes_it_unacknowledged(
         cluster.sim.resume("node-1")
     # the same value again changes no state: acknowledged at once
     assert put_ok(cluster, {"transient": {"search.max_buckets": 9}})["acknowledged"] is True
+
+
+# -- settings that change what the cluster does ----------------------------------------------------
+
+
+def test_auto_create_index_false_refuses_a_write_to_a_missing_index(
+    cluster: RunningCluster,
+) -> None:
+    put_ok(cluster, {"persistent": {"action.auto_create_index": "false"}})
+    status, answer = send(cluster, "PUT", "/autocreate-off/_doc/1", {"a": 1})
+    assert status == 404, answer
+    cause = answer["error"]["root_cause"][0]
+    assert cause["type"] == "index_not_found_exception"
+    assert (
+        cause["reason"]
+        == "no such index [autocreate-off] and [action.auto_create_index] is [false]"
+    )
+    assert send(cluster, "GET", "/autocreate-off")[0] == 404  # nothing was created
+    # In a bulk, the refused index fails its own items; the others are written.
+    assert send(cluster, "PUT", "/autocreate-there", {})[0] == 200
+    ndjson = (
+        b'{"index": {"_index": "autocreate-off", "_id": "1"}}\n{"a": 1}\n'
+        b'{"index": {"_index": "autocreate-there", "_id": "1"}}\n{"a": 1}\n'
+    )
+    status, body, _ = cluster.request(
+        "POST", "/_bulk", body=ndjson, headers={"Content-Type": "application/x-ndjson"}
+    )
+    assert status == 200 and body["errors"] is True, body
+    refused, written = (item["index"] for item in body["items"])
+    assert refused["status"] == 404 and refused["error"]["type"] == "index_not_found_exception"
+    assert "[action.auto_create_index] is [false]" in refused["error"]["reason"]
+    assert written["status"] == 201 and written["result"] == "created"
+    # A pattern list allows what it names (AutoCreateIndex: +allowed, -refused, first match wins).
+    put_ok(cluster, {"persistent": {"action.auto_create_index": "+logs-*,-*"}})
+    assert send(cluster, "PUT", "/logs-1/_doc/1", {"a": 1})[0] == 201
+    status, answer = send(cluster, "PUT", "/metrics-1/_doc/1", {"a": 1})
+    assert status == 404, answer
+    send(cluster, "DELETE", "/autocreate-there")
+    send(cluster, "DELETE", "/logs-1")
+
+
+def test_destructive_requires_name_refuses_wildcard_deletes(cluster: RunningCluster) -> None:
+    assert send(cluster, "PUT", "/destructive-a", {})[0] == 200
+    put_ok(cluster, {"transient": {"action.destructive_requires_name": True}})
+    for expression in ("destructive-*", "_all"):
+        status, answer = send(cluster, "DELETE", f"/{expression}")
+        assert status == 400, answer
+        assert answer["error"]["type"] == "illegal_argument_exception"
+        assert answer["error"]["reason"] == "Wildcard expressions or all indices are not allowed"
+    assert send(cluster, "GET", "/destructive-a")[0] == 200  # still there
+    assert send(cluster, "DELETE", "/destructive-a")[0] == 200  # by its name
