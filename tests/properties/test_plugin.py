@@ -77,13 +77,17 @@ def test_unreachable_nodes_are_node_failures(tasksim_sim, data):
 README = (ROOT / "README.md").read_text()
 
 
-def run_user_module(tmp_path: Path, source: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def run_user_module(
+    tmp_path: Path, source: str, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_user.py").write_text(source)
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra, "test_user.py"]
     if not entry_point_installed():  # an editable install older than the entry point
         args[3:3] = ["-p", "coordinator.testing.plugin"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    environment = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    return subprocess.run(
+        args, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300
+    )
 
 
 def entry_point_installed() -> bool:
@@ -165,13 +169,8 @@ def test_wrong_on_purpose(tasksim_cluster, timeout):
 
 @pytest.mark.cluster
 def test_a_failing_example_leaves_its_history(tmp_path: Path) -> None:
-    (tmp_path / "test_user.py").write_text(FAILING_TEST)
-    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"]
-    if not entry_point_installed():
-        args[3:3] = ["-p", "coordinator.testing.plugin"]
     histories = tmp_path / "histories"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TASKSIM_HISTORY_DIR=str(histories))
-    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = run_user_module(tmp_path, FAILING_TEST, env={"TASKSIM_HISTORY_DIR": str(histories)})
     assert done.returncode == 1, done.stdout + done.stderr
     assert "tasksim: the history of this example:" in done.stdout, done.stdout
     [saved] = list(histories.glob("test_wrong_on_purpose-*.jsonl"))  # the final replay only
@@ -207,13 +206,8 @@ def test_wrong_on_purpose_sim(tasksim_sim, data):
 
 
 def test_a_failing_sim_example_leaves_the_history_of_its_final_replay(tmp_path: Path) -> None:
-    (tmp_path / "test_user.py").write_text(FAILING_SIM_TEST)
-    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"]
-    if not entry_point_installed():
-        args[3:3] = ["-p", "coordinator.testing.plugin"]
     histories = tmp_path / "histories"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TASKSIM_HISTORY_DIR=str(histories))
-    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = run_user_module(tmp_path, FAILING_SIM_TEST, env={"TASKSIM_HISTORY_DIR": str(histories)})
     assert done.returncode == 1, done.stdout + done.stderr
     # One file: the final replay records, the examples hypothesis generated and shrank did not.
     [saved] = list(histories.glob("test_wrong_on_purpose_sim-*.jsonl"))
