@@ -72,6 +72,7 @@ class Index:
     number_of_replicas: int
     hidden: bool = False
     auto_expand_replicas: str | None = None
+    priority: int | None = None  # `index.priority` (recovery order), when set
 
     def shard_docs(self, shard: int) -> int:
         """The synthetic documents of one shard."""
@@ -144,6 +145,7 @@ class Indices:
         docs: int = 0,
         hidden: bool = False,
         auto_expand_replicas: str | None = None,
+        priority: int | None = None,
         mapping: IndexMapping | None = None,
         refresh_interval: float = 1.0,
         now: float = 0.0,
@@ -174,6 +176,7 @@ class Indices:
             replicas,
             hidden,
             auto_expand_replicas,
+            priority,
         )
         self._indices[name] = index
         self.documents.open(
@@ -198,6 +201,8 @@ class Indices:
         if index.auto_expand_replicas is not None:
             settings["auto_expand_replicas"] = index.auto_expand_replicas
         settings["number_of_replicas"] = str(index.number_of_replicas)
+        if index.priority is not None:
+            settings["priority"] = str(index.priority)
         settings["uuid"] = index.uuid
         settings["provided_name"] = index.name
         return settings

@@ -1,8 +1,11 @@
 """OpenSearch's `.tasks` index: results stored by tasks that asked for it, as real documents.
 
 `store()` is `TaskResultsService.storeResult`: the `.tasks` index is created on the first store,
-as OpenSearch creates it on demand — a hidden index of one shard, `auto_expand_replicas: 0-1`,
-OpenSearch's strict task mapping (`task-index-mapping.json`) — and the result is indexed as the
+as OpenSearch creates it on demand (`TaskResultsService.taskResultIndexSettings`) — one shard,
+`auto_expand_replicas: 0-1`, `index.priority` Integer.MAX_VALUE, OpenSearch's strict task mapping
+(`task-index-mapping.json`); not hidden: a system index that `_all` and `*` reach, as OpenSearch's
+own REST tests see when a refresh of everything refreshes it (OpenSearch then adds a deprecation
+`Warning` header, "this request accesses system indices", which tasksim does not send) — and the result is indexed as the
 document `<node>:<id>` whose source is `TaskResult.toXContent` (`completed`, `task`, then
 `response` or `error`). It is an index like any other: `GET .tasks/_doc/<id>`, `POST .tasks/_search`,
 `GET /.tasks`, `DELETE /.tasks` work on it.
@@ -102,8 +105,8 @@ class TaskResultsIndex:
             nodes,
             shards=1,
             replicas=1 if len(nodes) > 1 else 0,  # auto_expand_replicas 0-1
-            hidden=True,
             auto_expand_replicas="0-1",
+            priority=2**31 - 1,
             mapping=IndexMapping.from_body(TASK_INDEX_MAPPING),
             now=now,
         )
