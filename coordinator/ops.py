@@ -27,7 +27,7 @@ from coordinator.documents import MATCH_ALL, ParsingError, Query, SourceFilter, 
 from coordinator.documents.search import SortField
 from coordinator.indices import Index, Indices, Timing
 from coordinator.painless import Script
-from coordinator.params import Params
+from coordinator.params import Params, parse_time_value
 from simnode import bulk_by_scroll, jsontext
 from simnode._wire import node_pb2 as pb
 from simnode.errors import (
@@ -237,23 +237,15 @@ def check_reindex_body(body: dict[str, Any], raw: bytes, req: BulkByScrollReques
 
 
 def _time_value(text: str, name: str) -> None:
-    """`TimeValue.parseTimeValue`'s failures: a unit suffix on something not a number (`borked`
-    ends with the `d` of days) is a parse error caused by `NumberFormatException`."""
-    normalized = text.strip().lower()
-    for suffix in ("nanos", "micros", "ms", "s", "m", "h", "d"):
-        if normalized.endswith(suffix):
-            number = normalized[: -len(suffix)].strip()
-            if not re.fullmatch(r"-?\d+", number):
-                raise ParseError(
-                    f"failed to parse [{text}]",
-                    cause=NumberFormatError(f'For input string: "{number}"'),
-                )
-            return
-    if normalized not in ("-1", "0"):
-        raise IllegalArgumentError(
-            f"failed to parse setting [{name}] with value [{text}] as a time value: unit is "
-            "missing or unrecognized"
-        )
+    """`TimeValue.parseTimeValue` (coordinator/params.py's); a number it cannot read (`borked` ends
+    with the `d` of days) is, in the request body, a parse error caused by
+    `NumberFormatException`."""
+    try:
+        parse_time_value(text, name)
+    except IllegalArgumentError as e:
+        if isinstance(e.cause, NumberFormatError):
+            raise ParseError(e.reason, cause=e.cause) from e
+        raise
 
 
 def _check_remote(remote: dict[str, Any]) -> None:

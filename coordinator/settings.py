@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from coordinator.params import parse_time_value
 from simnode.errors import IllegalArgumentError
 
 Value = str | tuple[str, ...]  # a setting's stored value: text, or a list of text
@@ -173,45 +174,14 @@ def double_setting(lo: float = DOUBLE_MIN_POSITIVE, hi: float = DOUBLE_MAX) -> P
     return _bounded(lo, hi, None)
 
 
-# TimeValue.parseTimeValue: the suffixes in the order OpenSearch tries them.
-_TIME_UNITS: Final = (
-    ("nanos", 1e-6),
-    ("micros", 1e-3),
-    ("ms", 1.0),
-    ("s", 1000.0),
-    ("m", 60_000.0),
-    ("h", 3_600_000.0),
-    ("d", 86_400_000.0),
-)
-
-
 def parse_time_millis(raw: str, key: str) -> float:
-    """`TimeValue.parseTimeValue` → milliseconds (`-1` is -1)."""
-    normalized = raw.lower().strip()
-    for suffix, millis in _TIME_UNITS:
-        if normalized.endswith(suffix):
-            number = normalized[: -len(suffix)].strip()
-            if _JAVA_INT.fullmatch(number) is None:
-                if _JAVA_DOUBLE.fullmatch(number) is not None:
-                    raise SettingsError(
-                        f"failed to parse [{raw}], fractional time values are not supported"
-                    )
-                raise SettingsError(f"failed to parse [{raw}]")
-            value = int(number)
-            if value < -1:
-                raise SettingsError(
-                    f"failed to parse setting [{key}] with value [{raw}] as a time value: "
-                    "negative durations are not supported"
-                )
-            return value * millis
-    if re.fullmatch(r"-0*1", normalized):
-        return -1
-    if re.fullmatch(r"0+", normalized):
-        return 0
-    raise SettingsError(
-        f"failed to parse setting [{key}] with value [{raw}] as a time value: "
-        "unit is missing or unrecognized"
-    )
+    """`TimeValue.parseTimeValue` (coordinator/params.py's, one grammar) → milliseconds (`-1` is
+    -1), its failures as a setting's."""
+    try:
+        seconds = parse_time_value(raw, key)
+    except IllegalArgumentError as e:
+        raise SettingsError(e.reason) from e
+    return -1 if seconds == -1 else seconds * 1000
 
 
 def time_setting(min_rep: str | None = None) -> Parser:

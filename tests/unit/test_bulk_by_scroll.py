@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
 from coordinator.indices import Indices, Timing
-from coordinator.ops import BulkByScrollRequest, parse_bulk, plan_bulk, plan_bulk_by_scroll
+from coordinator.ops import (
+    BulkByScrollRequest,
+    check_reindex_body,
+    parse_bulk,
+    plan_bulk,
+    plan_bulk_by_scroll,
+)
 from coordinator.simspec import parse_sim_request
 from simnode import bulk_by_scroll as bbs
 from simnode.discovery import ClusterState, DiscoveryNode
@@ -16,6 +23,7 @@ from simnode.errors import (
     IllegalArgumentError,
     IndexNotFoundError,
     InvalidIndexNameError,
+    ParseError,
     ResourceAlreadyExistsError,
     TaskCancelledError,
 )
@@ -134,3 +142,27 @@ def test_sim_request_parsing() -> None:
         parse_sim_request({"node": "node-*"}, state, "c", ())
     with pytest.raises(IllegalArgumentError, match="on_cancel"):
         parse_sim_request({"on_cancel": "later"}, state, "c", ())
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "reason"),
+    [
+        ("borked", ParseError, "failed to parse [borked]"),  # the `d` of days, not a number
+        ("1.5s", ParseError, "failed to parse [1.5s], fractional time values are not supported"),
+        (
+            "-5s",
+            IllegalArgumentError,
+            "failed to parse setting [socket_timeout] with value [-5s] as a time value: "
+            "negative durations are not supported",
+        ),
+    ],
+)
+def test_a_remote_timeout_is_read_with_timevalues_grammar(
+    value: str, error: type[Exception], reason: str
+) -> None:
+    """`source.remote.socket_timeout` is `TimeValue.parseTimeValue`'s (one grammar with the REST
+    parameters'); a number it cannot read is the body parser's `parse_exception`."""
+    body = {"source": {"index": "a", "remote": {"host": "http://h:9200", "socket_timeout": value}}}
+    with pytest.raises(error) as e:
+        check_reindex_body(body, json.dumps(body).encode(), BulkByScrollRequest("reindex", ["a"]))
+    assert type(e.value) is error and e.value.reason == reason  # type: ignore[attr-defined]
