@@ -57,26 +57,6 @@ from simnode.taskid import TaskId
 from simnode.wire import error_to_pb, headers_to_pb
 
 _WRITE_PARAMS = ("refresh", "timeout", "wait_for_active_shards", "require_alias", "pipeline")
-_SEARCH_PARAMS = (
-    "from",
-    "q",
-    "timeout",
-    "allow_no_indices",
-    "ignore_unavailable",
-    "expand_wildcards",
-    "track_total_hits",
-    "request_cache",
-    "routing",
-    "preference",
-    "search_type",
-    "batched_reduce_size",
-    "typed_keys",
-    "rest_total_hits_as_int",
-    "cancel_after_time_interval",
-    "_source",
-    "sort",
-    "allow_partial_search_results",
-)
 _BY_QUERY_PARAMS = (
     "conflicts",
     "q",
