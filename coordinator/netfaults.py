@@ -100,7 +100,8 @@ def link_rules(
     prob = 1.0 if p is None else p
     pairs = [(a, b) for a in _expand(src, known) for b in _expand(dst, known) if a != b]
     if both_ways:
-        pairs += [(b, a) for a, b in pairs if (b, a) not in pairs]
+        seen = set(pairs)
+        pairs += [(b, a) for a, b in pairs if (b, a) not in seen]
     rules: list[PacketRule] = []
     for a, b in pairs:
         if action == "blackhole":

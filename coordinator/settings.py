@@ -36,12 +36,14 @@ from typing import Any, Final
 
 from coordinator.params import parse_time_value
 from simnode.errors import IllegalArgumentError
+from simnode.regex import simple_match
 
 Value = str | tuple[str, ...]  # a setting's stored value: text, or a list of text
 Parser = Callable[[Value, str], Any]
 
 DYNAMIC: Final = "Dynamic"
 NODE_SCOPE: Final = "NodeScope"
+DYNAMIC_NODE: Final = frozenset({DYNAMIC, NODE_SCOPE})  # most cluster settings' properties
 FINAL: Final = "Final"
 
 
@@ -55,7 +57,7 @@ class Setting:
     key: str
     default: Value
     parser: Parser
-    properties: frozenset[str] = frozenset({DYNAMIC, NODE_SCOPE})
+    properties: frozenset[str] = DYNAMIC_NODE
     doc: str = ""
     prefix: bool = False  # an affix setting: `key` is a prefix (`logger.`), any key below matches
     is_list: bool = False
@@ -380,12 +382,6 @@ def auto_create_setting(raw: Value, key: str) -> AutoCreate:
     return AutoCreate(True, tuple(expressions), text)
 
 
-def simple_match(pattern: str, text: str) -> bool:
-    """`Regex.simpleMatch`: `*` matches any run of characters, nothing else is special."""
-    regex = ".*".join(re.escape(part) for part in pattern.split("*"))
-    return re.fullmatch(regex, text, re.DOTALL) is not None
-
-
 # -- the registry -----------------------------------------------------------------------------------
 
 _STATIC = frozenset({NODE_SCOPE})
@@ -464,26 +460,16 @@ _TRUSTED_ENDPOINTS: Final = (
 )
 
 
-def _ml_bool(name: str, default: bool, properties: frozenset[str] | None = None) -> Setting:
-    return Setting(
-        ML + name,
-        "true" if default else "false",
-        bool_setting,
-        properties if properties is not None else frozenset({DYNAMIC, NODE_SCOPE}),
-    )
+def _ml_bool(name: str, default: bool, properties: frozenset[str] = DYNAMIC_NODE) -> Setting:
+    return Setting(ML + name, "true" if default else "false", bool_setting, properties)
 
 
 def _ml_int(name: str, default: int, lo: int = INT_MIN, hi: int = INT_MAX) -> Setting:
     return Setting(ML + name, str(default), int_setting(lo, hi))
 
 
-def _ml_str(name: str, default: str, properties: frozenset[str] | None = None) -> Setting:
-    return Setting(
-        ML + name,
-        default,
-        string_setting,
-        properties if properties is not None else frozenset({DYNAMIC, NODE_SCOPE}),
-    )
+def _ml_str(name: str, default: str, properties: frozenset[str] = DYNAMIC_NODE) -> Setting:
+    return Setting(ML + name, default, string_setting, properties)
 
 
 def _ml_list(name: str, default: tuple[str, ...]) -> Setting:

@@ -399,8 +399,8 @@ class NodeServer:
         )
         credentials = (
             None
-            if tls is None  # mutual TLS: a peer without a certificate we trust is refused
-            else grpc.ssl_server_credentials(
+            if tls is None
+            else grpc.ssl_server_credentials(  # mutual TLS: a peer without our CA's cert is refused
                 [(tls.key, tls.cert)], root_certificates=tls.ca, require_client_auth=True
             )
         )
