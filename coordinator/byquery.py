@@ -175,10 +175,6 @@ class Operation:
             ]
         self._hits, self._synthetic = hits, synthetic
 
-    @property
-    def snapshot_taken(self) -> bool:
-        return self._hits is not None
-
     def snapshot(self) -> None:
         """Take the snapshot now, if it was not taken yet (the first worker does)."""
         if self._hits is None:
