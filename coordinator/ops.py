@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -273,9 +274,8 @@ def plan_bulk_by_scroll(
     sources: list[Index],
     dest: Index | None,
     timing: Timing,
-    real_docs: int = 0,
 ) -> pb.TaskSpec:
-    total = sum(i.docs for i in sources) + real_docs
+    total = sum(i.docs for i in sources)
     if req.max_docs != -1:
         total = min(total, req.max_docs)
     slices = req.slices
@@ -495,8 +495,11 @@ def write_spec(
     return spec
 
 
-def plan_bulk(items: list[BulkItem], indices: Indices, timing: Timing) -> pb.TaskSpec:
-    """The `indices:data/write/bulk` tree of `items` (every id assigned)."""
+def plan_bulk(
+    items: list[BulkItem], indices: Indices | Mapping[str, Index], timing: Timing
+) -> pb.TaskSpec:
+    """The `indices:data/write/bulk` tree of `items` (every id assigned). Off the loop, give it
+    the items' indices as a plain mapping taken on the loop, never the live `Indices`."""
     writes = []
     for item in items:
         index = indices.get(item.index)

@@ -467,14 +467,12 @@ def register(router: Router, cluster: Cluster) -> None:
 
     def source_filter(params: Params) -> Any:
         """`_source`, `_source_includes`, `_source_excludes` of a get (None: the whole source)."""
-        from coordinator.documents.search import parse_search as parse
-
         values = {
             k: v
             for k in ("_source", "_source_includes", "_source_excludes")
             if (v := params.param(k)) is not None
         }
-        return parse(None, values).source if values else None
+        return parse_search(None, values).source if values else None
 
     async def get_doc(request: RestRequest) -> RestResponse:
         name = request.path_params["index"]
@@ -740,7 +738,9 @@ def register(router: Router, cluster: Cluster) -> None:
             if len(planned) < BULK_PLAN_AHEAD_ITEMS:
                 spec = plan_bulk(planned, indices, cluster.timing)
             else:
-                spec = await offload(plan_bulk, planned, indices, cluster.timing)
+                # the thread plans against the indices as they are now, not the live model
+                taken = {i.index: index for i in planned if (index := indices.get(i.index))}
+                spec = await offload(plan_bulk, planned, taken, cluster.timing)
             await run(spec, request.task_headers)
         outcomes: list[tuple[BulkItem, WriteResult | None, OpenSearchError | None]] = []
         for n, item in enumerate(items):

@@ -56,7 +56,6 @@ from simnode.registry import Headers
 from simnode.taskid import TaskId
 from simnode.wire import error_to_pb, headers_to_pb
 
-_WRITE_PARAMS = ("refresh", "timeout", "wait_for_active_shards", "require_alias", "pipeline")
 _BY_QUERY_PARAMS = (
     "conflicts",
     "q",
@@ -115,9 +114,6 @@ def _index_body(index: Index, names: dict[str, str], stored: int) -> dict[str, A
     }
 
 
-BULK_PLAN_AHEAD_ITEMS = 10_000
-
-
 def _query(body: Any, path: tuple[str, ...], raw: bytes) -> Query:
     """The query of a by-query request (none: everything)."""
     if body is None:
@@ -160,7 +156,9 @@ def register(router: Router, cluster: Cluster) -> None:
         settings = _flat_settings(body)
         shards = _int_setting(settings, "number_of_shards", DEFAULT_SHARDS, 1)
         replicas = _int_setting(settings, "number_of_replicas", DEFAULT_REPLICAS, 0)
-        interval = parse_interval(settings.get("refresh_interval", "1s"))
+        interval = parse_interval(
+            settings.get("index.refresh_interval", settings.get("refresh_interval", "1s"))
+        )
         mapping = IndexMapping.from_body(body.get("mappings") if isinstance(body, dict) else None)
         me = cluster.local.register(
             "indices:admin/create", local=False, headers=request.task_headers

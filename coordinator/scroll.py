@@ -12,17 +12,16 @@ at once, as OpenSearch rejects more (429). This is what opensearch-py's `helpers
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from coordinator.documents import Target
 from coordinator.documents.search import SearchRequest, search
+from coordinator.params import parse_time_value
 from simnode.errors import IllegalArgumentError, OpenSearchError, RejectedExecutionError
 
 MAX_OPEN_SCROLL_CONTEXT = 500
-_UNITS = {"nanos": 1e-9, "micros": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class SearchContextMissingError(OpenSearchError):
@@ -31,14 +30,8 @@ class SearchContextMissingError(OpenSearchError):
 
 
 def parse_keep_alive(text: str, name: str = "scroll") -> float:
-    """`TimeValue.parseTimeValue` of a keep-alive, in seconds."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(nanos|micros|ms|s|m|h|d)\s*", text)
-    if m is None:
-        raise IllegalArgumentError(
-            f"failed to parse setting [{name}] with value [{text}] as a time value: unit is "
-            "missing or unrecognized"
-        )
-    return float(m[1]) * _UNITS[m[2]]
+    """`TimeValue.parseTimeValue` of a keep-alive (coordinator/params.py's), in seconds."""
+    return parse_time_value(text, name)
 
 
 @dataclass

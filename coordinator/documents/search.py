@@ -16,7 +16,6 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from coordinator.documents.query import (
 )
 from coordinator.documents.store import Document, Target
 from simnode.errors import IllegalArgumentError
+from simnode.regex import simple_match
 
 DEFAULT_TRACK_TOTAL_HITS: Final = 10_000
 SEARCH_KEYS: Final = frozenset(
@@ -70,12 +70,12 @@ class SourceFilter:
 
 
 def _path_matches(patterns: Sequence[str], path: str, *, partial: bool) -> bool:
+    """A `_source` pattern (`Regex.simpleMatch`: only `*` is special) matches `path` or a parent of
+    it; with `partial`, `path` may also be a parent of what the pattern names."""
     for p in patterns:
-        if fnmatch.fnmatchcase(path, p) or fnmatch.fnmatchcase(path, p + ".*"):
+        if simple_match(p, path) or simple_match(p + ".*", path):
             return True
-        if partial and (
-            p.startswith(path + ".") or fnmatch.fnmatchcase(path + ".", p[: len(path) + 1])
-        ):
+        if partial and (p.startswith(path + ".") or simple_match(p[: len(path) + 1], path + ".")):
             return True
     return False
 

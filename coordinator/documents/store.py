@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from coordinator.documents.mapping import IndexMapping
+from coordinator.params import parse_time_value
 from simnode.errors import IllegalArgumentError, IndexNotFoundError, OpenSearchError
 
 VERSION_TYPES: Final = ("internal", "external", "external_gte")
@@ -215,20 +216,9 @@ class AutoIds:
 
 
 def parse_interval(value: Any) -> float:
-    """`index.refresh_interval` as seconds: `1s`, `500ms`, `2m`, a number of ms, or -1."""
-    text = str(value).strip()
-    if text == "-1":
-        return -1.0
-    units = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0), ("d", 86400.0))
-    for suffix, scale in units:
-        if text.endswith(suffix) and text[: -len(suffix)].strip().replace(".", "", 1).isdigit():
-            return float(text[: -len(suffix)]) * scale
-    if text.isdigit():
-        return int(text) / 1000.0
-    raise IllegalArgumentError(
-        f"failed to parse setting [index.refresh_interval] with value [{text}] as a time value: "
-        "unit is missing or unrecognized"
-    )
+    """`index.refresh_interval` (a time setting: `TimeValue.parseTimeValue`, the one grammar of
+    coordinator/params.py) as seconds; -1 turns the schedule off."""
+    return parse_time_value(str(value), "index.refresh_interval")
 
 
 @dataclass
@@ -248,7 +238,6 @@ class IndexDocs:
     _seq: list[int] = field(default_factory=list)
     _order: int = 0
     _dirty: bool = False
-    refreshes: int = 0  # how many refreshes happened (a refresh=wait_for write waits for one)
     # Told of every refresh (the coordinator wakes `refresh=wait_for` writers with it).
     on_refresh: list[Callable[[], None]] = field(default_factory=list)
 
@@ -303,15 +292,10 @@ class IndexDocs:
         self._visible = self.live()
         self._dirty = False
         self.last_refresh = now
-        self.refreshes += 1
         for listener in list(self.on_refresh):
             listener()
 
     # -- writes ----------------------------------------------------------------------------------
-
-    def _current_version(self, doc_id: str) -> int | None:
-        doc = self._live.get(doc_id)
-        return doc.version if doc is not None else None
 
     def _check(
         self,

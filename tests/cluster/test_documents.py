@@ -444,3 +444,13 @@ def test_dynamic_index_settings(api: Checked) -> None:
     send(api, "PUT", "/docs-h/_settings", {"index": {"refresh_interval": None}})
     _, body = send(api, "GET", "/docs-h/_settings")
     assert "refresh_interval" not in body["docs-h"]["settings"]["index"]  # back to the default
+    # At creation, a flat `index.`-prefixed key counts as the nested form does.
+    for name, settings in (
+        ("docs-h-flat", {"index.refresh_interval": "-1"}),
+        ("docs-h-nested", {"index": {"refresh_interval": "-1"}}),
+        ("docs-h-bare", {"refresh_interval": "-1"}),
+    ):
+        assert send(api, "PUT", f"/{name}", {"settings": settings})[0] == 200
+        _, body = send(api, "GET", f"/{name}/_settings")
+        assert body[name]["settings"]["index"]["refresh_interval"] == "-1", (name, body)
+        send(api, "DELETE", f"/{name}")

@@ -21,6 +21,7 @@ from coordinator.documents import (
     parse_search,
     search,
 )
+from coordinator.documents.search import SourceFilter
 from coordinator.documents.store import Target, parse_interval
 from simnode.errors import IllegalArgumentError, OpenSearchError
 
@@ -195,6 +196,19 @@ def test_refresh_interval_minus_one_disables_the_schedule() -> None:
     assert parse_interval("-1") == -1.0 and parse_interval("2m") == 120.0
     with pytest.raises(IllegalArgumentError):
         parse_interval("soon")
+    # a time setting, TimeValue's grammar: no fractions, no bare number of milliseconds
+    with pytest.raises(IllegalArgumentError, match="fractional time values are not supported"):
+        parse_interval("1.5s")
+    with pytest.raises(IllegalArgumentError, match="unit is missing or unrecognized"):
+        parse_interval("1000")
+
+
+def test_source_patterns_are_simple_matches_where_only_the_star_is_special() -> None:
+    source = {"ab": 1, "a?": 2, "a[b]": 3, "user": {"name": "x", "age": 3}}
+    assert SourceFilter(includes=("a?",)).apply(source) == {"a?": 2}  # `?` is no wildcard
+    assert SourceFilter(includes=("a[b]",)).apply(source) == {"a[b]": 3}  # nor `[...]`
+    assert SourceFilter(includes=("a*",)).apply(source) == {"ab": 1, "a?": 2, "a[b]": 3}
+    assert SourceFilter(includes=("user.n*",)).apply(source) == {"user": {"name": "x"}}
 
 
 def test_store_targets_and_missing_index() -> None:

@@ -60,3 +60,5 @@ def test_keep_alive_values() -> None:
     assert parse_keep_alive("5m") == 300 and parse_keep_alive("500ms") == 0.5
     with pytest.raises(IllegalArgumentError, match=r"failed to parse setting \[scroll\]"):
         parse_keep_alive("5")
+    with pytest.raises(IllegalArgumentError, match="fractional time values are not supported"):
+        parse_keep_alive("1.5m")
